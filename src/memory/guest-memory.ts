@@ -1,0 +1,184 @@
+/**
+ * Guest physical memory: a set of host mappings, each seen through zero-copy views.
+ * Every access is bounds-checked here, once: a guest-controlled address outside guest
+ * RAM is a GuestMemoryError, never a host access.
+ */
+
+/** A guest physical address. Guest RAM stays below 2^53, so a number is exact. */
+export type GuestAddress = number;
+
+/** What a worker needs to rebuild a GuestMemory over the same host mapping. */
+export interface MemoryRegionDescriptor {
+  guestAddr: GuestAddress;
+  size: number;
+  hostAddr: bigint;
+}
+
+export class GuestMemoryError extends Error {
+  override readonly name = "GuestMemoryError";
+  constructor(readonly addr: number, readonly length: number, reason = "is outside guest RAM") {
+    super(`guest range 0x${addr.toString(16)}+0x${length.toString(16)} ${reason}`);
+  }
+}
+
+/** One contiguous guest range, backed by one contiguous host range, seen through one view (<= 4 GiB). */
+interface Span {
+  guestAddr: number;
+  size: number;
+  hostAddr: bigint;
+  bytes: Uint8Array;
+  data: DataView;
+}
+
+/** koffi.view maps at most 4 GiB; 1 GiB spans keep every view well inside that. */
+const MAX_SPAN = 1 << 30;
+
+export class GuestMemory {
+  private readonly spans: Span[];
+
+  /**
+   * `regions` are host mappings; `viewOf(hostAddr, size)` returns zero-copy bytes over host
+   * memory (koffi.view in production, part of a plain ArrayBuffer in tests).
+   */
+  constructor(readonly regions: readonly MemoryRegionDescriptor[], viewOf: (hostAddr: bigint, size: number) => Uint8Array) {
+    const spans: Span[] = [];
+    for (const r of regions) {
+      for (let off = 0; off < r.size; off += MAX_SPAN) {
+        const size = Math.min(MAX_SPAN, r.size - off);
+        const hostAddr = r.hostAddr + BigInt(off);
+        const bytes = viewOf(hostAddr, size);
+        if (bytes.length !== size) throw new Error(`host view of ${size} bytes came back with ${bytes.length}`);
+        spans.push({ guestAddr: r.guestAddr + off, size, hostAddr, bytes, data: new DataView(bytes.buffer, bytes.byteOffset, size) });
+      }
+    }
+    spans.sort((a, b) => a.guestAddr - b.guestAddr);
+    for (let i = 1; i < spans.length; i++) {
+      if (spans[i - 1].guestAddr + spans[i - 1].size > spans[i].guestAddr) throw new Error("guest memory regions overlap");
+    }
+    this.spans = spans;
+  }
+
+  /** A GuestMemory over plain ArrayBuffers (tests, fuzzers): region i lives at fake host address (i+1) << 40. */
+  static anonymous(layout: readonly { guestAddr: number; size: number }[]): GuestMemory {
+    const buffers = new Map<bigint, ArrayBuffer>();
+    const regions = layout.map((r, i) => {
+      const hostAddr = BigInt(i + 1) << 40n;
+      buffers.set(hostAddr, new ArrayBuffer(r.size));
+      return { ...r, hostAddr };
+    });
+    return new GuestMemory(regions, (hostAddr, size) => {
+      for (const [base, buf] of buffers) {
+        if (hostAddr >= base && hostAddr + BigInt(size) <= base + BigInt(buf.byteLength)) {
+          return new Uint8Array(buf, Number(hostAddr - base), size);
+        }
+      }
+      throw new Error("no such host buffer");
+    });
+  }
+
+  /** Total bytes of guest RAM. */
+  get size(): number {
+    return this.spans.reduce((n, s) => n + s.size, 0);
+  }
+
+  /** The span holding [addr, addr+len), or a GuestMemoryError (len 0 still needs a valid addr). */
+  private span(addr: number, len: number): Span {
+    if (!Number.isSafeInteger(addr) || !Number.isSafeInteger(len) || addr < 0 || len < 0) throw new GuestMemoryError(addr, len, "is not a valid address range");
+    let lo = 0;
+    let hi = this.spans.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const s = this.spans[mid];
+      if (addr < s.guestAddr) hi = mid - 1;
+      else if (addr >= s.guestAddr + s.size) lo = mid + 1;
+      else {
+        if (addr + len > s.guestAddr + s.size) throw new GuestMemoryError(addr, len, "crosses the end of a guest memory region");
+        return s;
+      }
+    }
+    throw new GuestMemoryError(addr, len);
+  }
+
+  /** True when [addr, addr+len) lies inside guest RAM (possibly across regions). */
+  contains(addr: number, len: number): boolean {
+    try {
+      this.forEachPiece(addr, len, () => {});
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Calls `fn` for each span-contained piece of [addr, addr+len), in order; throws if any byte is outside RAM. */
+  private forEachPiece(addr: number, len: number, fn: (s: Span, off: number, n: number, done: number) => void): void {
+    if (!Number.isSafeInteger(addr) || !Number.isSafeInteger(len) || addr < 0 || len < 0) throw new GuestMemoryError(addr, len, "is not a valid address range");
+    let done = 0;
+    while (done < len || (len === 0 && done === 0)) {
+      const a = addr + done;
+      const s = this.findSpan(a);
+      if (!s) throw new GuestMemoryError(addr, len);
+      const off = a - s.guestAddr;
+      const n = Math.min(len - done, s.size - off);
+      fn(s, off, n, done);
+      done += n;
+      if (len === 0) break;
+    }
+  }
+
+  private findSpan(addr: number): Span | undefined {
+    let lo = 0;
+    let hi = this.spans.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const s = this.spans[mid];
+      if (addr < s.guestAddr) hi = mid - 1;
+      else if (addr >= s.guestAddr + s.size) lo = mid + 1;
+      else return s;
+    }
+    return undefined;
+  }
+
+  /** A zero-copy view of [addr, addr+len); the range must sit inside one region span. */
+  slice(addr: GuestAddress, len: number): Uint8Array {
+    const s = this.span(addr, len);
+    const off = addr - s.guestAddr;
+    return s.bytes.subarray(off, off + len);
+  }
+
+  /** A copy of [addr, addr+len), which may cross regions that are contiguous in guest space. */
+  read(addr: GuestAddress, len: number): Uint8Array {
+    const out = new Uint8Array(len);
+    this.forEachPiece(addr, len, (s, off, n, done) => out.set(s.bytes.subarray(off, off + n), done));
+    return out;
+  }
+
+  /** Copies `data` to guest memory at `addr`, checking the whole range before writing any byte. */
+  write(addr: GuestAddress, data: Uint8Array): void {
+    if (!this.contains(addr, data.length)) throw new GuestMemoryError(addr, data.length);
+    this.forEachPiece(addr, data.length, (s, off, n, done) => s.bytes.set(data.subarray(done, done + n), off));
+  }
+
+  /** Fills [addr, addr+len) with `value`. */
+  fill(addr: GuestAddress, len: number, value = 0): void {
+    if (!this.contains(addr, len)) throw new GuestMemoryError(addr, len);
+    this.forEachPiece(addr, len, (s, off, n) => s.bytes.fill(value, off, off + n));
+  }
+
+  readU8(addr: GuestAddress): number { const s = this.span(addr, 1); return s.bytes[addr - s.guestAddr]; }
+  readU16(addr: GuestAddress): number { const s = this.span(addr, 2); return s.data.getUint16(addr - s.guestAddr, true); }
+  readU32(addr: GuestAddress): number { const s = this.span(addr, 4); return s.data.getUint32(addr - s.guestAddr, true); }
+  readU64(addr: GuestAddress): bigint { const s = this.span(addr, 8); return s.data.getBigUint64(addr - s.guestAddr, true); }
+  writeU8(addr: GuestAddress, v: number): void { const s = this.span(addr, 1); s.bytes[addr - s.guestAddr] = v; }
+  writeU16(addr: GuestAddress, v: number): void { const s = this.span(addr, 2); s.data.setUint16(addr - s.guestAddr, v, true); }
+  writeU32(addr: GuestAddress, v: number): void { const s = this.span(addr, 4); s.data.setUint32(addr - s.guestAddr, v, true); }
+  writeU64(addr: GuestAddress, v: bigint): void { const s = this.span(addr, 8); s.data.setBigUint64(addr - s.guestAddr, v, true); }
+
+  /**
+   * Host address of guest range [addr, addr+len), for handing guest memory straight to a
+   * syscall (preadv/pwritev into guest buffers). The range must sit inside one span.
+   */
+  hostAddress(addr: GuestAddress, len: number): bigint {
+    const s = this.span(addr, len);
+    return s.hostAddr + BigInt(addr - s.guestAddr);
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * libc through koffi: the only place petasan declares C functions. Every wrapper
+ * returns the raw result; callers turn -1 into a SysError with `check`.
+ */
+import koffi from "koffi";
+
+const libc = koffi.load("libc.so.6");
+
+export const open = libc.func("int open(const char *path, int flags, int mode)");
+export const close = libc.func("int close(int fd)");
+/** ioctl with a pointer argument (struct in/out), the common case. */
+export const ioctlPtr = libc.func("int ioctl(int fd, unsigned long request, void *arg)");
+/** ioctl with an integer argument (KVM_RUN, KVM_CREATE_VCPU, KVM_CHECK_EXTENSION, ...). */
+export const ioctlInt = libc.func("int ioctl(int fd, unsigned long request, unsigned long arg)");
+export const mmap = libc.func("void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)");
+export const munmap = libc.func("int munmap(void *addr, size_t len)");
+export const madvise = libc.func("int madvise(void *addr, size_t len, int advice)");
+export const read = libc.func("ssize_t read(int fd, void *buf, size_t count)");
+export const write = libc.func("ssize_t write(int fd, const void *buf, size_t count)");
+export const pread = libc.func("ssize_t pread(int fd, void *buf, size_t count, int64_t off)");
+export const pwrite = libc.func("ssize_t pwrite(int fd, const void *buf, size_t count, int64_t off)");
+export const preadv = libc.func("ssize_t preadv(int fd, const void *iov, int iovcnt, int64_t off)");
+export const pwritev = libc.func("ssize_t pwritev(int fd, const void *iov, int iovcnt, int64_t off)");
+export const readv = libc.func("ssize_t readv(int fd, const void *iov, int iovcnt)");
+export const writev = libc.func("ssize_t writev(int fd, const void *iov, int iovcnt)");
+export const fdatasync = libc.func("int fdatasync(int fd)");
+export const fallocate = libc.func("int fallocate(int fd, int mode, int64_t off, int64_t len)");
+export const eventfd = libc.func("int eventfd(unsigned int initval, int flags)");
+export const epollCreate1 = libc.func("int epoll_create1(int flags)");
+export const epollCtl = libc.func("int epoll_ctl(int epfd, int op, int fd, void *event)");
+export const epollWait = libc.func("int epoll_wait(int epfd, void *events, int maxevents, int timeout)");
+export const getrandom = libc.func("ssize_t getrandom(void *buf, size_t len, unsigned int flags)");
+export const pthreadSelf = libc.func("unsigned long pthread_self()");
+export const pthreadKill = libc.func("int pthread_kill(unsigned long thread, int sig)");
+export const gettid = libc.func("int gettid()");
+export const strerror = libc.func("const char *strerror(int errnum)");
+
+export const errno = (): number => koffi.errno();
+
+/** A zero-copy ArrayBuffer over host memory at `addr` (at most 4 GiB: koffi's limit). */
+export function view(addr: bigint, length: number): ArrayBuffer {
+  if (length > 0x1_0000_0000) throw new RangeError(`koffi.view of ${length} bytes exceeds 4 GiB`);
+  return koffi.view(addr as unknown as object, length);
+}
+
+/** Host address of a Buffer/TypedArray's first byte, for iovecs. */
+export function addressOf(buf: Uint8Array): bigint {
+  return BigInt(koffi.address(buf as unknown as object) as unknown as bigint) ;
+}

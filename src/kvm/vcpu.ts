@@ -64,10 +64,13 @@ export class Vcpu {
   /** Host address of this vCPU's kvm_run area (shared with the thread that runs it). */
   readonly runAddr: bigint;
 
-  constructor(readonly fd: number, readonly id: number, readonly mmapSize: number) {
-    const addr = mmap(null, mmapSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) as bigint;
-    if (addr === MAP_FAILED) throw new KvmError("mmap of kvm_run", errno(), `vCPU ${id}`);
-    this.runAddr = addr;
+  /** `runAddr`: the kvm_run mapping another thread already made for this fd; mapped here when absent. */
+  constructor(readonly fd: number, readonly id: number, readonly mmapSize: number, runAddr?: bigint) {
+    if (runAddr === undefined) {
+      runAddr = mmap(null, mmapSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) as bigint;
+      if (runAddr === MAP_FAILED) throw new KvmError("mmap of kvm_run", errno(), `vCPU ${id}`);
+    }
+    this.runAddr = runAddr;
   }
 
   private ioctl(name: keyof typeof ioctls, arg: Uint8Array | number): number {

@@ -1,0 +1,83 @@
+/**
+ * The controlling side of one vCPU thread: start it, and get it out of KVM_RUN when it must pause or stop.
+ * A thread blocked in KVM_RUN hears nothing but a signal: set kvm_run.immediate_exit (so a signal that
+ * lands just before KVM_RUN is not lost), then pthread_kill the thread. The signal must have a handler, or it
+ * would kill the process: Node installs one (process-wide) once the main thread listens for SIGUSR2.
+ */
+import { Worker } from "node:worker_threads";
+import { pthreadKill } from "../../sys/libc.js";
+import { KvmRunView } from "../../kvm/run.js";
+import type { Vcpu } from "../../kvm/vcpu.js";
+import { VcpuCommand, VcpuControl, VcpuState } from "./control.js";
+import type { VcpuWorkerData, VcpuWorkerMessage } from "./protocol.js";
+
+const KICK_SIGNAL = 12; // SIGUSR2 on x86-64 Linux; SIGUSR1 belongs to Node's inspector
+let kickHandlerInstalled = false;
+
+/** Installs a no-op SIGUSR2 handler so that kicks interrupt KVM_RUN instead of killing the process. */
+export function installKickHandler(): void {
+  if (kickHandlerInstalled) return;
+  process.on("SIGUSR2", () => {});
+  kickHandlerInstalled = true;
+}
+
+export class VcpuHandle {
+  readonly control = new VcpuControl();
+  private readonly run: KvmRunView;
+  private worker?: Worker;
+
+  constructor(readonly vcpu: Vcpu, private readonly exitEventFd: number) {
+    this.run = new KvmRunView(vcpu.runAddr, vcpu.mmapSize);
+  }
+
+  /** Starts the thread; `onMessage` hears started/stopped/fatal/system-event. */
+  start(onMessage: (m: VcpuWorkerMessage) => void, onError: (e: Error) => void): void {
+    installKickHandler();
+    const data: VcpuWorkerData = {
+      id: this.vcpu.id, fd: this.vcpu.fd, mmapSize: this.vcpu.mmapSize, runAddr: this.vcpu.runAddr,
+      control: this.control.buffer, exitEventFd: this.exitEventFd,
+    };
+    this.worker = new Worker(new URL("./worker.js", import.meta.url), { workerData: data, name: `vcpu${this.vcpu.id}` });
+    this.worker.on("message", onMessage);
+    this.worker.on("error", onError);
+  }
+
+  /** Gets the vCPU out of KVM_RUN so it reads its command word. */
+  kick(): void {
+    this.run.immediateExit = true;
+    const tid = this.control.pthreadId;
+    if (tid !== 0n && this.control.state !== VcpuState.Stopped) pthreadKill(tid, KICK_SIGNAL);
+    this.control.count("kicks");
+  }
+
+  async pause(timeoutMs = 5000): Promise<void> {
+    this.control.command = VcpuCommand.Pause;
+    this.kick();
+    if (!(await this.control.untilState(VcpuState.Paused, timeoutMs))) throw new Error(`vCPU ${this.vcpu.id} did not pause within ${timeoutMs} ms`);
+  }
+
+  resume(): void {
+    this.control.command = VcpuCommand.Run;
+  }
+
+  /** Asks the thread to leave its loop and waits for it to end. */
+  async stop(timeoutMs = 5000): Promise<void> {
+    this.control.command = VcpuCommand.Stop;
+    if (!this.worker) return;
+    this.kick();
+    // A vCPU waiting on the device thread is released by it; one in KVM_RUN by the kick. Retry the kick
+    // in case the signal landed between the command check and KVM_RUN's entry.
+    const deadline = Date.now() + timeoutMs;
+    while (!(await this.control.untilState(VcpuState.Stopped, 50))) {
+      if (Date.now() > deadline) return this.terminate();
+      this.kick();
+    }
+    await this.terminate();
+  }
+
+  private async terminate(): Promise<void> {
+    const w = this.worker;
+    this.worker = undefined;
+    if (w) await w.terminate();
+  }
+}

@@ -1,0 +1,17 @@
+/** What crosses the boundary between a vCPU thread and its controller. */
+
+export interface VcpuWorkerData {
+  id: number;
+  fd: number;
+  mmapSize: number;
+  runAddr: bigint;
+  control: SharedArrayBuffer;
+  /** eventfd the device thread polls for posted exits. */
+  exitEventFd: number;
+}
+
+export type VcpuWorkerMessage =
+  | { kind: "started"; vcpu: number }
+  | { kind: "stopped"; vcpu: number }
+  | { kind: "fatal"; vcpu: number; reason: string; registers: string }
+  | { kind: "system-event"; vcpu: number; type: number };

@@ -1,0 +1,110 @@
+/**
+ * A vCPU thread: loops on KVM_RUN. Port 0x80/0xed (the io_delay ports, stateless) are served here;
+ * every other PIO/MMIO exit is posted to the device thread, which serves it in this vCPU's kvm_run and
+ * wakes us. Commands (pause, stop) arrive through VcpuControl plus a kick: immediate_exit + a signal.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { ioctlInt, errno, pthreadSelf, write } from "../../sys/libc.js";
+import { EINTR, EAGAIN } from "../../sys/errors.js";
+import { KVM_RUN } from "../../kvm/ioctls.js";
+import { KvmRunView, EXIT, EXIT_NAMES, IO_OUT } from "../../kvm/run.js";
+import { Vcpu } from "../../kvm/vcpu.js";
+import { strerror } from "../../sys/libc.js";
+import { VcpuCommand, VcpuControl, VcpuState } from "./control.js";
+import { registerDump } from "./register-dump.js";
+import type { VcpuWorkerData, VcpuWorkerMessage } from "./protocol.js";
+
+/** Ports Linux writes to only to wait a bit (io_delay): answered in place, without a hop to the device thread. */
+const LOCAL_SINK_PORTS = new Set([0x80, 0xed]);
+
+const data = workerData as VcpuWorkerData;
+const control = new VcpuControl(data.control);
+const vcpu = new Vcpu(data.fd, data.id, data.mmapSize, data.runAddr);
+const run = new KvmRunView(data.runAddr, data.mmapSize);
+const one = new BigUint64Array([1n]);
+const kickDevices = () => { write(data.exitEventFd, one, 8); };
+const post = (m: VcpuWorkerMessage) => parentPort!.postMessage(m);
+
+const slot = {
+  ioIn: VcpuControl.slot("io_in"), ioOut: VcpuControl.slot("io_out"), mmioRead: VcpuControl.slot("mmio_read"),
+  mmioWrite: VcpuControl.slot("mmio_write"), localIo: VcpuControl.slot("local_io"), intr: VcpuControl.slot("intr"),
+  hlt: VcpuControl.slot("hlt"), other: VcpuControl.slot("other"),
+};
+
+function fatal(reason: string): void {
+  post({ kind: "fatal", vcpu: data.id, reason, registers: registerDump(vcpu) });
+}
+
+function runLoop(): void {
+  control.pthreadId = BigInt(pthreadSelf());
+  control.state = VcpuState.Running;
+  post({ kind: "started", vcpu: data.id });
+  for (;;) {
+    const cmd = control.command;
+    if (cmd === VcpuCommand.Stop) return;
+    if (cmd === VcpuCommand.Pause) {
+      control.state = VcpuState.Paused;
+      while (control.command === VcpuCommand.Pause) control.waitWhileCommand(VcpuCommand.Pause);
+      control.state = VcpuState.Running;
+      continue;
+    }
+    if (ioctlInt(data.fd, KVM_RUN, 0) < 0) {
+      const e = errno();
+      if (e === EINTR || e === EAGAIN) {
+        run.immediateExit = false;
+        control.bump(slot.intr);
+        continue;
+      }
+      fatal(`KVM_RUN failed: ${strerror(e)} (errno ${e})`);
+      return;
+    }
+    switch (run.exitReason) {
+      case EXIT.IO: {
+        if (LOCAL_SINK_PORTS.has(run.ioPort)) {
+          if (run.ioDirection !== IO_OUT) run.ioData().fill(0xff);
+          control.bump(slot.localIo);
+          break;
+        }
+        control.bump(run.ioDirection === IO_OUT ? slot.ioOut : slot.ioIn);
+        control.postExitAndWait(kickDevices);
+        break;
+      }
+      case EXIT.MMIO:
+        control.bump(run.mmioIsWrite ? slot.mmioWrite : slot.mmioRead);
+        control.postExitAndWait(kickDevices);
+        break;
+      case EXIT.INTR:
+        control.bump(slot.intr);
+        break;
+      case EXIT.HLT:
+        // With the in-kernel LAPIC, HLT stays in the kernel; a userspace HLT exit means no irqchip: idle briefly.
+        control.bump(slot.hlt);
+        break;
+      case EXIT.SHUTDOWN:
+        fatal("the guest shut the vCPU down (triple fault: an exception while delivering a double fault)");
+        return;
+      case EXIT.FAIL_ENTRY:
+        fatal(`KVM could not enter the guest (hardware entry failure reason 0x${run.failEntryReason.toString(16)})`);
+        return;
+      case EXIT.INTERNAL_ERROR:
+        fatal(`KVM internal error, suberror ${run.internalSuberror}${run.internalSuberror === 1 ? " (instruction emulation failed)" : ""}; data: ${run.internalData().map((d) => "0x" + d.toString(16)).join(" ")}`);
+        return;
+      case EXIT.SYSTEM_EVENT:
+        post({ kind: "system-event", vcpu: data.id, type: run.systemEventType });
+        return;
+      default:
+        control.bump(slot.other);
+        fatal(`unexpected KVM exit ${EXIT_NAMES[run.exitReason] ?? run.exitReason}`);
+        return;
+    }
+  }
+}
+
+try {
+  runLoop();
+} catch (e) {
+  fatal(`vCPU thread failed: ${(e as Error).stack ?? e}`);
+} finally {
+  control.state = VcpuState.Stopped;
+  post({ kind: "stopped", vcpu: data.id });
+}

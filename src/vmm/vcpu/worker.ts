@@ -13,9 +13,17 @@ import { strerror } from "../../sys/libc.js";
 import { VcpuCommand, VcpuControl, VcpuState } from "./control.js";
 import { registerDump } from "./register-dump.js";
 import type { VcpuWorkerData, VcpuWorkerMessage } from "./protocol.js";
+import { Bus } from "../../devices/bus.js";
+import { PortSink, POST_CODE_PORT, ALTERNATE_IO_DELAY_PORT } from "../../devices/legacy/sink.js";
 
-/** Ports Linux writes to only to wait a bit (io_delay): answered in place, without a hop to the device thread. */
-const LOCAL_SINK_PORTS = new Set([0x80, 0xed]);
+/**
+ * Stateless ports served on this thread, without a hop to the device thread: Linux's io_delay writes
+ * to port 0x80 after many PIC/PIT accesses, and a hop costs more than the exit itself.
+ */
+const localBus = new Bus("pio");
+localBus.insert(new PortSink(), POST_CODE_PORT, 1, "POST code / io_delay port");
+localBus.insert(new PortSink(), ALTERNATE_IO_DELAY_PORT, 1, "alternate io_delay port");
+const LOCAL_PORTS = new Set([POST_CODE_PORT, ALTERNATE_IO_DELAY_PORT]);
 
 const data = workerData as VcpuWorkerData;
 const control = new VcpuControl(data.control);
@@ -33,6 +41,16 @@ const slot = {
 
 function fatal(reason: string): void {
   post({ kind: "fatal", vcpu: data.id, reason, registers: registerDump(vcpu) });
+}
+
+function serveLocalIo(): void {
+  const size = run.ioSize;
+  const data = run.ioData();
+  for (let at = 0; at < data.length; at += size) {
+    const chunk = data.subarray(at, at + size);
+    if (run.ioDirection === IO_OUT) localBus.write(run.ioPort, chunk);
+    else localBus.read(run.ioPort, chunk);
+  }
 }
 
 function runLoop(): void {
@@ -60,8 +78,8 @@ function runLoop(): void {
     }
     switch (run.exitReason) {
       case EXIT.IO: {
-        if (LOCAL_SINK_PORTS.has(run.ioPort)) {
-          if (run.ioDirection !== IO_OUT) run.ioData().fill(0xff);
+        if (LOCAL_PORTS.has(run.ioPort)) {
+          serveLocalIo();
           control.bump(slot.localIo);
           break;
         }

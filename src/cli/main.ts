@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+/** The petasan command: `run` boots a VM; `guest build` prepares the default guest. */
+import { runCommand } from "./run.js";
+import { runGuestBuild } from "../guest/cli.js";
+
+const USAGE = `usage: petasan run [options]      boot a VM (petasan run --help for options)
+       petasan guest build        build and cache the default guest`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "run":
+      if (rest.includes("--help") || rest.includes("-h")) {
+        const { RUN_USAGE } = await import("./run-args.js");
+        process.stdout.write(`${RUN_USAGE}\n`);
+        return 0;
+      }
+      return runCommand(rest);
+    case "guest":
+      if (rest[0] === "build") return runGuestBuild(rest.slice(1));
+      break;
+    case "--help":
+    case "-h":
+    case "help":
+      process.stdout.write(`${USAGE}\n`);
+      return 0;
+  }
+  process.stderr.write(`petasan: unknown command "${argv.join(" ")}"\n${USAGE}\n`);
+  return 2;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e) => {
+    process.stderr.write(`petasan: ${(e as Error).stack ?? e}\n`);
+    process.exit(1);
+  },
+);

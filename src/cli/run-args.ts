@@ -1,0 +1,97 @@
+/**
+ * `petasan run` flags → a VmConfig (the same schema the API and --config-file use) plus console options.
+ */
+import { parseArgs } from "node:util";
+import type { VmConfig } from "../config/vm-config.js";
+import { parseVmConfig } from "../config/vm-resources.js";
+import { parseSizeMiB } from "./size.js";
+
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+}
+
+export type SerialTarget = { kind: "stdio" } | { kind: "file"; path: string } | { kind: "none" };
+
+export interface RunArgs {
+  /** The config, except that a missing kernel means "the default guest". */
+  config: Omit<VmConfig, "boot-source"> & { "boot-source"?: VmConfig["boot-source"] };
+  kernel?: string;
+  initrd?: string;
+  cmdline?: string;
+  serial: SerialTarget;
+  logLevel: "Error" | "Warning" | "Info" | "Debug" | "Trace";
+}
+
+export const RUN_USAGE = `usage: petasan run [--kernel FILE] [--initrd FILE] [--cmdline ARGS] [--memory SIZE] [--cpus N]
+                   [--cpu-template host|minimal] [--serial stdio|file:PATH|none] [--log-level LEVEL]
+  --kernel FILE        bzImage, ELF vmlinux (PVH entry used when present) or ELF test guest;
+                       without it, the default guest (built and cached on first use)
+  --initrd FILE        initial ramdisk
+  --cmdline ARGS       kernel command line (default: console=ttyS0 reboot=k panic=-1)
+  --memory SIZE        guest RAM, e.g. 256M or 2G (64M to 16G; default 256M)
+  --cpus N             vCPUs (1 to 32; default 1)
+  --cpu-template T     host (what KVM supports, default) or minimal (the x86-64 baseline)
+  --serial TARGET      where the guest's ttyS0 goes: stdio (default), file:PATH, or none
+  --log-level LEVEL    Error, Warning (default), Info, Debug or Trace; logs go to stderr
+On a terminal, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A to the guest.`;
+
+const MIN_MEMORY_MIB = 64;
+const MAX_MEMORY_MIB = 16 * 1024;
+const LOG_LEVELS = ["Error", "Warning", "Info", "Debug", "Trace"] as const;
+
+export function parseRunArgs(argv: string[]): RunArgs {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        kernel: { type: "string" },
+        initrd: { type: "string" },
+        cmdline: { type: "string" },
+        memory: { type: "string", default: "256M" },
+        cpus: { type: "string", default: "1" },
+        "cpu-template": { type: "string", default: "host" },
+        serial: { type: "string", default: "stdio" },
+        "log-level": { type: "string", default: "Warning" },
+      },
+    }));
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const memMib = parseSizeMiB(values.memory, "--memory");
+  if (memMib < MIN_MEMORY_MIB || memMib > MAX_MEMORY_MIB) throw new UsageError(`--memory: ${values.memory} is outside 64M..16G`);
+  if (!/^\d+$/.test(values.cpus)) throw new UsageError(`--cpus: "${values.cpus}" is not a whole number`);
+  const logLevel = LOG_LEVELS.find((l) => l.toLowerCase() === values["log-level"].toLowerCase());
+  if (!logLevel) throw new UsageError(`--log-level: "${values["log-level"]}" is not one of ${LOG_LEVELS.join(", ")}`);
+  if (values.initrd && !values.kernel) throw new UsageError("--initrd needs --kernel (the default guest brings its own)");
+
+  // Validate everything but the kernel through the shared schema, so limits and messages match the API's.
+  const raw = {
+    "boot-source": { kernel_image_path: values.kernel ?? "(default guest)", ...(values.initrd ? { initrd_path: values.initrd } : {}) },
+    "machine-config": { vcpu_count: Number(values.cpus), mem_size_mib: memMib, cpu_template: values["cpu-template"] },
+  };
+  let config: VmConfig;
+  try {
+    config = parseVmConfig(raw);
+  } catch (e) {
+    throw new UsageError((e as Error).message.replace("vcpu_count", "--cpus").replace("cpu_template", "--cpu-template"));
+  }
+  const { "boot-source": _unused, ...rest } = config;
+  void _unused;
+  return {
+    config: rest,
+    kernel: values.kernel,
+    initrd: values.initrd,
+    cmdline: values.cmdline,
+    serial: parseSerial(values.serial),
+    logLevel,
+  };
+}
+
+function parseSerial(text: string): SerialTarget {
+  if (text === "stdio" || text === "none") return { kind: text };
+  if (text.startsWith("file:") && text.length > 5) return { kind: "file", path: text.slice(5) };
+  throw new UsageError(`--serial: "${text}" is not stdio, none or file:PATH`);
+}

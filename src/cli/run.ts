@@ -1,0 +1,78 @@
+/** `petasan run`: build a VM from flags, attach the console, and exit with the VM's exit code. */
+import { openSync, closeSync } from "node:fs";
+import { buildVm } from "../vmm/builder.js";
+import { detectHostVirtualization, EMULATED_RING0_KERNEL_ARGS } from "../arch/x86/host.js";
+import { ensureDefaultGuest } from "../guest/default-guest.js";
+import type { VmConfig } from "../config/vm-config.js";
+import { parseRunArgs, RUN_USAGE, UsageError, type RunArgs } from "./run-args.js";
+import { attachConsole } from "./console.js";
+
+const DEFAULT_CMDLINE = "console=ttyS0 reboot=k panic=-1";
+
+function say(line: string): void {
+  process.stderr.write(`petasan: ${line}\n`);
+}
+
+/** The boot source: the user's kernel, or the default guest (built on first use) with this host's arguments. */
+async function bootSource(args: RunArgs): Promise<VmConfig["boot-source"]> {
+  if (args.kernel) {
+    return { kernel_image_path: args.kernel, boot_args: args.cmdline ?? DEFAULT_CMDLINE, ...(args.initrd ? { initrd_path: args.initrd } : {}) };
+  }
+  const guest = await ensureDefaultGuest({ onProgress: (line) => say(line) });
+  let bootArgs = args.cmdline ?? guest.cmdline;
+  if (!detectHostVirtualization().hardware) {
+    say(`this host's KVM has no VT-x/AMD-V and emulates guest ring-0 code; adding kernel arguments the emulator needs: ${EMULATED_RING0_KERNEL_ARGS.join(" ")}`);
+    bootArgs = `${bootArgs} ${EMULATED_RING0_KERNEL_ARGS.join(" ")}`;
+  }
+  return { kernel_image_path: guest.kernel, initrd_path: guest.initrd, boot_args: bootArgs };
+}
+
+export async function runCommand(argv: string[]): Promise<number> {
+  let args: RunArgs;
+  try {
+    args = parseRunArgs(argv);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      say(e.message);
+      process.stderr.write(`${RUN_USAGE}\n`);
+      return 2;
+    }
+    throw e;
+  }
+
+  let serialFd: number | null = null;
+  if (args.serial.kind === "stdio") serialFd = 1;
+  else if (args.serial.kind === "file") {
+    try {
+      serialFd = openSync(args.serial.path, "a");
+    } catch (e) {
+      say(`--serial: cannot open ${args.serial.path}: ${(e as Error).message}`);
+      return 1;
+    }
+  }
+
+  let vmm;
+  try {
+    const config: VmConfig = { ...args.config, "boot-source": await bootSource(args) };
+    vmm = await buildVm(config, { serialOutputFd: serialFd, log: { fd: 2, level: args.logLevel } });
+    await vmm.start();
+  } catch (e) {
+    say((e as Error).message);
+    if (vmm) await vmm.stop();
+    return 1;
+  }
+
+  const console = args.serial.kind === "stdio" ? attachConsole(process.stdin, { input: (b) => vmm.serialInput(b), quit: () => void vmm.stop("quit from the console (Ctrl-A x)") }) : undefined;
+  const onSignal = (sig: NodeJS.Signals) => void vmm.stop(`stopped by ${sig}`);
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+
+  const exit = await vmm.whenExited();
+  console?.detach();
+  process.off("SIGINT", onSignal);
+  process.off("SIGTERM", onSignal);
+  if (serialFd !== null && serialFd !== 1) closeSync(serialFd);
+  if (exit.exitCode !== 0) say(`VM failed: ${exit.message}`);
+  else if (exit.reason !== "guest-reset") say(exit.message);
+  return exit.exitCode;
+}

@@ -1,0 +1,139 @@
+/**
+ * The one place a VM is built, in a fixed order (after Firecracker's build_microvm_for_boot): read the
+ * boot files → KVM VM with in-kernel irqchip and PIT → guest RAM → kernel, initrd, command line and boot
+ * structures → vCPUs → Vmm. Each step that acquires something registers its release, so a failure at
+ * step N undoes steps 1..N-1; every error says which step failed.
+ */
+import { readFile } from "node:fs/promises";
+import { eventfd, close } from "../sys/libc.js";
+import { check } from "../sys/errors.js";
+import { Kvm } from "../kvm/kvm.js";
+import { mapAnonymous, unmap, guestMemoryOver } from "../memory/host-mapping.js";
+import type { MemoryRegionDescriptor } from "../memory/guest-memory.js";
+import { guestRamRegions } from "../arch/x86/memory-layout.js";
+import { KVM_TSS_ADDR, PAGE_SIZE } from "../arch/x86/layout.js";
+import { loadKernel } from "../boot/loader.js";
+import { Cmdline } from "../boot/cmdline.js";
+import type { VmConfig } from "../config/vm-config.js";
+import { VcpuHandle } from "./vcpu/handle.js";
+import { configureVcpu, hostCpuFacts, setBootRegisters } from "./vcpu-setup.js";
+import { Vmm } from "./vmm.js";
+import type { LogLevel } from "./logger.js";
+
+/** One page below the TSS, where QEMU puts it too: KVM's identity map for unpaged real mode on Intel. */
+const KVM_IDENTITY_MAP_ADDR = KVM_TSS_ADDR - PAGE_SIZE;
+const MiB = 1024 * 1024;
+const EFD_CLOEXEC = 0o2000000;
+const EFD_NONBLOCK = 0o4000;
+
+export class BuildError extends Error {
+  override readonly name = "BuildError";
+  constructor(readonly step: string, cause: unknown) {
+    super(`${step}: ${(cause as Error)?.message ?? cause}`, { cause });
+  }
+}
+
+export interface BuildOptions {
+  /** Where COM1 output goes (an open fd), or null to discard it. */
+  serialOutputFd: number | null;
+  log: { fd: number; level: LogLevel };
+}
+
+/** Builds a VM from a validated config, ready to start(). */
+export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm> {
+  const undo: (() => void)[] = [];
+  const releaseAll = () => {
+    while (undo.length) {
+      try {
+        undo.pop()!();
+      } catch {
+        // Keep releasing the rest.
+      }
+    }
+  };
+  const step = async <T>(name: string, fn: () => T | Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (e) {
+      releaseAll();
+      throw new BuildError(name, e);
+    }
+  };
+
+  const boot = config["boot-source"];
+  const machine = config["machine-config"];
+  const memBytes = machine.mem_size_mib * MiB;
+
+  const kernel = await step(`reading kernel ${boot.kernel_image_path}`, () => readFile(boot.kernel_image_path));
+  const initrd = boot.initrd_path ? await step(`reading initrd ${boot.initrd_path}`, () => readFile(boot.initrd_path!)) : undefined;
+
+  const kvm = await step("opening /dev/kvm", () => Kvm.open());
+  undo.push(() => kvm.close());
+  await step("checking vCPU count", () => {
+    const max = kvm.maxVcpus();
+    if (machine.vcpu_count > max) throw new Error(`${machine.vcpu_count} vCPUs requested; this host's KVM allows ${max}`);
+  });
+
+  const vm = await step("creating the VM", () => {
+    const vm = kvm.createVm();
+    undo.push(() => vm.close());
+    vm.setTssAddr(KVM_TSS_ADDR);
+    vm.setIdentityMapAddr(KVM_IDENTITY_MAP_ADDR);
+    vm.createIrqchip();
+    vm.createPit2();
+    return vm;
+  });
+
+  const regions = await step(`allocating ${machine.mem_size_mib} MiB of guest memory`, () => {
+    const regions: MemoryRegionDescriptor[] = [];
+    for (const [slot, r] of guestRamRegions(memBytes).entries()) {
+      const hostAddr = mapAnonymous(r.size);
+      undo.push(() => unmap(hostAddr, r.size));
+      vm.setUserMemoryRegion(slot, r.guestAddr, r.size, hostAddr);
+      regions.push({ guestAddr: r.guestAddr, size: r.size, hostAddr });
+    }
+    return regions;
+  });
+  const mem = guestMemoryOver(regions);
+
+  const cmdline = new Cmdline();
+  await step("building the kernel command line", () => cmdline.addRaw(boot.boot_args ?? ""));
+
+  const entry = await step(`loading kernel ${boot.kernel_image_path}`, () =>
+    loadKernel(mem, kernel, { initrd, cmdline: cmdline.toString(), memBytes }),
+  );
+
+  const vcpus = await step("creating vCPUs", () => {
+    const host = hostCpuFacts(kvm);
+    const exitEventFd = check(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd");
+    undo.push(() => close(exitEventFd));
+    const handles: VcpuHandle[] = [];
+    for (let id = 0; id < machine.vcpu_count; id++) {
+      const vcpu = vm.createVcpu(id);
+      undo.push(() => vcpu.close());
+      configureVcpu(vcpu, host, machine.vcpu_count, machine.cpu_template);
+      if (id === 0) setBootRegisters(vcpu, entry);
+      handles.push(new VcpuHandle(vcpu, exitEventFd));
+    }
+    return { handles, exitEventFd };
+  });
+
+  const controlEventFd = await step("creating the device thread's control eventfd", () => check(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd"));
+  undo.push(() => close(controlEventFd));
+
+  return new Vmm({
+    kvm,
+    vm,
+    vcpus: vcpus.handles,
+    exitEventFd: vcpus.exitEventFd,
+    controlEventFd,
+    deviceThreadData: {
+      vmFd: vm.fd,
+      memory: regions,
+      vcpus: vcpus.handles.map((h) => ({ id: h.vcpu.id, runAddr: h.vcpu.runAddr, mmapSize: h.vcpu.mmapSize, control: h.control.buffer })),
+      serialOutputFd: opts.serialOutputFd,
+      log: opts.log,
+    },
+    release: releaseAll,
+  });
+}

@@ -1,0 +1,28 @@
+/** The PC legacy devices on the port-I/O bus: COM1 16550A (IRQ 4), i8042 (reset line, IRQ 1), CMOS RTC. */
+import type { Bus } from "../../devices/bus.js";
+import type { Vm } from "../../kvm/vm.js";
+import { Serial16550, COM1_IRQ, COM1_PORT_BASE, SERIAL_PORT_COUNT } from "../../devices/legacy/serial.js";
+import { I8042, I8042_KBD_IRQ, I8042_PORT_BASE, I8042_PORT_COUNT } from "../../devices/legacy/i8042.js";
+import { CmosRtc, RTC_PORT_BASE, RTC_PORT_COUNT } from "../../devices/legacy/rtc.js";
+import { kvmIrqLine } from "./irq-line.js";
+
+export interface LegacyDevices {
+  serial: Serial16550;
+  i8042: I8042;
+  rtc: CmosRtc;
+}
+
+export interface LegacyWiring {
+  serialOutput: (bytes: Uint8Array) => void;
+  onReset: () => void;
+}
+
+export function attachLegacyDevices(pio: Bus, vm: Vm, wiring: LegacyWiring): LegacyDevices {
+  const serial = new Serial16550({ irq: kvmIrqLine(vm, COM1_IRQ), output: wiring.serialOutput });
+  const i8042 = new I8042({ onReset: wiring.onReset, kbdIrq: kvmIrqLine(vm, I8042_KBD_IRQ) });
+  const rtc = new CmosRtc({ clock: () => new Date() });
+  pio.insert(serial, COM1_PORT_BASE, SERIAL_PORT_COUNT, "COM1 16550A");
+  pio.insert(i8042, I8042_PORT_BASE, I8042_PORT_COUNT, "i8042");
+  pio.insert(rtc, RTC_PORT_BASE, RTC_PORT_COUNT, "CMOS RTC");
+  return { serial, i8042, rtc };
+}

@@ -1,0 +1,85 @@
+/**
+ * The device thread: owns every device model and both buses, so device state has one owner and needs no
+ * locks. It sleeps in epoll_wait on: the exit eventfd (a vCPU posted a PIO/MMIO exit), the control eventfd
+ * (the controller posted a request), and later the virtio queue eventfds and host fds. The API/CLI thread
+ * and the vCPU threads never run device code.
+ */
+import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
+import { writeSync } from "node:fs";
+import { Vm } from "../../kvm/vm.js";
+import { KvmRunView } from "../../kvm/run.js";
+import { Bus } from "../../devices/bus.js";
+import { VcpuControl } from "../vcpu/control.js";
+import { createLogger } from "../logger.js";
+import { EventLoop, drainEventFd } from "./event-loop.js";
+import { ExitServer } from "./exit-server.js";
+import { attachLegacyDevices } from "./legacy-devices.js";
+import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./protocol.js";
+
+const data = workerData as DeviceThreadData;
+const emit = (e: DeviceThreadEvent) => parentPort!.postMessage(e);
+const log = createLogger({ fd: data.log.fd, level: data.log.level, origin: "devices" });
+
+function main(): void {
+  const vm = new Vm(data.vmFd, 0);
+  const pio = new Bus("pio");
+  const mmio = new Bus("mmio");
+  const loop = new EventLoop();
+
+  const serialOut = data.serialOutputFd;
+  const legacy = attachLegacyDevices(pio, vm, {
+    serialOutput: serialOut === null ? () => {} : (bytes) => writeAll(serialOut, bytes),
+    onReset: () => emit({ kind: "guest-reset" }),
+  });
+
+  const vcpus = data.vcpus.map((v) => ({ id: v.id, control: new VcpuControl(v.control), run: new KvmRunView(v.runAddr, v.mmapSize) }));
+  const exits = new ExitServer(vcpus, pio, mmio, log);
+  loop.add(data.exitEventFd, () => {
+    drainEventFd(data.exitEventFd);
+    exits.serveAll();
+  });
+
+  loop.add(data.controlEventFd, () => {
+    drainEventFd(data.controlEventFd);
+    for (let m = receiveMessageOnPort(data.port); m; m = receiveMessageOnPort(data.port)) {
+      const req = m.message as DeviceThreadRequest;
+      switch (req.kind) {
+        case "serial-input":
+          legacy.serial.enqueueInput(req.bytes);
+          break;
+        case "ctrl-alt-del":
+          legacy.i8042.sendCtrlAltDel();
+          break;
+        case "metrics":
+          emit({ kind: "metrics", id: req.id, metrics: { serial: { ...legacy.serial.metrics } } });
+          break;
+        case "stop":
+          loop.stop();
+          break;
+      }
+    }
+  });
+
+  emit({ kind: "ready" });
+  loop.run();
+  loop.close();
+}
+
+/** Serial output is written synchronously: a slow reader slows the guest rather than losing bytes. */
+function writeAll(fd: number, bytes: Uint8Array): void {
+  for (let off = 0; off < bytes.length; ) {
+    try {
+      off += writeSync(fd, bytes, off);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EAGAIN") continue;
+      throw e;
+    }
+  }
+}
+
+try {
+  main();
+  emit({ kind: "stopped" });
+} catch (e) {
+  emit({ kind: "failed", error: (e as Error).stack ?? String(e) });
+}

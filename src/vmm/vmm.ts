@@ -1,0 +1,195 @@
+/**
+ * A running VM: the device thread, one thread per vCPU, and the lifecycle around them (pause, resume,
+ * stop, guest reset). Lives on the controlling thread (CLI or API), which never blocks on the guest.
+ */
+import { EventEmitter } from "node:events";
+import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
+import { write } from "../sys/libc.js";
+import type { Vm } from "../kvm/vm.js";
+import type { Kvm } from "../kvm/kvm.js";
+import { VcpuHandle } from "./vcpu/handle.js";
+import type { VcpuWorkerMessage } from "./vcpu/protocol.js";
+import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./device-thread/protocol.js";
+import { VcpuCommand } from "./vcpu/control.js";
+
+export type VmState = "Running" | "Paused" | "Stopped";
+
+/** How a VM ended. `exitCode` is what the CLI exits with. */
+export interface VmExit {
+  reason: "guest-reset" | "guest-poweroff" | "vcpu-fault" | "stopped" | "internal-error";
+  exitCode: number;
+  message: string;
+}
+
+/** KVM_SYSTEM_EVENT_* (api.rst 5, kvm_run system_event). */
+const SYSTEM_EVENT_SHUTDOWN = 1;
+const SYSTEM_EVENT_RESET = 2;
+
+export interface VmmParts {
+  kvm: Kvm;
+  vm: Vm;
+  vcpus: VcpuHandle[];
+  deviceThreadData: Omit<DeviceThreadData, "port" | "controlEventFd" | "exitEventFd">;
+  exitEventFd: number;
+  controlEventFd: number;
+  /** Called once everything has stopped (close fds, unmap memory). */
+  release: () => void;
+}
+
+export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
+  private state: VmState = "Running";
+  private readonly port: MessagePort;
+  private readonly deviceThreadPort: MessagePort;
+  private deviceThread?: Worker;
+  private stopping?: Promise<VmExit>;
+  private readonly exited: Promise<VmExit>;
+  private nextMetricsId = 1;
+  private readonly metricsWaiters = new Map<number, (m: Record<string, unknown>) => void>();
+  private readonly one = new BigUint64Array([1n]);
+
+  constructor(private readonly parts: VmmParts) {
+    super();
+    const { port1, port2 } = new MessageChannel();
+    this.port = port1;
+    this.deviceThreadPort = port2;
+    this.exited = new Promise((resolve) => this.once("exit", resolve));
+  }
+
+  get vmState(): VmState {
+    return this.state;
+  }
+
+  /** Starts the device thread, then the vCPUs (boot vCPU first). Resolves once the guest is running. */
+  async start(): Promise<void> {
+    const data: DeviceThreadData = {
+      ...this.parts.deviceThreadData,
+      exitEventFd: this.parts.exitEventFd,
+      controlEventFd: this.parts.controlEventFd,
+      port: this.deviceThreadPort,
+    };
+    const worker = new Worker(new URL("./device-thread/worker.js", import.meta.url), {
+      workerData: data,
+      transferList: [this.deviceThreadPort],
+      name: "devices",
+    });
+    this.deviceThread = worker;
+    await new Promise<void>((resolve, reject) => {
+      worker.on("message", (e: DeviceThreadEvent) => {
+        if (e.kind === "ready") resolve();
+        else this.onDeviceEvent(e, reject);
+      });
+      worker.on("error", (err) => {
+        reject(err);
+        void this.finish({ reason: "internal-error", exitCode: 1, message: `device thread crashed: ${err.stack ?? err}` });
+      });
+    });
+    for (const v of this.parts.vcpus) {
+      v.start((m) => this.onVcpuMessage(m), (err) => void this.finish({ reason: "internal-error", exitCode: 1, message: `vCPU ${v.vcpu.id} thread crashed: ${err.stack ?? err}` }));
+    }
+  }
+
+  private onDeviceEvent(e: DeviceThreadEvent, reject: (e: Error) => void): void {
+    switch (e.kind) {
+      case "guest-reset":
+        void this.finish({ reason: "guest-reset", exitCode: 0, message: "the guest reset the machine (reboot)" });
+        break;
+      case "metrics":
+        this.metricsWaiters.get(e.id)?.(e.metrics);
+        this.metricsWaiters.delete(e.id);
+        break;
+      case "failed":
+        reject(new Error(e.error));
+        void this.finish({ reason: "internal-error", exitCode: 1, message: `device thread failed: ${e.error}` });
+        break;
+      case "ready":
+      case "stopped":
+        break;
+    }
+  }
+
+  private onVcpuMessage(m: VcpuWorkerMessage): void {
+    switch (m.kind) {
+      case "fatal":
+        void this.finish({ reason: "vcpu-fault", exitCode: 1, message: `vCPU ${m.vcpu}: ${m.reason}\n${m.registers}` });
+        break;
+      case "system-event":
+        if (m.type === SYSTEM_EVENT_RESET) void this.finish({ reason: "guest-reset", exitCode: 0, message: "the guest reset the machine (reboot)" });
+        else if (m.type === SYSTEM_EVENT_SHUTDOWN) void this.finish({ reason: "guest-poweroff", exitCode: 0, message: "the guest powered off" });
+        else void this.finish({ reason: "vcpu-fault", exitCode: 1, message: `vCPU ${m.vcpu}: system event ${m.type} (guest crash)` });
+        break;
+      case "started":
+      case "stopped":
+        break;
+    }
+  }
+
+  private post(req: DeviceThreadRequest): void {
+    this.port.postMessage(req);
+    write(this.parts.controlEventFd, this.one, 8);
+  }
+
+  /** Host input for the guest's serial console. */
+  serialInput(bytes: Uint8Array): void {
+    if (this.state !== "Stopped") this.post({ kind: "serial-input", bytes });
+  }
+
+  sendCtrlAltDel(): void {
+    if (this.state !== "Stopped") this.post({ kind: "ctrl-alt-del" });
+  }
+
+  /** Device metrics, from the device thread (which owns the devices). */
+  deviceMetrics(): Promise<Record<string, unknown>> {
+    if (this.state === "Stopped") return Promise.resolve({});
+    const id = this.nextMetricsId++;
+    return new Promise((resolve) => {
+      this.metricsWaiters.set(id, resolve);
+      this.post({ kind: "metrics", id });
+    });
+  }
+
+  vcpuMetrics(): Record<string, number>[] {
+    return this.parts.vcpus.map((v) => v.control.snapshotCounters());
+  }
+
+  async pause(): Promise<void> {
+    if (this.state !== "Running") throw new Error(`cannot pause a VM that is ${this.state}`);
+    await Promise.all(this.parts.vcpus.map((v) => v.pause()));
+    this.state = "Paused";
+  }
+
+  resume(): void {
+    if (this.state !== "Paused") throw new Error(`cannot resume a VM that is ${this.state}`);
+    for (const v of this.parts.vcpus) v.resume();
+    this.state = "Running";
+  }
+
+  /** Stops the VM (idempotent); resolves with how it ended. */
+  stop(message = "stopped on request"): Promise<VmExit> {
+    return this.finish({ reason: "stopped", exitCode: 0, message });
+  }
+
+  /** Resolves when the VM has ended, for whatever reason. */
+  whenExited(): Promise<VmExit> {
+    return this.exited;
+  }
+
+  private finish(exit: VmExit): Promise<VmExit> {
+    if (this.stopping) return this.stopping;
+    this.stopping = (async () => {
+      for (const v of this.parts.vcpus) v.control.command = VcpuCommand.Stop;
+      await Promise.all(this.parts.vcpus.map((v) => v.stop()));
+      if (this.deviceThread) {
+        const dt = this.deviceThread;
+        const ended = new Promise((r) => dt.once("exit", r));
+        this.post({ kind: "stop" });
+        await Promise.race([ended, new Promise((r) => setTimeout(r, 2000))]);
+        await dt.terminate();
+      }
+      this.state = "Stopped";
+      this.parts.release();
+      this.emit("exit", exit);
+      return exit;
+    })();
+    return this.stopping;
+  }
+}

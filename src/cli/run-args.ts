@@ -33,6 +33,11 @@ export const RUN_USAGE = `usage: petasan run [--kernel FILE] [--initrd FILE] [--
   --cpu-template T     host (what KVM supports, default) or minimal (the x86-64 baseline)
   --serial TARGET      where the guest's ttyS0 goes: stdio (default), file:PATH, or none
   --log-level LEVEL    Error, Warning (default), Info, Debug or Trace; logs go to stderr
+  --drive path=FILE[,ro][,root][,id=NAME]
+                       a virtio-blk disk on a raw image (repeatable); root makes it the root device
+  --net tap=NAME[,mac=XX:XX:XX:XX:XX:XX][,id=NAME]
+                       a virtio-net NIC on tap NAME (created if missing); repeatable
+  --rng                a virtio-rng entropy device fed by the host's getrandom
 On a terminal, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A to the guest.`;
 
 const MIN_MEMORY_MIB = 64;
@@ -55,6 +60,9 @@ export function parseRunArgs(argv: string[]): RunArgs {
         "cpu-template": { type: "string", default: "host" },
         serial: { type: "string", default: "stdio" },
         "log-level": { type: "string", default: "Warning" },
+        drive: { type: "string", multiple: true, default: [] },
+        net: { type: "string", multiple: true, default: [] },
+        rng: { type: "boolean", default: false },
       },
     }));
   } catch (e) {
@@ -71,12 +79,15 @@ export function parseRunArgs(argv: string[]): RunArgs {
   const raw = {
     "boot-source": { kernel_image_path: values.kernel ?? "(default guest)", ...(values.initrd ? { initrd_path: values.initrd } : {}) },
     "machine-config": { vcpu_count: Number(values.cpus), mem_size_mib: memMib, cpu_template: values["cpu-template"] },
+    drives: values.drive.map((d, i) => driveOption(d, i)),
+    "network-interfaces": values.net.map((n, i) => netOption(n, i)),
+    ...(values.rng ? { entropy: {} } : {}),
   };
   let config: VmConfig;
   try {
     config = parseVmConfig(raw);
   } catch (e) {
-    throw new UsageError((e as Error).message.replace("vcpu_count", "--cpus").replace("cpu_template", "--cpu-template"));
+    throw new UsageError(`invalid options: ${(e as Error).message}`);
   }
   const { "boot-source": _unused, ...rest } = config;
   void _unused;
@@ -88,6 +99,38 @@ export function parseRunArgs(argv: string[]): RunArgs {
     serial: parseSerial(values.serial),
     logLevel,
   };
+}
+
+/** Parses "k=v,flag,..." into a map; `flags` are the keys allowed without a value. */
+function keyValues(text: string, option: string, keys: readonly string[], flags: readonly string[]): Map<string, string | true> {
+  const out = new Map<string, string | true>();
+  for (const part of text.split(",")) {
+    const eq = part.indexOf("=");
+    const key = eq < 0 ? part : part.slice(0, eq);
+    if (eq < 0 ? !flags.includes(key) : !keys.includes(key)) {
+      throw new UsageError(`${option}: unknown part "${part}" (expected ${[...keys.map((k) => `${k}=...`), ...flags].join(", ")})`);
+    }
+    if (out.has(key)) throw new UsageError(`${option}: "${key}" given twice`);
+    out.set(key, eq < 0 ? true : part.slice(eq + 1));
+  }
+  return out;
+}
+
+function driveOption(text: string, index: number): Record<string, unknown> {
+  const kv = keyValues(text, "--drive", ["path", "id"], ["ro", "root"]);
+  const path = kv.get("path");
+  if (typeof path !== "string" || path === "") throw new UsageError(`--drive: "${text}" needs path=FILE`);
+  const id = kv.get("id");
+  return { drive_id: typeof id === "string" ? id : `drive${index}`, path_on_host: path, is_root_device: kv.has("root"), is_read_only: kv.has("ro") };
+}
+
+function netOption(text: string, index: number): Record<string, unknown> {
+  const kv = keyValues(text, "--net", ["tap", "mac", "id"], []);
+  const tap = kv.get("tap");
+  if (typeof tap !== "string" || tap === "") throw new UsageError(`--net: "${text}" needs tap=NAME`);
+  const mac = kv.get("mac");
+  const id = kv.get("id");
+  return { iface_id: typeof id === "string" ? id : `eth${index}`, host_dev_name: tap, ...(typeof mac === "string" ? { guest_mac: mac } : {}) };
 }
 
 function parseSerial(text: string): SerialTarget {

@@ -25,6 +25,7 @@ export const readv = libc.func("intptr_t readv(int fd, const void *iov, int iovc
 export const writev = libc.func("intptr_t writev(int fd, const void *iov, int iovcnt)");
 export const fdatasync = libc.func("int fdatasync(int fd)");
 export const fallocate = libc.func("int fallocate(int fd, int mode, int64_t off, int64_t len)");
+export const lseek = libc.func("int64_t lseek(int fd, int64_t off, int whence)");
 export const eventfd = libc.func("int eventfd(unsigned int initval, int flags)");
 export const epollCreate1 = libc.func("int epoll_create1(int flags)");
 export const epollCtl = libc.func("int epoll_ctl(int epfd, int op, int fd, void *event)");

@@ -14,6 +14,8 @@ import { guestRamRegions } from "../arch/x86/memory-layout.js";
 import { KVM_TSS_ADDR, PAGE_SIZE } from "../arch/x86/layout.js";
 import { loadKernel } from "../boot/loader.js";
 import { Cmdline } from "../boot/cmdline.js";
+import { writeMpTable } from "../boot/mptable.js";
+import { placeVirtioDevices } from "./device-manager.js";
 import type { VmConfig } from "../config/vm-config.js";
 import { VcpuHandle } from "./vcpu/handle.js";
 import { configureVcpu, hostCpuFacts, setBootRegisters } from "./vcpu-setup.js";
@@ -23,6 +25,11 @@ import type { LogLevel } from "./logger.js";
 /** One page below the TSS, where QEMU puts it too: KVM's identity map for unpaged real mode on Intel. */
 const KVM_IDENTITY_MAP_ADDR = KVM_TSS_ADDR - PAGE_SIZE;
 const MiB = 1024 * 1024;
+/**
+ * Boot arguments when the config names none: the console on COM1, reboot through the i8042 reset line
+ * (which ends the VMM), reboot on panic, and no probing for hardware petasan does not have (PCI, an AUX port).
+ */
+export const DEFAULT_BOOT_ARGS = "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd";
 const EFD_CLOEXEC = 0o2000000;
 const EFD_NONBLOCK = 0o4000;
 
@@ -96,12 +103,19 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
   });
   const mem = guestMemoryOver(regions);
 
+  const devices = await step("placing virtio devices", () => placeVirtioDevices(vm, config, (fn) => undo.push(fn)));
+
   const cmdline = new Cmdline();
-  await step("building the kernel command line", () => cmdline.addRaw(boot.boot_args ?? ""));
+  await step("building the kernel command line", () => {
+    cmdline.addRaw(boot.boot_args ?? DEFAULT_BOOT_ARGS);
+    for (const arg of devices.cmdlineArgs) cmdline.addRaw(arg);
+  });
 
   const entry = await step(`loading kernel ${boot.kernel_image_path}`, () =>
     loadKernel(mem, kernel, { initrd, cmdline: cmdline.toString(), memBytes }),
   );
+  // The MP table tells the guest about every vCPU and the IOAPIC that routes the virtio GSIs (as Firecracker).
+  await step("writing the MP table", () => writeMpTable(mem, machine.vcpu_count));
 
   const vcpus = await step("creating vCPUs", () => {
     const host = hostCpuFacts(kvm);
@@ -132,6 +146,7 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
       memory: regions,
       vcpus: vcpus.handles.map((h) => ({ id: h.vcpu.id, runAddr: h.vcpu.runAddr, mmapSize: h.vcpu.mmapSize, control: h.control.buffer })),
       serialOutputFd: opts.serialOutputFd,
+      virtio: devices.specs,
       log: opts.log,
     },
     release: releaseAll,

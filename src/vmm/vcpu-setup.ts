@@ -10,7 +10,6 @@ import { vcpuCpuid, type CpuTemplate } from "../arch/x86/cpuid.js";
 import { bootMsrs } from "../arch/x86/msrs.js";
 import { BOOT_FPU } from "../arch/x86/fpu.js";
 import { withLegacyLints } from "../arch/x86/lapic.js";
-import { BOOT_IDT_ADDR, BOOT_IDT_SIZE } from "../arch/x86/layout.js";
 
 // Control register and EFER bits (Intel SDM vol. 3A, 2.5 and 2.2.1).
 const CR0_PE = 1n << 0n;
@@ -44,7 +43,7 @@ export function setBootRegisters(vcpu: Vcpu, entry: BootEntry): void {
     ...current,
     segments: { ...entry.segments },
     gdt: entry.gdt,
-    idt: { base: BOOT_IDT_ADDR, limit: BOOT_IDT_SIZE - 1 },
+    idt: entry.idt,
   };
   switch (entry.mode) {
     case "long64":
@@ -64,7 +63,6 @@ export function setBootRegisters(vcpu: Vcpu, entry: BootEntry): void {
       sregs.cr3 = 0n;
       sregs.cr4 = 0n;
       sregs.efer = 0n;
-      sregs.idt = { base: 0, limit: 0x3ff }; // the real-mode interrupt vector table
       break;
   }
   vcpu.setSregs(sregs);

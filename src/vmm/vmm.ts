@@ -43,8 +43,9 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
   private deviceThread?: Worker;
   private stopping?: Promise<VmExit>;
   private readonly exited: Promise<VmExit>;
-  private nextMetricsId = 1;
+  private nextRequestId = 1;
   private readonly metricsWaiters = new Map<number, (m: Record<string, unknown>) => void>();
+  private readonly doneWaiters = new Map<number, (error?: string) => void>();
   private readonly one = new BigUint64Array([1n]);
 
   constructor(private readonly parts: VmmParts) {
@@ -97,6 +98,10 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
         this.metricsWaiters.get(e.id)?.(e.metrics);
         this.metricsWaiters.delete(e.id);
         break;
+      case "done":
+        this.doneWaiters.get(e.id)?.(e.error);
+        this.doneWaiters.delete(e.id);
+        break;
       case "failed":
         reject(new Error(e.error));
         void this.finish({ reason: "internal-error", exitCode: 1, message: `device thread failed: ${e.error}` });
@@ -140,10 +145,20 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
   /** Device metrics, from the device thread (which owns the devices). */
   deviceMetrics(): Promise<Record<string, unknown>> {
     if (this.state === "Stopped") return Promise.resolve({});
-    const id = this.nextMetricsId++;
+    const id = this.nextRequestId++;
     return new Promise((resolve) => {
       this.metricsWaiters.set(id, resolve);
       this.post({ kind: "metrics", id });
+    });
+  }
+
+  /** Serves drive `driveId` from the image at `path` from now on (PATCH /drives/{id} after boot). */
+  updateDrivePath(driveId: string, path: string): Promise<void> {
+    if (this.state === "Stopped") return Promise.reject(new Error("the VM has stopped"));
+    const id = this.nextRequestId++;
+    return new Promise((resolve, reject) => {
+      this.doneWaiters.set(id, (error) => (error ? reject(new Error(error)) : resolve()));
+      this.post({ kind: "swap-drive", id, driveId, path });
     });
   }
 

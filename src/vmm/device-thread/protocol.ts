@@ -10,6 +10,22 @@ export interface DeviceThreadVcpu {
   control: SharedArrayBuffer;
 }
 
+export type VirtioBackendSpec =
+  | { kind: "block"; id: string; path: string; readOnly: boolean }
+  | { kind: "net"; id: string; tap: string; mac?: string }
+  | { kind: "rng"; id: string };
+
+/** A virtio device as placed by the device manager: its backend, MMIO window, GSI and eventfds. */
+export interface VirtioDeviceSpec {
+  backend: VirtioBackendSpec;
+  base: number;
+  gsi: number;
+  /** irqfd registered with KVM for `gsi`. */
+  irqFd: number;
+  /** One ioeventfd per queue, registered at base + QueueNotify with the queue index as datamatch. */
+  queueFds: number[];
+}
+
 export interface DeviceThreadData {
   vmFd: number;
   memory: MemoryRegionDescriptor[];
@@ -22,6 +38,7 @@ export interface DeviceThreadData {
   port: MessagePort;
   /** Where the guest's COM1 output goes, or null to discard it. */
   serialOutputFd: number | null;
+  virtio: VirtioDeviceSpec[];
   log: { fd: number; level: LogLevel };
 }
 
@@ -29,6 +46,8 @@ export type DeviceThreadRequest =
   | { kind: "serial-input"; bytes: Uint8Array }
   | { kind: "ctrl-alt-del" }
   | { kind: "metrics"; id: number }
+  /** PATCH /drives/{id}: serve drive `driveId` from the image at `path` from now on. */
+  | { kind: "swap-drive"; id: number; driveId: string; path: string }
   | { kind: "stop" };
 
 export type DeviceThreadEvent =
@@ -36,5 +55,7 @@ export type DeviceThreadEvent =
   /** The guest pulsed the reset line (i8042): a reboot, which ends the VMM as in Firecracker. */
   | { kind: "guest-reset" }
   | { kind: "metrics"; id: number; metrics: Record<string, unknown> }
+  /** Answer to a request that carries an id: error is absent on success. */
+  | { kind: "done"; id: number; error?: string }
   | { kind: "failed"; error: string }
   | { kind: "stopped" };

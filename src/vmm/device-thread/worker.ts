@@ -13,7 +13,9 @@ import { VcpuControl } from "../vcpu/control.js";
 import { createLogger } from "../logger.js";
 import { EventLoop, drainEventFd } from "./event-loop.js";
 import { ExitServer } from "./exit-server.js";
-import { attachLegacyDevices } from "./legacy-devices.js";
+import { attachLegacyDevices, type LegacyDevices } from "./legacy-devices.js";
+import { attachVirtioDevices, swapDriveImage, type AttachedVirtioDevice } from "./virtio-devices.js";
+import { guestMemoryOver } from "../../memory/host-mapping.js";
 import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./protocol.js";
 
 const data = workerData as DeviceThreadData;
@@ -31,6 +33,9 @@ function main(): void {
     serialOutput: serialOut === null ? () => {} : (bytes) => writeAll(serialOut, bytes),
     onReset: () => emit({ kind: "guest-reset" }),
   });
+
+  const mem = guestMemoryOver(data.memory);
+  const virtio = attachVirtioDevices(data.virtio, mmio, loop, mem, log);
 
   const vcpus = data.vcpus.map((v) => ({ id: v.id, control: new VcpuControl(v.control), run: new KvmRunView(v.runAddr, v.mmapSize) }));
   const exits = new ExitServer(vcpus, pio, mmio, log);
@@ -51,7 +56,15 @@ function main(): void {
           legacy.i8042.sendCtrlAltDel();
           break;
         case "metrics":
-          emit({ kind: "metrics", id: req.id, metrics: { serial: { ...legacy.serial.metrics } } });
+          emit({ kind: "metrics", id: req.id, metrics: deviceMetrics(legacy, virtio) });
+          break;
+        case "swap-drive":
+          try {
+            swapDriveImage(virtio, req.driveId, req.path);
+            emit({ kind: "done", id: req.id });
+          } catch (e) {
+            emit({ kind: "done", id: req.id, error: (e as Error).message });
+          }
           break;
         case "stop":
           loop.stop();
@@ -61,8 +74,21 @@ function main(): void {
   });
 
   emit({ kind: "ready" });
-  loop.run();
-  loop.close();
+  try {
+    loop.run();
+  } finally {
+    for (const v of virtio) v.close();
+    loop.close();
+  }
+}
+
+/** Device metrics by device, Firecracker-style names where it has one. */
+function deviceMetrics(legacy: LegacyDevices, virtio: readonly AttachedVirtioDevice[]): Record<string, unknown> {
+  const out: Record<string, unknown> = { uart: { ...legacy.serial.metrics }, i8042: { ...legacy.i8042.metrics } };
+  for (const v of virtio) {
+    out[`${v.spec.backend.kind}_${v.spec.backend.id}`] = { ...(v.device as { metrics?: object }).metrics, transport: { ...v.transport.metrics } };
+  }
+  return out;
 }
 
 /** Serial output is written synchronously: a slow reader slows the guest rather than losing bytes. */

@@ -1,0 +1,119 @@
+/* init32.c - /init of the petasan default guest.
+ *
+ * 32-bit and libc-free on purpose: on kvm_pvm hosts (see KVM-HERE notes) 64-bit `syscall` from guest user
+ * mode does not work, and 32-bit user SSE raised #UD; `int $0x80` arrives in the guest kernel as #UD and
+ * guest/linux-6.1-petasan.patch turns it back into the system call. Built without x87/SSE for the same reason.
+ *
+ * Prints, on the console:
+ *   Welcome to the petasan default guest
+ *   cpus=<contents of /sys/devices/system/cpu/online, e.g. "0" or "0-1">
+ *   BOOT-OK uptime=<seconds since kernel start, from /proc/uptime>
+ * then, if the kernel command line holds bench.mode=idle, prints "IDLE" and sleeps 5 s; finally reboots
+ * (LINUX_REBOOT_CMD_RESTART). Booted with reboot=k the kernel restarts through the i8042 reset line, which
+ * ends the VMM.
+ *
+ * Build: gcc -m32 -static -nostdlib -ffreestanding -fno-pic -no-pie -mgeneral-regs-only -O2 \
+ *            -Wl,-e,_start -o init init32.c
+ */
+
+/* i386 system call numbers: arch/x86/entry/syscalls/syscall_32.tbl */
+enum {
+	SYS_read = 3,
+	SYS_write = 4,
+	SYS_open = 5,
+	SYS_close = 6,
+	SYS_mount = 21,
+	SYS_reboot = 88,
+	SYS_clock_nanosleep_time64 = 407,
+};
+
+/* include/uapi/linux/reboot.h */
+#define LINUX_REBOOT_MAGIC1 0xfee1dead
+#define LINUX_REBOOT_MAGIC2 672274793
+#define LINUX_REBOOT_CMD_RESTART 0x01234567
+
+/* include/uapi/linux/time.h */
+#define CLOCK_MONOTONIC 1
+
+static inline int sys(int n, int a, int b, int c, int d, int e) {
+	int r;
+	__asm__ volatile("int $0x80" : "=a"(r) : "a"(n), "b"(a), "c"(b), "d"(c), "S"(d), "D"(e) : "memory");
+	return r;
+}
+
+static int slen(const char *s) { int n = 0; while (s[n]) n++; return n; }
+
+static void out(const char *s) { sys(SYS_write, 1, (int)s, slen(s), 0, 0); }
+
+/* Reads up to max-1 bytes of the file at p into buf, NUL-terminated; an unreadable file reads as "". */
+static int readfile(const char *p, char *buf, int max) {
+	int fd = sys(SYS_open, (int)p, 0 /* O_RDONLY */, 0, 0, 0), n;
+	buf[0] = 0;
+	if (fd < 0) return 0;
+	n = sys(SYS_read, fd, (int)buf, max - 1, 0, 0);
+	sys(SYS_close, fd, 0, 0, 0, 0);
+	if (n < 0) n = 0;
+	buf[n] = 0;
+	return n;
+}
+
+/* Cuts s at the first character c or newline. */
+static void cut(char *s, char c) {
+	int i;
+	for (i = 0; s[i] && s[i] != c && s[i] != '\n'; i++) ;
+	s[i] = 0;
+}
+
+static int has(const char *h, const char *n) {
+	for (; *h; h++) { int i = 0; while (n[i] && h[i] == n[i]) i++; if (!n[i]) return 1; }
+	return 0;
+}
+
+void _start(void) {
+	char up[64], cpus[64], cmd[1024], msg[256];
+
+	sys(SYS_mount, (int)"proc", (int)"/proc", (int)"proc", 0, 0);
+	sys(SYS_mount, (int)"sysfs", (int)"/sys", (int)"sysfs", 0, 0);
+
+	out("Welcome to the petasan default guest\n");
+
+	readfile("/sys/devices/system/cpu/online", cpus, sizeof cpus);
+	cut(cpus, ' ');
+	out("cpus="); out(cpus); out("\n");
+
+	readfile("/proc/uptime", up, sizeof up);
+	cut(up, ' ');
+	out("BOOT-OK uptime="); out(up); out("\n");
+
+	/* A root file system can carry a message for the host to see (tests put one on an ext4 image). */
+	if (readfile("/etc/petasan-message", msg, sizeof msg) > 0) {
+		cut(msg, 0);
+		out("message="); out(msg); out("\n");
+	}
+
+	readfile("/proc/cmdline", cmd, sizeof cmd);
+	if (has(cmd, "petasan.hwrng")) {
+		/* Proves the entropy device: 8 bytes from the virtio-rng driver's /dev/hwrng, in hex. */
+		unsigned char r[8];
+		int fd, i, n = -1;
+		sys(SYS_mount, (int)"devtmpfs", (int)"/dev", (int)"devtmpfs", 0, 0);
+		fd = sys(SYS_open, (int)"/dev/hwrng", 0 /* O_RDONLY */, 0, 0, 0);
+		if (fd >= 0) { n = sys(SYS_read, fd, (int)r, sizeof r, 0, 0); sys(SYS_close, fd, 0, 0, 0, 0); }
+		out("hwrng=");
+		if (n == (int)sizeof r) {
+			char hex[17];
+			for (i = 0; i < 8; i++) { hex[2 * i] = "0123456789abcdef"[r[i] >> 4]; hex[2 * i + 1] = "0123456789abcdef"[r[i] & 15]; }
+			hex[16] = 0;
+			out(hex);
+		} else out("unavailable");
+		out("\n");
+	}
+	if (has(cmd, "bench.mode=idle")) {
+		long long ts[2] = {5, 0}; /* 64-bit timespec: the kernel is built without COMPAT_32BIT_TIME */
+		out("IDLE\n");
+		sys(SYS_clock_nanosleep_time64, CLOCK_MONOTONIC, 0, (int)ts, 0, 0);
+	}
+
+	sys(SYS_reboot, LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2, LINUX_REBOOT_CMD_RESTART, 0, 0);
+	for (;;) ;
+}

@@ -1,0 +1,65 @@
+/** What the API asks of the Controller, and what it gets back. */
+import type {
+  BootSourceConfig,
+  DriveConfig,
+  DriveUpdate,
+  EntropyConfig,
+  FullVmConfiguration,
+  LoggerConfig,
+  MachineConfig,
+  MachineConfigUpdate,
+  MetricsConfig,
+  NetworkInterfaceConfig,
+  NetworkInterfaceUpdate,
+} from "../config/index.js";
+import type { ActionError } from "./errors.js";
+
+/** Reads that never change state (answered in any phase, without waiting). */
+export type Query = { kind: "getInstanceInfo" } | { kind: "getVersion" } | { kind: "getMachineConfig" } | { kind: "getVmConfig" };
+
+/** Everything that changes the configuration or the VM (run one at a time). */
+export type Command =
+  | { kind: "putBootSource"; bootSource: BootSourceConfig }
+  | { kind: "putMachineConfig"; machineConfig: MachineConfig }
+  | { kind: "patchMachineConfig"; update: MachineConfigUpdate }
+  | { kind: "putDrive"; drive: DriveConfig }
+  | { kind: "patchDrive"; update: DriveUpdate }
+  | { kind: "putNetworkInterface"; networkInterface: NetworkInterfaceConfig }
+  | { kind: "patchNetworkInterface"; update: NetworkInterfaceUpdate }
+  | { kind: "putEntropy"; entropy: EntropyConfig }
+  | { kind: "putLogger"; logger: LoggerConfig }
+  | { kind: "putMetrics"; metrics: MetricsConfig }
+  | { kind: "instanceStart" }
+  | { kind: "sendCtrlAltDel" }
+  | { kind: "flushMetrics" }
+  | { kind: "setVmState"; state: "Paused" | "Resumed" };
+
+export type Action = Query | Command;
+
+export type ActionKind = Action["kind"];
+
+/** The Controller's lifecycle: configure, boot once, pause/resume, and the guest's end. */
+export type Phase = "Configuring" | "Running" | "Paused" | "Stopped";
+
+/**
+ * InstanceInfo `state` (yaml enum "Not started" | "Running" | "Paused"). "Stopped" is petasan's
+ * addition: its API outlives the guest, Firecracker's process does not.
+ */
+export type InstanceState = "Not started" | "Running" | "Paused" | "Stopped";
+
+export interface InstanceInfo {
+  app_name: string;
+  id: string;
+  state: InstanceState;
+  vmm_version: string;
+}
+
+/** GET /version (yaml FirecrackerVersion). */
+export interface VersionInfo {
+  firecracker_version: string;
+}
+
+export type ApiData = InstanceInfo | VersionInfo | MachineConfig | FullVmConfiguration;
+
+/** `data` absent: success with nothing to return (HTTP 204). */
+export type ActionResult = { ok: true; data?: ApiData } | { ok: false; error: ActionError };

@@ -1,0 +1,44 @@
+/** A VmmBackend for tests: records every call, fails or holds a call on request. */
+import type { VmConfig } from "../config/index.js";
+import type { VmmBackend } from "./vmm-backend.js";
+
+export type BackendCall =
+  | { method: "start"; config: VmConfig }
+  | { method: "pause" | "resume" | "sendCtrlAltDel" | "flushMetrics" }
+  | { method: "updateDrivePath"; driveId: string; path: string };
+
+export class FakeVmmBackend implements VmmBackend {
+  readonly calls: BackendCall[] = [];
+  /** The next call of this method rejects with this error (then the entry is cleared). */
+  readonly failNext = new Map<BackendCall["method"], Error>();
+  /** Calls of this method wait for the promise before completing (a slow VMM). */
+  readonly holdUntil = new Map<BackendCall["method"], Promise<void>>();
+
+  start(config: VmConfig): Promise<void> {
+    return this.record({ method: "start", config: structuredClone(config) });
+  }
+  pause(): Promise<void> {
+    return this.record({ method: "pause" });
+  }
+  resume(): Promise<void> {
+    return this.record({ method: "resume" });
+  }
+  sendCtrlAltDel(): Promise<void> {
+    return this.record({ method: "sendCtrlAltDel" });
+  }
+  flushMetrics(): Promise<void> {
+    return this.record({ method: "flushMetrics" });
+  }
+  updateDrivePath(driveId: string, path: string): Promise<void> {
+    return this.record({ method: "updateDrivePath", driveId, path });
+  }
+
+  private async record(call: BackendCall): Promise<void> {
+    this.calls.push(call);
+    await this.holdUntil.get(call.method);
+    const failure = this.failNext.get(call.method);
+    if (failure === undefined) return;
+    this.failNext.delete(call.method);
+    throw failure;
+  }
+}

@@ -1,0 +1,11 @@
+/** petasan's Firecracker-compatible API: Controller (actions, phases) and its HTTP server. */
+export * from "./actions.js";
+export * from "./api-client.js";
+export * from "./controller.js";
+export * from "./errors.js";
+export * from "./phase-rules.js";
+export * from "./request-bodies.js";
+export * from "./routes.js";
+export * from "./server.js";
+export * from "./unix-socket.js";
+export type { VmmBackend } from "./vmm-backend.js";

@@ -1,0 +1,16 @@
+/** The Controller's only way to reach the VMM; tests inject a fake. */
+import type { VmConfig } from "../config/index.js";
+
+export interface VmmBackend {
+  /** Builds and boots the VM, resolving once the vCPUs run; rejects with an Error naming what failed. */
+  start(config: VmConfig): Promise<void>;
+  /** Resolves once every vCPU has acknowledged the pause. */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
+  /** Injects Ctrl+Alt+Del through the i8042 keyboard controller. */
+  sendCtrlAltDel(): Promise<void>;
+  /** Writes the metrics now (to the configured metrics_path). */
+  flushMetrics(): Promise<void>;
+  /** Swaps the file behind a running drive (PATCH /drives/{id}). */
+  updateDrivePath(driveId: string, path: string): Promise<void>;
+}

@@ -1,0 +1,108 @@
+/**
+ * MachineConfiguration (firecracker-api.yaml; rules from Firecracker vmm_config/machine_config.rs):
+ * PUT replaces the whole config (absent optional fields take their defaults), PATCH merges.
+ */
+import { boolean, ConfigError, defaulted, integer, objectSchema, oneOf, optional, required, type Check, type ObjectSchema } from "./schema.js";
+
+/** petasan's CPU templates: "host" passes the host CPUID through, "minimal" masks it to a baseline. */
+export type CpuTemplate = "host" | "minimal";
+export type HugePages = "None" | "Transparent" | "2M";
+
+export interface MachineConfig {
+  vcpu_count: number;
+  mem_size_mib: number;
+  /** Simultaneous multithreading: vCPUs are presented as sibling pairs. */
+  smt: boolean;
+  track_dirty_pages: boolean;
+  cpu_template: CpuTemplate;
+  huge_pages: HugePages;
+}
+
+/** PATCH /machine-config: any subset of the fields. */
+export type MachineConfigUpdate = Partial<MachineConfig>;
+
+/** Firecracker's MAX_SUPPORTED_VCPUS (vmm_config/machine_config.rs; yaml `maximum: 32`). */
+export const MAX_VCPUS = 32;
+/** Guest RAM addresses are JS numbers, exact below 2^53 bytes = 2^33 MiB (ARCHITECTURE-EXAMPLES.md section 2). */
+export const MAX_MEM_SIZE_MIB = 2 ** 33 - 1;
+
+/** Firecracker's defaults (yaml: 1 vCPU, 128 MiB, no SMT, no template, no huge pages). */
+export const DEFAULT_MACHINE_CONFIG: Readonly<MachineConfig> = Object.freeze({
+  vcpu_count: 1,
+  mem_size_mib: 128,
+  smt: false,
+  track_dirty_pages: false,
+  cpu_template: "host",
+  huge_pages: "None",
+});
+
+/**
+ * Firecracker's static templates (yaml CpuTemplate) map onto petasan's: "None" means no masking
+ * (host); the x86 instance-type templates all hide features down to a baseline (minimal).
+ */
+const CPU_TEMPLATE_NAMES: Readonly<Record<string, CpuTemplate>> = {
+  host: "host",
+  minimal: "minimal",
+  None: "host",
+  C3: "minimal",
+  T2: "minimal",
+  T2S: "minimal",
+  T2CL: "minimal",
+  T2A: "minimal",
+};
+
+const cpuTemplate: Check<CpuTemplate> = (value, path) => {
+  if (value === "V1N1") throw new ConfigError(path, "V1N1 is an aarch64 template; petasan runs x86_64 guests");
+  const template = typeof value === "string" && Object.hasOwn(CPU_TEMPLATE_NAMES, value) ? CPU_TEMPLATE_NAMES[value] : undefined;
+  if (template === undefined) {
+    throw new ConfigError(path, `must be one of ${Object.keys(CPU_TEMPLATE_NAMES).map((name) => JSON.stringify(name)).join(", ")}`);
+  }
+  return template;
+};
+
+const hugePages = oneOf<HugePages>(["None", "Transparent", "2M"]);
+
+const vcpuCount = integer(1, MAX_VCPUS);
+const memSizeMib = integer(1, MAX_MEM_SIZE_MIB);
+
+/** PUT /machine-config and the config file's "machine-config". */
+export const machineConfigSchema: ObjectSchema<MachineConfig> = objectSchema<MachineConfig>("MachineConfiguration", {
+  vcpu_count: required(vcpuCount),
+  mem_size_mib: required(memSizeMib),
+  smt: defaulted(boolean, DEFAULT_MACHINE_CONFIG.smt),
+  track_dirty_pages: defaulted(boolean, DEFAULT_MACHINE_CONFIG.track_dirty_pages),
+  cpu_template: defaulted(cpuTemplate, DEFAULT_MACHINE_CONFIG.cpu_template),
+  huge_pages: defaulted(hugePages, DEFAULT_MACHINE_CONFIG.huge_pages),
+});
+
+/** PATCH /machine-config: same fields, all optional. */
+export const machineConfigUpdateSchema: ObjectSchema<MachineConfigUpdate> = objectSchema<MachineConfigUpdate>(
+  "MachineConfiguration",
+  {
+    vcpu_count: optional(vcpuCount),
+    mem_size_mib: optional(memSizeMib),
+    smt: optional(boolean),
+    track_dirty_pages: optional(boolean),
+    cpu_template: optional(cpuTemplate),
+    huge_pages: optional(hugePages),
+  },
+);
+
+/** Rules between fields (Firecracker MachineConfig::update); throws a `conflict` ConfigError. */
+export function checkMachineConfig(config: MachineConfig): void {
+  // With SMT, vCPUs come in sibling pairs, so the count must be 1 or even (yaml PUT description).
+  if (config.smt && config.vcpu_count > 1 && config.vcpu_count % 2 === 1) {
+    throw new ConfigError("vcpu_count", "must be 1 or an even number when smt is enabled", "conflict");
+  }
+  // 2 MiB pages (hugetlbfs, and THP to keep alignment) need a whole number of them (yaml PUT description).
+  if (config.huge_pages !== "None" && config.mem_size_mib % 2 !== 0) {
+    throw new ConfigError("mem_size_mib", `must be a multiple of 2 when huge_pages is "${config.huge_pages}"`, "conflict");
+  }
+}
+
+/** Merges a PATCH into `current` and checks the result. */
+export function applyMachineConfigUpdate(current: MachineConfig, update: MachineConfigUpdate): MachineConfig {
+  const merged: MachineConfig = { ...current, ...update };
+  checkMachineConfig(merged);
+  return merged;
+}

@@ -1,0 +1,80 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { driveSchema, type DriveConfig } from "./drive.js";
+import { DEFAULT_MACHINE_CONFIG } from "./machine-config.js";
+import { networkInterfaceSchema } from "./network-interface.js";
+import { parseVmConfig, VmResources } from "./vm-resources.js";
+
+const drive = (drive_id: string, is_root_device: boolean): DriveConfig =>
+  driveSchema.parse({ drive_id, path_on_host: `/img/${drive_id}`, is_root_device });
+
+test("the root drive is kept first; a second root is refused", () => {
+  const resources = new VmResources();
+  resources.insertDrive(drive("data", false));
+  resources.insertDrive(drive("rootfs", true));
+  assert.deepEqual(resources.snapshot().drives.map((d) => d.drive_id), ["rootfs", "data"]);
+  assert.throws(() => resources.insertDrive(drive("other", true)), /is_root_device: a root block device already exists \(drive_id "rootfs"\)/);
+  resources.insertDrive(drive("rootfs", true));
+  assert.equal(resources.snapshot().drives.length, 2);
+});
+
+test("a drive with a known id replaces the old one in place", () => {
+  const resources = new VmResources();
+  resources.insertDrive(drive("a", false));
+  resources.insertDrive(drive("b", false));
+  resources.insertDrive({ ...drive("a", false), is_read_only: true });
+  assert.deepEqual(resources.snapshot().drives.map((d) => [d.drive_id, d.is_read_only]), [["a", true], ["b", false]]);
+});
+
+test("updateDrive swaps the path of a known drive only", () => {
+  const resources = new VmResources();
+  resources.insertDrive(drive("rootfs", true));
+  assert.equal(resources.updateDrive({ drive_id: "rootfs", path_on_host: "/new" }).path_on_host, "/new");
+  assert.throws(() => resources.updateDrive({ drive_id: "nope", path_on_host: "/x" }), /drive_id: no drive "nope" is configured/);
+});
+
+test("guest MACs and TAP devices are unique across interfaces", () => {
+  const resources = new VmResources();
+  const iface = (iface_id: string, host_dev_name: string, guest_mac: string) =>
+    networkInterfaceSchema.parse({ iface_id, host_dev_name, guest_mac });
+  resources.insertNetworkInterface(iface("eth0", "tap0", "06:00:00:00:00:01"));
+  assert.throws(() => resources.insertNetworkInterface(iface("eth1", "tap1", "06:00:00:00:00:01")), /guest_mac: 06:00:00:00:00:01 is already in use by network interface "eth0"/);
+  assert.throws(() => resources.insertNetworkInterface(iface("eth1", "tap0", "06:00:00:00:00:02")), /host_dev_name: tap0 is already used/);
+  resources.insertNetworkInterface(iface("eth0", "tap0", "06:00:00:00:00:01"));
+});
+
+test("snapshot is a copy", () => {
+  const resources = new VmResources();
+  resources.insertDrive(drive("rootfs", true));
+  resources.snapshot().drives[0].path_on_host = "/changed";
+  assert.equal(resources.snapshot().drives[0].path_on_host, "/img/rootfs");
+});
+
+test("bootableConfig needs a boot source", () => {
+  const resources = new VmResources();
+  assert.equal(resources.bootableConfig(), undefined);
+  resources.setBootSource({ kernel_image_path: "/k" });
+  assert.deepEqual(resources.bootableConfig(), {
+    "boot-source": { kernel_image_path: "/k" },
+    "machine-config": DEFAULT_MACHINE_CONFIG,
+    drives: [],
+    "network-interfaces": [],
+  });
+});
+
+test("parseVmConfig names the list item that breaks a rule", () => {
+  const config = {
+    "boot-source": { kernel_image_path: "/k" },
+    drives: [drive("a", true), drive("b", true)],
+  };
+  assert.throws(() => parseVmConfig(config), /^ConfigError: drives\[1\]\.is_root_device: a root block device already exists/);
+  assert.throws(
+    () => parseVmConfig({ ...config, drives: [drive("a", false), drive("a", false)] }),
+    /drives\[1\]\.drive_id: "a" is already used by drives\[0\]/,
+  );
+  assert.throws(
+    () => parseVmConfig({ ...config, drives: [], "machine-config": { vcpu_count: 3, mem_size_mib: 128, smt: true } }),
+    /machine-config\.vcpu_count: must be 1 or an even number when smt is enabled/,
+  );
+  assert.throws(() => parseVmConfig({ ...config, vsock: { guest_cid: 3, uds_path: "/v" } }), /vsock: not supported by petasan/);
+});

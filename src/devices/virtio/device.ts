@@ -1,0 +1,70 @@
+/** The contract between the virtio-mmio transport and a virtio device model (block, net, rng). */
+import type { GuestMemory } from "../../memory/guest-memory.js";
+import type { Queue } from "./queue/queue.js";
+
+/** Device IDs, virtio 1.2 §5 "Device Types". */
+export const DEVICE_ID_NET = 1;
+export const DEVICE_ID_BLOCK = 2;
+export const DEVICE_ID_ENTROPY = 4;
+
+/** Reserved feature bits, virtio 1.2 §6. */
+export const VIRTIO_F_INDIRECT_DESC = 1n << 28n;
+export const VIRTIO_F_EVENT_IDX = 1n << 29n;
+export const VIRTIO_F_VERSION_1 = 1n << 32n;
+
+/** Ring features every petasan device offers. */
+export const COMMON_FEATURES = VIRTIO_F_VERSION_1 | VIRTIO_F_INDIRECT_DESC | VIRTIO_F_EVENT_IDX;
+
+/** Queue size every petasan device advertises (QueueNumMax); the Linux drivers use it as is. */
+export const DEFAULT_QUEUE_SIZE = 256;
+
+export type LogLevel = "error" | "warn" | "info" | "debug";
+/** Injected logger; devices never print by themselves. */
+export type Logger = (level: LogLevel, msg: string) => void;
+export const silentLogger: Logger = () => {};
+
+/** What a device gets when the driver sets DRIVER_OK. */
+export interface ActivateContext {
+  mem: GuestMemory;
+  /** One per queue, in queue index order. */
+  queues: Queue[];
+  /** The feature bits the driver accepted (a subset of `features`). */
+  ackedFeatures: bigint;
+  /** Raises the used-buffer interrupt; call it when a queue's needsNotification() says so. */
+  interrupt: () => void;
+}
+
+export interface VirtioDevice {
+  /** virtio device ID (DEVICE_ID_*). */
+  readonly deviceType: number;
+  /** Offered feature bits (64-bit). */
+  readonly features: bigint;
+  /** QueueNumMax of each queue; the length is the number of queues. */
+  readonly queueMaxSizes: readonly number[];
+  /** Fills `data` from device config space at `offset` (bytes past the end read as 0). */
+  readConfig(offset: number, data: Uint8Array): void;
+  /** Takes a driver write to device config space. */
+  writeConfig(offset: number, data: Uint8Array): void;
+  /** Starts the device; throwing makes the transport set DEVICE_NEEDS_RESET. */
+  activate(ctx: ActivateContext): void;
+  /**
+   * Handles a driver notification for queue `index`. Bad chains are the device's to complete
+   * with an error; a VirtqError with `ringBroken` (or any other exception) may escape, and the
+   * transport then fails the device with DEVICE_NEEDS_RESET.
+   */
+  processQueue(index: number): void;
+  /** Back to the state before activate(): drops queues and memory. */
+  reset(): void;
+  /** A host fd the event loop polls for EPOLLIN on the device's behalf (net: the tap). */
+  readonly hostFd?: number;
+  /** Called by the event loop when `hostFd` is readable. */
+  onHostReady?(): void;
+  /** Whether `hostFd` should be polled now (false while the guest has given no RX buffers). */
+  hostPollWanted?(): boolean;
+}
+
+/** Copies config bytes at `offset` into `data`, zero-filling past the end of `config`. */
+export function readConfigBytes(config: Uint8Array, offset: number, data: Uint8Array): void {
+  data.fill(0);
+  if (offset >= 0 && offset < config.length) data.set(config.subarray(offset, offset + data.length));
+}

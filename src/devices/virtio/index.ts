@@ -1,0 +1,16 @@
+/** The virtio API the VMM wires: transport, devices, their backends, and the queue types devices see. */
+export { MMIO_DEVICE_WINDOW, VIRTIO_MMIO_QUEUE_NOTIFY, MmioTransport, virtioMmioCmdlineEntry, type MmioTransportOptions, type TransportMetrics } from "./mmio-transport.js";
+export { DEFAULT_QUEUE_SIZE, silentLogger, type ActivateContext, type Logger, type LogLevel, type VirtioDevice } from "./device.js";
+export { Queue, type QueueFeatures, type QueueLayout } from "./queue/queue.js";
+export { DescriptorChain, type Descriptor } from "./queue/descriptor-chain.js";
+export { VirtqError, type VirtqErrorCode } from "./queue/virtq-error.js";
+export { VirtioBlock, type BlockDeviceOptions, type BlockMetrics } from "./block/block-device.js";
+export { DiskIoError, type DiskBackend } from "./block/disk-backend.js";
+export { FileDisk, type FileDiskOptions } from "./block/file-disk.js";
+export { MemoryDisk } from "./block/memory-disk.js";
+export { VirtioNet, type NetDeviceOptions, type NetMetrics } from "./net/net-device.js";
+export { NetIoError, type GuestOffloads, type NetBackend } from "./net/net-backend.js";
+export { openTap, TapBackend } from "./net/tap.js";
+export { formatMac, generateMac, MacAddressError, parseMac } from "./net/mac.js";
+export { VirtioRng, type EntropySource, type RngDeviceOptions, type RngMetrics } from "./rng/rng-device.js";
+export { getrandomSource } from "./rng/getrandom-source.js";

@@ -1,0 +1,356 @@
+/**
+ * virtio over MMIO, version 2 (virtio 1.2 §4.2.2 "MMIO Device Register Layout"): the register
+ * file the guest driver programs, the device status state machine (§2.1, §3.1.1), and the
+ * queue-notify / interrupt paths between the guest and a VirtioDevice.
+ */
+import type { BusDevice } from "../bus.js";
+import type { InterruptLine } from "../interrupt.js";
+import type { GuestMemory } from "../../memory/guest-memory.js";
+import { silentLogger, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, type Logger, type VirtioDevice } from "./device.js";
+import { Queue } from "./queue/queue.js";
+
+/** Size of one device's register window: Linux's virtio_mmio.device=4K@..., Firecracker's MMIO_LEN. */
+export const MMIO_DEVICE_WINDOW = 0x1000;
+
+/** Register offsets, virtio 1.2 §4.2.2. */
+export const VIRTIO_MMIO_QUEUE_NOTIFY = 0x050;
+const REG_MAGIC_VALUE = 0x000;
+const REG_VERSION = 0x004;
+const REG_DEVICE_ID = 0x008;
+const REG_VENDOR_ID = 0x00c;
+const REG_DEVICE_FEATURES = 0x010;
+const REG_DEVICE_FEATURES_SEL = 0x014;
+const REG_DRIVER_FEATURES = 0x020;
+const REG_DRIVER_FEATURES_SEL = 0x024;
+const REG_QUEUE_SEL = 0x030;
+const REG_QUEUE_NUM_MAX = 0x034;
+const REG_QUEUE_NUM = 0x038;
+const REG_QUEUE_READY = 0x044;
+const REG_INTERRUPT_STATUS = 0x060;
+const REG_INTERRUPT_ACK = 0x064;
+const REG_STATUS = 0x070;
+const REG_QUEUE_DESC_LOW = 0x080;
+const REG_QUEUE_DESC_HIGH = 0x084;
+const REG_QUEUE_DRIVER_LOW = 0x090;
+const REG_QUEUE_DRIVER_HIGH = 0x094;
+const REG_QUEUE_DEVICE_LOW = 0x0a0;
+const REG_QUEUE_DEVICE_HIGH = 0x0a4;
+const REG_CONFIG_GENERATION = 0x0fc;
+const CONFIG_SPACE = 0x100;
+
+/** "virt" in little-endian ASCII (virtio 1.2 §4.2.2). */
+const MAGIC_VALUE = 0x74726976;
+/** Non-legacy virtio-mmio (virtio 1.2 §4.2.2: Version 0x2). */
+const MMIO_VERSION = 2;
+/** No PCI-style vendor to report; Firecracker reports 0 as well. */
+const VENDOR_ID = 0;
+
+/** Device status bits, virtio 1.2 §2.1. */
+export const STATUS_ACKNOWLEDGE = 1;
+export const STATUS_DRIVER = 2;
+export const STATUS_DRIVER_OK = 4;
+export const STATUS_FEATURES_OK = 8;
+export const STATUS_DEVICE_NEEDS_RESET = 0x40;
+export const STATUS_FAILED = 0x80;
+
+/** InterruptStatus bits, virtio 1.2 §4.2.2: used buffer notification, configuration change. */
+export const INTERRUPT_USED_BUFFER = 1;
+export const INTERRUPT_CONFIG_CHANGE = 2;
+
+/** The kernel command line entry that makes Linux probe a device here (drivers/virtio/virtio_mmio.c). */
+export function virtioMmioCmdlineEntry(base: number, irq: number): string {
+  return `virtio_mmio.device=4K@0x${base.toString(16)}:${irq}`;
+}
+
+/** What the driver programmed for one queue before DRIVER_OK. */
+interface QueueRegisters {
+  size: number;
+  ready: boolean;
+  desc: [low: number, high: number];
+  driver: [low: number, high: number];
+  device: [low: number, high: number];
+}
+
+export interface TransportMetrics {
+  notifies: number;
+  interrupts: number;
+  /** Times the device was failed with DEVICE_NEEDS_RESET. */
+  deviceFailures: number;
+  /** Register accesses the spec does not allow (wrong width, wrong state, bad value). */
+  invalidAccesses: number;
+}
+
+export interface MmioTransportOptions {
+  mem: GuestMemory;
+  interrupt: InterruptLine;
+  logger?: Logger;
+  /** Name for log lines, e.g. "virtio-blk rootfs". */
+  name?: string;
+}
+
+export class MmioTransport implements BusDevice {
+  readonly metrics: TransportMetrics = { notifies: 0, interrupts: 0, deviceFailures: 0, invalidAccesses: 0 };
+  private readonly mem: GuestMemory;
+  private readonly irq: InterruptLine;
+  private readonly log: Logger;
+  private readonly name: string;
+  private status = 0;
+  private deviceFeaturesSel = 0;
+  private driverFeaturesSel = 0;
+  private ackedFeatures = 0n;
+  private queueSel = 0;
+  private queues: QueueRegisters[];
+  private interruptStatus = 0;
+  private active = false;
+  /** Changes whenever the device's config space does, so the driver can read it consistently (§4.2.2). */
+  private configGeneration = 0;
+
+  constructor(readonly device: VirtioDevice, options: MmioTransportOptions) {
+    this.mem = options.mem;
+    this.irq = options.interrupt;
+    this.log = options.logger ?? silentLogger;
+    this.name = options.name ?? `virtio device ${device.deviceType}`;
+    this.queues = this.freshQueueRegisters();
+  }
+
+  read(offset: number, data: Uint8Array): void {
+    data.fill(0);
+    if (offset >= CONFIG_SPACE) {
+      this.device.readConfig(offset - CONFIG_SPACE, data);
+      return;
+    }
+    // Registers below the config space are 32-bit, aligned access only (virtio 1.2 §4.2.2.2).
+    if (data.length !== 4 || offset % 4 !== 0) return this.invalid(`${data.length}-byte read at register 0x${offset.toString(16)}`);
+    new DataView(data.buffer, data.byteOffset, 4).setUint32(0, this.readRegister(offset), true);
+  }
+
+  write(offset: number, data: Uint8Array): void {
+    if (offset >= CONFIG_SPACE) {
+      if (this.status & STATUS_FAILED) return this.invalid("config write after FAILED");
+      this.device.writeConfig(offset - CONFIG_SPACE, data);
+      return;
+    }
+    if (data.length !== 4 || offset % 4 !== 0) return this.invalid(`${data.length}-byte write at register 0x${offset.toString(16)}`);
+    this.writeRegister(offset, new DataView(data.buffer, data.byteOffset, 4).getUint32(0, true));
+  }
+
+  /**
+   * The driver kicked queue `queueIndex`: from the queue's ioeventfd (event loop) or from a
+   * QueueNotify write that arrived as an MMIO exit.
+   */
+  notify(queueIndex: number): void {
+    this.metrics.notifies++;
+    if (!this.running()) return;
+    if (!Number.isInteger(queueIndex) || queueIndex < 0 || queueIndex >= this.queues.length) {
+      return this.invalid(`notify for queue ${queueIndex}, device has ${this.queues.length}`);
+    }
+    this.guarded(() => this.device.processQueue(queueIndex));
+  }
+
+  /** The device's host fd is readable (event loop, EPOLLIN on `hostFd`). */
+  hostReady(): void {
+    if (this.running()) this.guarded(() => this.device.onHostReady?.());
+  }
+
+  /** The device's host fd, if it has one: poll it for EPOLLIN while hostPollWanted() is true. */
+  get hostFd(): number | undefined {
+    return this.device.hostFd;
+  }
+
+  /** Re-check after every notify()/hostReady() call and arm or disarm EPOLLIN on `hostFd` to match. */
+  hostPollWanted(): boolean {
+    return this.running() && (this.device.hostPollWanted?.() ?? false);
+  }
+
+  /** Current device status register (for tests and diagnostics). */
+  get deviceStatus(): number {
+    return this.status;
+  }
+
+  private running(): boolean {
+    return this.active && (this.status & (STATUS_DEVICE_NEEDS_RESET | STATUS_FAILED)) === 0;
+  }
+
+  private readRegister(offset: number): number {
+    const q = this.queues[this.queueSel];
+    switch (offset) {
+      case REG_MAGIC_VALUE: return MAGIC_VALUE;
+      case REG_VERSION: return MMIO_VERSION;
+      case REG_DEVICE_ID: return this.device.deviceType;
+      case REG_VENDOR_ID: return VENDOR_ID;
+      case REG_DEVICE_FEATURES:
+        return this.deviceFeaturesSel > 1 ? 0 : Number((this.device.features >> BigInt(32 * this.deviceFeaturesSel)) & 0xffff_ffffn);
+      case REG_QUEUE_NUM_MAX: return q ? this.device.queueMaxSizes[this.queueSel] : 0;
+      case REG_QUEUE_NUM: return q ? q.size : 0;
+      case REG_QUEUE_READY: return q?.ready ? 1 : 0;
+      case REG_INTERRUPT_STATUS: return this.interruptStatus;
+      case REG_STATUS: return this.status;
+      // Config space never changes under the driver, so one generation is enough (virtio 1.2 §4.2.2).
+      case REG_CONFIG_GENERATION: return this.configGeneration;
+      default:
+        this.invalid(`read of write-only or unknown register 0x${offset.toString(16)}`);
+        return 0;
+    }
+  }
+
+  private writeRegister(offset: number, value: number): void {
+    switch (offset) {
+      case REG_DEVICE_FEATURES_SEL: this.deviceFeaturesSel = value; return;
+      case REG_DRIVER_FEATURES_SEL: this.driverFeaturesSel = value; return;
+      case REG_DRIVER_FEATURES: return this.writeDriverFeatures(value);
+      case REG_QUEUE_SEL: this.queueSel = value; return;
+      case REG_QUEUE_NUM: return this.writeQueue("QueueNum", (q) => { q.size = value; });
+      case REG_QUEUE_READY: return this.writeQueue("QueueReady", (q) => { q.ready = value === 1; }, true);
+      case REG_QUEUE_DESC_LOW: return this.writeQueue("QueueDescLow", (q) => { q.desc[0] = value; });
+      case REG_QUEUE_DESC_HIGH: return this.writeQueue("QueueDescHigh", (q) => { q.desc[1] = value; });
+      case REG_QUEUE_DRIVER_LOW: return this.writeQueue("QueueDriverLow", (q) => { q.driver[0] = value; });
+      case REG_QUEUE_DRIVER_HIGH: return this.writeQueue("QueueDriverHigh", (q) => { q.driver[1] = value; });
+      case REG_QUEUE_DEVICE_LOW: return this.writeQueue("QueueDeviceLow", (q) => { q.device[0] = value; });
+      case REG_QUEUE_DEVICE_HIGH: return this.writeQueue("QueueDeviceHigh", (q) => { q.device[1] = value; });
+      case VIRTIO_MMIO_QUEUE_NOTIFY: return this.notify(value);
+      case REG_INTERRUPT_ACK: this.interruptStatus &= ~value; return;
+      case REG_STATUS: return this.writeStatus(value);
+      default:
+        return this.invalid(`write of read-only or unknown register 0x${offset.toString(16)}`);
+    }
+  }
+
+  /** DriverFeatures is writable while the driver negotiates: DRIVER set, FEATURES_OK not yet (virtio 1.2 §3.1.1). */
+  private writeDriverFeatures(value: number): void {
+    if ((this.status & (STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_FAILED)) !== STATUS_DRIVER) return this.invalid("DriverFeatures write outside feature negotiation");
+    if (this.driverFeaturesSel > 1) return this.invalid(`DriverFeaturesSel ${this.driverFeaturesSel} has no features`);
+    const shift = BigInt(32 * this.driverFeaturesSel);
+    this.ackedFeatures = (this.ackedFeatures & ~(0xffff_ffffn << shift)) | (BigInt(value >>> 0) << shift);
+  }
+
+  /**
+   * Queue registers may change only after FEATURES_OK and before DRIVER_OK, and (apart from
+   * QueueReady itself) only while the queue is not ready (virtio 1.2 §4.2.2.1, §4.2.3.2).
+   */
+  private writeQueue(register: string, set: (q: QueueRegisters) => void, evenIfReady = false): void {
+    const q = this.queues[this.queueSel];
+    const phase = this.status & (STATUS_FEATURES_OK | STATUS_DRIVER_OK | STATUS_FAILED);
+    if (!q) return this.invalid(`${register} write for queue ${this.queueSel}, device has ${this.queues.length}`);
+    if (phase !== STATUS_FEATURES_OK) return this.invalid(`${register} write in device status 0x${this.status.toString(16)}`);
+    if (q.ready && !evenIfReady) return this.invalid(`${register} write while queue ${this.queueSel} is ready`);
+    set(q);
+  }
+
+  /**
+   * Status moves one step at a time: ACKNOWLEDGE, DRIVER, FEATURES_OK, DRIVER_OK (virtio 1.2
+   * §3.1.1); 0 resets; FAILED sticks until reset. A DEVICE_NEEDS_RESET bit echoed back by the
+   * driver is ignored.
+   */
+  private writeStatus(value: number): void {
+    if (value === 0) return this.reset();
+    if (value & STATUS_FAILED) {
+      this.status |= STATUS_FAILED;
+      this.log("warn", `${this.name}: driver set FAILED`);
+      return;
+    }
+    const current = this.status & ~STATUS_DEVICE_NEEDS_RESET;
+    const requested = value & ~STATUS_DEVICE_NEEDS_RESET;
+    const added = requested & ~current;
+    const legalStep =
+      (requested & current) === current &&
+      ((current === 0 && added === STATUS_ACKNOWLEDGE) ||
+        (current === STATUS_ACKNOWLEDGE && added === STATUS_DRIVER) ||
+        (current === (STATUS_ACKNOWLEDGE | STATUS_DRIVER) && added === STATUS_FEATURES_OK) ||
+        (current === (STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK) && added === STATUS_DRIVER_OK));
+    if (!legalStep) return this.invalid(`status write 0x${value.toString(16)} from 0x${this.status.toString(16)}`);
+    if (added === STATUS_FEATURES_OK && !this.featuresAcceptable()) return;
+    this.status |= added;
+    if (added === STATUS_DRIVER_OK) this.activate();
+  }
+
+  /** FEATURES_OK only for a subset of the offered features that includes VIRTIO_F_VERSION_1 (virtio 1.2 §2.2.1, §6.1). */
+  private featuresAcceptable(): boolean {
+    const unoffered = this.ackedFeatures & ~this.device.features;
+    if (unoffered !== 0n) {
+      this.log("warn", `${this.name}: driver accepted features 0x${unoffered.toString(16)} that were not offered; FEATURES_OK refused`);
+      return false;
+    }
+    if ((this.ackedFeatures & VIRTIO_F_VERSION_1) === 0n) {
+      this.log("warn", `${this.name}: driver did not accept VIRTIO_F_VERSION_1 (legacy drivers are not supported); FEATURES_OK refused`);
+      return false;
+    }
+    return true;
+  }
+
+  private activate(): void {
+    try {
+      const features = { indirect: (this.ackedFeatures & VIRTIO_F_INDIRECT_DESC) !== 0n, eventIdx: (this.ackedFeatures & VIRTIO_F_EVENT_IDX) !== 0n };
+      const queues = this.queues.map((q, i) => {
+        if (!q.ready) throw new Error(`queue ${i} is not ready`);
+        return new Queue(this.mem, { size: q.size, descTable: address(q.desc), availRing: address(q.driver), usedRing: address(q.device) }, features, this.device.queueMaxSizes[i]);
+      });
+      this.device.activate({
+        mem: this.mem,
+        queues,
+        ackedFeatures: this.ackedFeatures,
+        interrupt: () => this.raise(INTERRUPT_USED_BUFFER),
+      });
+      this.active = true;
+    } catch (err) {
+      this.failDevice(`activation failed: ${errorMessage(err)}`);
+    }
+  }
+
+  private guarded(work: () => void): void {
+    try {
+      work();
+    } catch (err) {
+      this.failDevice(errorMessage(err));
+    }
+  }
+
+  /** The device changed its config space (e.g. a block device's capacity after an image swap): tell the driver. */
+  configChanged(): void {
+    this.configGeneration = (this.configGeneration + 1) >>> 0;
+    if (this.active) this.raise(INTERRUPT_CONFIG_CHANGE);
+  }
+
+  /** Stops this device only and tells the driver (DEVICE_NEEDS_RESET + configuration change, virtio 1.2 §2.1.1). */
+  private failDevice(reason: string): void {
+    this.metrics.deviceFailures++;
+    this.log("error", `${this.name}: ${reason}; device needs reset`);
+    this.status |= STATUS_DEVICE_NEEDS_RESET;
+    this.raise(INTERRUPT_CONFIG_CHANGE);
+  }
+
+  private raise(bit: number): void {
+    this.interruptStatus |= bit;
+    this.metrics.interrupts++;
+    this.irq.trigger();
+  }
+
+  private reset(): void {
+    if (this.active) this.device.reset();
+    this.active = false;
+    this.status = 0;
+    this.deviceFeaturesSel = 0;
+    this.driverFeaturesSel = 0;
+    this.ackedFeatures = 0n;
+    this.queueSel = 0;
+    this.interruptStatus = 0;
+    this.queues = this.freshQueueRegisters();
+  }
+
+  private freshQueueRegisters(): QueueRegisters[] {
+    return this.device.queueMaxSizes.map(() => ({ size: 0, ready: false, desc: [0, 0], driver: [0, 0], device: [0, 0] }));
+  }
+
+  private invalid(what: string): void {
+    this.metrics.invalidAccesses++;
+    this.log("warn", `${this.name}: ignored ${what}`);
+  }
+}
+
+/** A 64-bit guest address from its register halves; beyond 2^53 it cannot be guest RAM, so -1 (rejected by Queue). */
+function address([low, high]: [number, number]): number {
+  return high >= 0x20_0000 ? -1 : high * 0x1_0000_0000 + low;
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

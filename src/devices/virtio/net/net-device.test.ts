@@ -1,0 +1,113 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { GuestMemory } from "../../../memory/guest-memory.js";
+import { MmioTransport } from "../mmio-transport.js";
+import { readSegments, writeSegments, type GuestSegment } from "../queue/chain-buffers.js";
+import { CountingInterrupt, FakeMmioDriver, FakeVirtqueue } from "../testing/fake-driver.js";
+import { formatMac, generateMac, parseMac } from "./mac.js";
+import type { GuestOffloads, NetBackend } from "./net-backend.js";
+import { RX_QUEUE, TX_QUEUE, VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS, VirtioNet } from "./net-device.js";
+
+/** A backend with a queue of frames to deliver and a list of frames sent. */
+class FakeLink implements NetBackend {
+  readonly fd = 99;
+  incoming: Uint8Array[] = [];
+  sent: Uint8Array[] = [];
+  offloads: GuestOffloads | null = null;
+  full = false;
+  constructor(readonly supportedOffloads: GuestOffloads) {}
+  setOffloads(o: GuestOffloads): void { this.offloads = o; }
+  receive(mem: GuestMemory, segments: readonly GuestSegment[]): number | null {
+    const frame = this.incoming.shift();
+    if (!frame) return null;
+    const room = segments.reduce((n, s) => n + s.len, 0);
+    return writeSegments(mem, segments, frame.subarray(0, room));
+  }
+  send(mem: GuestMemory, segments: readonly GuestSegment[]): boolean {
+    if (this.full) return false;
+    this.sent.push(readSegments(mem, segments));
+    return true;
+  }
+  close(): void {}
+}
+
+function boot(offloads: GuestOffloads = { csum: true, tso4: true, tso6: false }) {
+  const mem = GuestMemory.anonymous([{ guestAddr: 0, size: 0x40000 }]);
+  const link = new FakeLink(offloads);
+  const net = new VirtioNet({ backend: link, mac: parseMac("52:54:00:12:34:56") });
+  const irq = new CountingInterrupt();
+  const transport = new MmioTransport(net, { mem, interrupt: irq });
+  const rx = new FakeVirtqueue(mem, 16, 0x1000);
+  const tx = new FakeVirtqueue(mem, 16, 0x2000);
+  const driver = new FakeMmioDriver(transport);
+  assert.equal(driver.initialize([rx, tx]), 0xf);
+  return { mem, link, net, irq, transport, rx, tx, driver };
+}
+
+const frame = (n: number, fill: number) => new Uint8Array(n).fill(fill);
+
+test("config space has the MAC and LINK_UP; offloads follow what the backend accepts", () => {
+  const { driver, net, link } = boot();
+  assert.equal(driver.read(0x100), 0x12_00_54_52);
+  assert.equal(driver.read(0x104), 0x0001_5634);
+  assert.ok(net.features & VIRTIO_NET_F_MAC && net.features & VIRTIO_NET_F_STATUS);
+  assert.ok(net.features & VIRTIO_NET_F_GUEST_TSO4);
+  assert.deepEqual(link.offloads, { csum: true, tso4: true, tso6: false });
+  const plain = new VirtioNet({ backend: new FakeLink({ csum: false, tso4: false, tso6: false }) });
+  assert.equal(plain.features & (VIRTIO_NET_F_GUEST_CSUM | VIRTIO_NET_F_GUEST_TSO4), 0n);
+});
+
+test("RX delivers waiting frames into guest buffers and sets num_buffers", () => {
+  const { mem, link, net, transport, rx, irq } = boot();
+  const a = rx.addChain([{ addr: 0x10000, len: 2048, writable: true }]);
+  const b = rx.addChain([{ addr: 0x11000, len: 6, writable: true }, { addr: 0x12000, len: 2048, writable: true }]);
+  transport.notify(RX_QUEUE);
+  assert.equal(rx.takeUsed().length, 0, "no frame yet: buffers stay with the device");
+  link.incoming.push(frame(100, 0xaa), frame(60, 0xbb));
+  transport.hostReady();
+  assert.deepEqual(rx.takeUsed(), [{ id: a, len: 100 }, { id: b, len: 60 }]);
+  assert.equal(mem.readU16(0x10000 + 10), 1, "num_buffers = 1");
+  assert.equal(mem.readU16(0x12000 + 4), 1, "num_buffers found across a descriptor split");
+  assert.equal(mem.readU8(0x10000 + 50), 0xaa);
+  assert.equal(net.metrics.rxFrames, 2);
+  assert.ok(irq.triggers >= 1);
+});
+
+test("with no RX buffers the tap is not polled until the guest adds some", () => {
+  const { link, transport, rx } = boot();
+  assert.equal(transport.hostPollWanted(), true);
+  link.incoming.push(frame(64, 1));
+  transport.hostReady();
+  assert.equal(transport.hostPollWanted(), false);
+  const head = rx.addChain([{ addr: 0x10000, len: 2048, writable: true }]);
+  rx.addChain([{ addr: 0x11000, len: 2048, writable: true }]);
+  transport.notify(RX_QUEUE);
+  assert.deepEqual(rx.takeUsed(), [{ id: head, len: 64 }]);
+  assert.equal(transport.hostPollWanted(), true, "one buffer left: poll again");
+});
+
+test("TX sends each chain, header included; bad chains are completed and counted", () => {
+  const { mem, link, net, transport, tx } = boot();
+  mem.fill(0x10000, 12, 0);
+  mem.fill(0x10100, 60, 0xcc);
+  const good = tx.addChain([{ addr: 0x10000, len: 12 }, { addr: 0x10100, len: 60 }]);
+  const short = tx.addChain([{ addr: 0x10000, len: 8 }]);
+  const writable = tx.addChain([{ addr: 0x10000, len: 12 }, { addr: 0x10100, len: 60, writable: true }]);
+  transport.notify(TX_QUEUE);
+  assert.deepEqual(tx.takeUsed(), [{ id: good, len: 0 }, { id: short, len: 0 }, { id: writable, len: 0 }]);
+  assert.equal(link.sent.length, 1);
+  assert.equal(link.sent[0].length, 72);
+  assert.equal(net.metrics.invalidRequests, 2);
+  link.full = true;
+  tx.addChain([{ addr: 0x10000, len: 72 }]);
+  transport.notify(TX_QUEUE);
+  assert.equal(net.metrics.txDropped, 1);
+});
+
+test("MAC parsing and generation", () => {
+  assert.equal(formatMac(parseMac("AA:bb:0c:dd:ee:ff".replace("AA", "aa"))), "aa:bb:0c:dd:ee:ff");
+  assert.throws(() => parseMac("aa:bb:cc:dd:ee"), /six colon-separated/);
+  assert.throws(() => parseMac("01:00:5e:00:00:01"), /multicast/);
+  const mac = generateMac();
+  assert.equal(mac[0] & 3, 2, "locally administered unicast");
+});

@@ -1,0 +1,240 @@
+/**
+ * virtio-net (virtio 1.2 §5.1) over a NetBackend: receiveq 0 takes frames from the host,
+ * transmitq 1 sends the guest's frames. Both carry a virtio_net_hdr_v1 in front of each frame.
+ */
+import type { GuestMemory } from "../../../memory/guest-memory.js";
+import { COMMON_FEATURES, DEFAULT_QUEUE_SIZE, DEVICE_ID_NET, readConfigBytes, silentLogger, type ActivateContext, type Logger, type VirtioDevice } from "../device.js";
+import { ChainBuffers, subSegments, writeSegments, type GuestSegment } from "../queue/chain-buffers.js";
+import type { DescriptorChain } from "../queue/descriptor-chain.js";
+import type { Queue } from "../queue/queue.js";
+import { VirtqError } from "../queue/virtq-error.js";
+import { generateMac, MAC_BYTES } from "./mac.js";
+import type { NetBackend } from "./net-backend.js";
+
+/** Feature bits, virtio 1.2 §5.1.3. */
+export const VIRTIO_NET_F_CSUM = 1n << 0n;
+export const VIRTIO_NET_F_GUEST_CSUM = 1n << 1n;
+export const VIRTIO_NET_F_MAC = 1n << 5n;
+export const VIRTIO_NET_F_GUEST_TSO4 = 1n << 7n;
+export const VIRTIO_NET_F_GUEST_TSO6 = 1n << 8n;
+export const VIRTIO_NET_F_HOST_TSO4 = 1n << 11n;
+export const VIRTIO_NET_F_HOST_TSO6 = 1n << 12n;
+export const VIRTIO_NET_F_STATUS = 1n << 16n;
+
+/** Queue indices without VIRTIO_NET_F_MQ or CTRL_VQ (virtio 1.2 §5.1.2). */
+export const RX_QUEUE = 0;
+export const TX_QUEUE = 1;
+
+/** sizeof(struct virtio_net_hdr_v1), used whenever VIRTIO_F_VERSION_1 is negotiated (virtio 1.2 §5.1.6). */
+const NET_HDR_SIZE = 12;
+/** Offset of num_buffers in virtio_net_hdr_v1; 1 without VIRTIO_NET_F_MRG_RXBUF (virtio 1.2 §5.1.6.4). */
+const NUM_BUFFERS_OFFSET = 10;
+/** Largest frame a guest may send: a 64 KiB GSO payload plus Ethernet (14) and VLAN (4) headers, plus the vnet header. */
+const MAX_TX_BYTES = NET_HDR_SIZE + 65535 + 14 + 4;
+/** Frames taken from the host per wakeup, so one busy link cannot starve the event loop. */
+const RX_FRAMES_PER_WAKEUP = 64;
+
+// struct virtio_net_config (virtio 1.2 §5.1.4): u8 mac[6], le16 status, le16 max_virtqueue_pairs, le16 mtu.
+const CONFIG_SIZE = 12;
+const CFG_STATUS = 6;
+const VIRTIO_NET_S_LINK_UP = 1;
+
+export interface NetMetrics {
+  rxFrames: number;
+  rxBytes: number;
+  txFrames: number;
+  txBytes: number;
+  /** TX frames the host would not take (tap queue full). */
+  txDropped: number;
+  /** Times receiving stopped because the guest had no RX buffers left (the tap is then not polled). */
+  rxNoBuffers: number;
+  /** Malformed chains (completed with length 0). */
+  invalidRequests: number;
+  /** Backend failures. */
+  hostErrors: number;
+}
+
+export interface NetDeviceOptions {
+  backend: NetBackend;
+  /** The guest's MAC; a random locally administered one when absent. */
+  mac?: Uint8Array;
+  logger?: Logger;
+  /** Name for log lines, e.g. "virtio-net eth0". */
+  name?: string;
+}
+
+interface ActiveNet {
+  mem: GuestMemory;
+  rx: Queue;
+  tx: Queue;
+  interrupt: () => void;
+}
+
+export class VirtioNet implements VirtioDevice {
+  readonly deviceType = DEVICE_ID_NET;
+  readonly features: bigint;
+  readonly queueMaxSizes = [DEFAULT_QUEUE_SIZE, DEFAULT_QUEUE_SIZE];
+  readonly metrics: NetMetrics = { rxFrames: 0, rxBytes: 0, txFrames: 0, txBytes: 0, txDropped: 0, rxNoBuffers: 0, invalidRequests: 0, hostErrors: 0 };
+  readonly mac: Uint8Array;
+  private readonly backend: NetBackend;
+  private readonly config = new Uint8Array(CONFIG_SIZE);
+  private readonly log: Logger;
+  private readonly name: string;
+  private active: ActiveNet | null = null;
+  /** True after the guest ran out of RX buffers, until it adds some (and kicks receiveq). */
+  private rxStalled = false;
+
+  constructor(options: NetDeviceOptions) {
+    this.backend = options.backend;
+    this.log = options.logger ?? silentLogger;
+    this.name = options.name ?? "virtio-net";
+    this.mac = options.mac ?? generateMac();
+    if (this.mac.length !== MAC_BYTES) throw new RangeError(`MAC address has ${this.mac.length} bytes, needs ${MAC_BYTES}`);
+    this.config.set(this.mac);
+    new DataView(this.config.buffer).setUint16(CFG_STATUS, VIRTIO_NET_S_LINK_UP, true);
+
+    // The tap accepts partial checksums and GSO frames from the guest whenever vnet headers are on.
+    let features = COMMON_FEATURES | VIRTIO_NET_F_MAC | VIRTIO_NET_F_STATUS | VIRTIO_NET_F_CSUM | VIRTIO_NET_F_HOST_TSO4 | VIRTIO_NET_F_HOST_TSO6;
+    const rxOffloads = this.backend.supportedOffloads;
+    if (rxOffloads.csum) {
+      features |= VIRTIO_NET_F_GUEST_CSUM;
+      if (rxOffloads.tso4) features |= VIRTIO_NET_F_GUEST_TSO4;
+      if (rxOffloads.tso6) features |= VIRTIO_NET_F_GUEST_TSO6;
+    }
+    this.features = features;
+  }
+
+  get hostFd(): number {
+    return this.backend.fd;
+  }
+
+  hostPollWanted(): boolean {
+    return this.active !== null && !this.rxStalled;
+  }
+
+  readConfig(offset: number, data: Uint8Array): void {
+    readConfigBytes(this.config, offset, data);
+  }
+
+  /** The MAC is read-only without VIRTIO_NET_F_CTRL_MAC_ADDR (virtio 1.2 §5.1.4.2), which is not offered. */
+  writeConfig(offset: number): void {
+    this.log("warn", `${this.name}: ignored config write at ${offset}`);
+  }
+
+  activate(ctx: ActivateContext): void {
+    const acked = ctx.ackedFeatures;
+    this.backend.setOffloads({
+      csum: (acked & VIRTIO_NET_F_GUEST_CSUM) !== 0n,
+      tso4: (acked & VIRTIO_NET_F_GUEST_TSO4) !== 0n,
+      tso6: (acked & VIRTIO_NET_F_GUEST_TSO6) !== 0n,
+    });
+    this.active = { mem: ctx.mem, rx: ctx.queues[RX_QUEUE], tx: ctx.queues[TX_QUEUE], interrupt: ctx.interrupt };
+    this.rxStalled = false;
+  }
+
+  reset(): void {
+    this.active = null;
+    this.rxStalled = false;
+  }
+
+  processQueue(index: number): void {
+    if (!this.active) return;
+    if (index === RX_QUEUE) {
+      this.rxStalled = false;
+      this.receiveFrames();
+    } else if (index === TX_QUEUE) {
+      this.transmitFrames();
+    }
+  }
+
+  onHostReady(): void {
+    if (this.active) this.receiveFrames();
+  }
+
+  /** Moves waiting host frames into guest RX buffers until either runs out (or the per-wakeup budget). */
+  private receiveFrames(): void {
+    const { mem, rx, interrupt } = this.active!;
+    for (let i = 0; i < RX_FRAMES_PER_WAKEUP; i++) {
+      const chain = rx.pop();
+      if (!chain) {
+        this.rxStalled = true;
+        this.metrics.rxNoBuffers++;
+        break;
+      }
+      const received = this.receiveInto(mem, chain);
+      if (received === null) {
+        rx.undoPop();
+        break;
+      }
+      rx.addUsed(chain.head, received);
+    }
+    if (rx.needsNotification()) interrupt();
+  }
+
+  /** One frame into `chain`: its length, 0 for a bad chain or a failed read, null when no frame is waiting. */
+  private receiveInto(mem: GuestMemory, chain: DescriptorChain): number | null {
+    let buffers: readonly GuestSegment[];
+    try {
+      buffers = this.rxBuffers(chain);
+    } catch (err) {
+      this.invalid(chain, err);
+      return 0;
+    }
+    try {
+      const length = this.backend.receive(mem, buffers);
+      if (length === null) return null;
+      writeSegments(mem, subSegments(buffers, NUM_BUFFERS_OFFSET, 2), Uint8Array.of(1, 0));
+      this.metrics.rxFrames++;
+      this.metrics.rxBytes += length;
+      return length;
+    } catch (err) {
+      this.metrics.hostErrors++;
+      this.log("error", `${this.name}: receive failed: ${(err as Error).message}`);
+      return 0;
+    }
+  }
+
+  private rxBuffers(chain: DescriptorChain): readonly GuestSegment[] {
+    const buffers = ChainBuffers.of(chain);
+    if (buffers.readable.length > 0) throw new VirtqError("chain-layout", "receive buffer has device-readable parts");
+    if (buffers.writableBytes < NET_HDR_SIZE) throw new VirtqError("chain-layout", `receive buffer of ${buffers.writableBytes} bytes cannot hold the ${NET_HDR_SIZE}-byte header`);
+    return buffers.writable;
+  }
+
+  private transmitFrames(): void {
+    const { mem, tx, interrupt } = this.active!;
+    for (let chain = tx.pop(); chain; chain = tx.pop()) {
+      this.transmit(mem, chain);
+      tx.addUsed(chain.head, 0);
+    }
+    if (tx.needsNotification()) interrupt();
+  }
+
+  private transmit(mem: GuestMemory, chain: DescriptorChain): void {
+    let buffers: ChainBuffers;
+    try {
+      buffers = ChainBuffers.of(chain);
+      const bytes = buffers.readableBytes;
+      if (buffers.writable.length > 0) throw new VirtqError("chain-layout", "transmit buffer has device-writable parts");
+      if (bytes < NET_HDR_SIZE || bytes > MAX_TX_BYTES) throw new VirtqError("chain-layout", `transmit buffer of ${bytes} bytes is not between ${NET_HDR_SIZE} and ${MAX_TX_BYTES}`);
+    } catch (err) {
+      return this.invalid(chain, err);
+    }
+    try {
+      if (this.backend.send(mem, buffers.readable)) {
+        this.metrics.txFrames++;
+        this.metrics.txBytes += buffers.readableBytes;
+      } else {
+        this.metrics.txDropped++;
+      }
+    } catch (err) {
+      this.metrics.hostErrors++;
+      this.log("error", `${this.name}: transmit failed: ${(err as Error).message}`);
+    }
+  }
+
+  private invalid(chain: DescriptorChain, err: unknown): void {
+    this.metrics.invalidRequests++;
+    this.log("warn", `${this.name}: bad chain ${chain.head}: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * Places virtio devices for a VM (one path for every device kind): an MMIO window in the 32-bit hole, a
+ * GSI on the in-kernel IOAPIC, an ioeventfd per queue (a queue kick never leaves the kernel for a vCPU exit)
+ * and an irqfd per device (the device thread raises interrupts without a KVM ioctl). Also the kernel
+ * command line entries that announce the devices to Linux (virtio_mmio.device=, as Firecracker/kvmtool do).
+ */
+import { eventfd, close } from "../sys/libc.js";
+import { check } from "../sys/errors.js";
+import type { Vm } from "../kvm/vm.js";
+import { VIRTIO_MMIO_START, VIRTIO_MMIO_END } from "../arch/x86/layout.js";
+import { MMIO_DEVICE_WINDOW, VIRTIO_MMIO_QUEUE_NOTIFY, virtioMmioCmdlineEntry } from "../devices/virtio/index.js";
+import type { VmConfig } from "../config/vm-config.js";
+import type { VirtioDeviceSpec, VirtioBackendSpec } from "./device-thread/protocol.js";
+
+/**
+ * IOAPIC pins free for devices: 0 (PIT), 1 (i8042), 2 (cascade), 4 (COM1) and 8 (RTC) are taken and 3
+ * (COM2) is left to the legacy map; KVM's IOAPIC has 24 pins (api.rst KVM_CREATE_IRQCHIP).
+ */
+const DEVICE_GSIS = [5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23];
+const EFD_CLOEXEC = 0o2000000;
+const EFD_NONBLOCK = 0o4000;
+
+/** Queues per device kind (virtio 1.2: block 5.2.2 one request queue, net 5.1.2 receiveq + transmitq, rng 5.4.2 one). */
+const QUEUE_COUNT: Record<VirtioBackendSpec["kind"], number> = { block: 1, net: 2, rng: 1 };
+
+export class DeviceManagerError extends Error {
+  override readonly name = "DeviceManagerError";
+}
+
+export interface PlacedDevices {
+  specs: VirtioDeviceSpec[];
+  /** Kernel command line arguments announcing the devices (and the root device, if any). */
+  cmdlineArgs: string[];
+}
+
+/** The backends the config asks for, root drive first (so it is /dev/vda). */
+export function virtioBackends(config: VmConfig): VirtioBackendSpec[] {
+  const drives = [...config.drives].sort((a, b) => Number(b.is_root_device) - Number(a.is_root_device));
+  return [
+    ...drives.map((d): VirtioBackendSpec => ({ kind: "block", id: d.drive_id, path: d.path_on_host, readOnly: d.is_read_only })),
+    ...config["network-interfaces"].map((n): VirtioBackendSpec => ({ kind: "net", id: n.iface_id, tap: n.host_dev_name, mac: n.guest_mac })),
+    ...(config.entropy ? [{ kind: "rng", id: "entropy" } as VirtioBackendSpec] : []),
+  ];
+}
+
+/** Allocates windows, GSIs and eventfds for `backends` and registers them with KVM; `onRelease` collects fds to close. */
+export function placeVirtioDevices(vm: Vm, config: VmConfig, onRelease: (fn: () => void) => void): PlacedDevices {
+  const backends = virtioBackends(config);
+  const capacity = Math.min(DEVICE_GSIS.length, (VIRTIO_MMIO_END - VIRTIO_MMIO_START) / MMIO_DEVICE_WINDOW);
+  if (backends.length > capacity) throw new DeviceManagerError(`${backends.length} virtio devices requested; petasan places at most ${capacity}`);
+  const newEventFd = () => {
+    const fd = check(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd");
+    onRelease(() => close(fd));
+    return fd;
+  };
+  const specs: VirtioDeviceSpec[] = [];
+  const cmdlineArgs: string[] = [];
+  backends.forEach((backend, i) => {
+    const base = VIRTIO_MMIO_START + i * MMIO_DEVICE_WINDOW;
+    const gsi = DEVICE_GSIS[i];
+    const irqFd = newEventFd();
+    vm.registerIrqfd(irqFd, gsi);
+    const queueFds = Array.from({ length: QUEUE_COUNT[backend.kind] }, (_, q) => {
+      const fd = newEventFd();
+      vm.registerIoeventfd({ fd, addr: base + VIRTIO_MMIO_QUEUE_NOTIFY, length: 4, datamatch: BigInt(q) });
+      return fd;
+    });
+    specs.push({ backend, base, gsi, irqFd, queueFds });
+    cmdlineArgs.push(virtioMmioCmdlineEntry(base, gsi));
+  });
+  const root = config.drives.find((d) => d.is_root_device);
+  if (root) {
+    cmdlineArgs.push(root.partuuid ? `root=PARTUUID=${root.partuuid}` : "root=/dev/vda", root.is_read_only ? "ro" : "rw");
+  }
+  return { specs, cmdlineArgs };
+}

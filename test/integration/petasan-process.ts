@@ -1,0 +1,63 @@
+/** Runs the petasan CLI as a user would and collects what it printed and how it ended. */
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+export const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+
+export interface Finished {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface Running {
+  child: ChildProcess;
+  /** Resolves when `text` appears on stdout (rejects if the process ends first). */
+  waitFor(text: string | RegExp): Promise<void>;
+  finished: Promise<Finished>;
+  stdout(): string;
+}
+
+/** Starts `petasan ...args`; kills it after `timeoutMs` so a hung guest fails the test instead of hanging it. */
+export function startPetasan(args: string[], timeoutMs: number): Running {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  const waiters: { match: string | RegExp; resolve: () => void; reject: (e: Error) => void }[] = [];
+  const check = () => {
+    for (const w of [...waiters]) {
+      if (typeof w.match === "string" ? out.includes(w.match) : w.match.test(out)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
+    }
+  };
+  child.stdout!.on("data", (d: Buffer) => { out += d.toString("latin1"); check(); });
+  child.stderr!.on("data", (d: Buffer) => { err += d.toString("latin1"); });
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  const finished = new Promise<Finished>((resolve) => {
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      for (const w of waiters.splice(0)) w.reject(new Error(`petasan ended before printing ${w.match}; stdout:\n${out}\nstderr:\n${err}`));
+      resolve({ code, signal, stdout: out, stderr: err });
+    });
+  });
+  return {
+    child,
+    finished,
+    stdout: () => out,
+    waitFor(match) {
+      return new Promise((resolve, reject) => {
+        waiters.push({ match, resolve, reject });
+        check();
+      });
+    },
+  };
+}
+
+export async function runPetasan(args: string[], timeoutMs: number): Promise<Finished> {
+  const r = startPetasan(args, timeoutMs);
+  r.child.stdin!.end();
+  return r.finished;
+}

@@ -1,13 +1,24 @@
 #!/usr/bin/env node
-/** The petasan command: `run` boots a VM; `guest build` prepares the default guest. */
+/**
+ * The petasan command: `run` boots a VM; `guest build` prepares the default guest; Firecracker's own flags
+ * (--api-sock, --config-file, ...) run the Firecracker-compatible mode.
+ */
 import { runCommand } from "./run.js";
+import { runApiMode } from "./api-mode.js";
+import { API_MODE_USAGE } from "./api-mode-args.js";
 import { runGuestBuild } from "../guest/cli.js";
 
 const USAGE = `usage: petasan run [options]      boot a VM (petasan run --help for options)
-       petasan guest build        build and cache the default guest`;
+       petasan guest build        build and cache the default guest
+       petasan --api-sock PATH | --config-file FILE [--no-api] [options]
+                                  Firecracker-compatible mode, options below
+
+${API_MODE_USAGE}`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  const isHelp = command === "--help" || command === "-h";
+  if (command?.startsWith("-") && !isHelp) return runApiMode(argv);
   switch (command) {
     case "run":
       if (rest.includes("--help") || rest.includes("-h")) {

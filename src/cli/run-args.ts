@@ -27,7 +27,8 @@ export const RUN_USAGE = `usage: petasan run [--kernel FILE] [--initrd FILE] [--
   --kernel FILE        bzImage, ELF vmlinux (PVH entry used when present) or ELF test guest;
                        without it, the default guest (built and cached on first use)
   --initrd FILE        initial ramdisk
-  --cmdline ARGS       kernel command line (default: console=ttyS0 reboot=k panic=-1)
+  --cmdline ARGS       kernel command line (default: console=ttyS0 reboot=k panic=-1 pci=off
+                       i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd)
   --memory SIZE        guest RAM, e.g. 256M or 2G (64M to 16G; default 256M)
   --cpus N             vCPUs (1 to 32; default 1)
   --cpu-template T     host (what KVM supports, default) or minimal (the x86-64 baseline)
@@ -68,7 +69,12 @@ export function parseRunArgs(argv: string[]): RunArgs {
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
-  const memMib = parseSizeMiB(values.memory, "--memory");
+  let memMib: number;
+  try {
+    memMib = parseSizeMiB(values.memory, "--memory");
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   if (memMib < MIN_MEMORY_MIB || memMib > MAX_MEMORY_MIB) throw new UsageError(`--memory: ${values.memory} is outside 64M..16G`);
   if (!/^\d+$/.test(values.cpus)) throw new UsageError(`--cpus: "${values.cpus}" is not a whole number`);
   const logLevel = LOG_LEVELS.find((l) => l.toLowerCase() === values["log-level"].toLowerCase());

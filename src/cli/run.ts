@@ -7,8 +7,6 @@ import type { VmConfig } from "../config/vm-config.js";
 import { parseRunArgs, RUN_USAGE, UsageError, type RunArgs } from "./run-args.js";
 import { attachConsole } from "./console.js";
 
-const DEFAULT_CMDLINE = "console=ttyS0 reboot=k panic=-1";
-
 function say(line: string): void {
   process.stderr.write(`petasan: ${line}\n`);
 }
@@ -16,7 +14,7 @@ function say(line: string): void {
 /** The boot source: the user's kernel, or the default guest (built on first use) with this host's arguments. */
 async function bootSource(args: RunArgs): Promise<VmConfig["boot-source"]> {
   if (args.kernel) {
-    return { kernel_image_path: args.kernel, boot_args: args.cmdline ?? DEFAULT_CMDLINE, ...(args.initrd ? { initrd_path: args.initrd } : {}) };
+    return { kernel_image_path: args.kernel, ...(args.cmdline !== undefined ? { boot_args: args.cmdline } : {}), ...(args.initrd ? { initrd_path: args.initrd } : {}) };
   }
   const guest = await ensureDefaultGuest({ onProgress: (line) => say(line) });
   let bootArgs = args.cmdline ?? guest.cmdline;

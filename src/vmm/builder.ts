@@ -29,7 +29,7 @@ const MiB = 1024 * 1024;
  * Boot arguments when the config names none: the console on COM1, reboot through the i8042 reset line
  * (which ends the VMM), reboot on panic, and no probing for hardware petasan does not have (PCI, an AUX port).
  */
-export const DEFAULT_BOOT_ARGS = "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd";
+export const DEFAULT_BOOT_ARGS = "console=ttyS0 reboot=k panic=-1 pci=off i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd";
 const EFD_CLOEXEC = 0o2000000;
 const EFD_NONBLOCK = 0o4000;
 

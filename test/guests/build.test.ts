@@ -53,6 +53,8 @@ const EXPECTED: Record<TestGuestName, "real16" | "long64"> = {
   triplefault: "long64",
   unmapped: "long64",
   "pio-loop": "long64",
+  smp: "long64",
+  "virtio-blk": "long64",
 };
 
 for (const name of TEST_GUEST_NAMES) {

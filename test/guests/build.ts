@@ -43,6 +43,8 @@ const GUESTS = {
   triplefault: { mode: "long64", sources: ["triplefault.S"] },
   unmapped: { mode: "long64", sources: ["start64.S", "unmapped.c"], headers: ["guest64.h"] },
   "pio-loop": { mode: "long64", sources: ["pio-loop.S"] },
+  "virtio-blk": { mode: "long64", sources: ["start64.S", "virtio-blk.c"], headers: ["guest64.h", "virtio-blk.h"] },
+  smp: { mode: "long64", sources: ["start64.S", "smp.c", "smp-trampoline.S"], headers: ["guest64.h", "smp.h"] },
 } as const satisfies Record<string, GuestRecipe>;
 
 export type TestGuestName = keyof typeof GUESTS;

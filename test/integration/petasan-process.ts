@@ -19,9 +19,13 @@ export interface Running {
   stdout(): string;
 }
 
-/** Starts `petasan ...args`; kills it after `timeoutMs` so a hung guest fails the test instead of hanging it. */
-export function startPetasan(args: string[], timeoutMs: number): Running {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+/**
+ * Starts `petasan ...args` (behind `wrapper`, e.g. `ip netns exec NS`); kills it after `timeoutMs` so a hung
+ * guest fails the test instead of hanging it.
+ */
+export function startPetasan(args: string[], timeoutMs: number, wrapper: string[] = []): Running {
+  const argv = [...wrapper, process.execPath, CLI, ...args];
+  const child = spawn(argv[0], argv.slice(1), { stdio: ["pipe", "pipe", "pipe"] });
   let out = "";
   let err = "";
   const waiters: { match: string | RegExp; resolve: () => void; reject: (e: Error) => void }[] = [];

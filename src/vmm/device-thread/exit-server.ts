@@ -1,9 +1,10 @@
 /**
  * Serves vCPU exits posted to the device thread: decodes the exit in the vCPU's own kvm_run (shared memory,
- * zero copy), dispatches it to the PIO or MMIO bus, writes read results back in place, and wakes the vCPU.
- * An access nothing claims reads as all ones (an open bus) and is logged, a few times per address.
+ * zero copy), dispatches it to the PIO or MMIO bus, and wakes the vCPU. An access nothing claims is logged,
+ * a few times per address.
  */
 import { KvmRunView, EXIT, IO_OUT } from "../../kvm/run.js";
+import { dispatchMmio, dispatchPio } from "../io-dispatch.js";
 import type { Bus } from "../../devices/bus.js";
 import type { VcpuControl } from "../vcpu/control.js";
 import { ExitMailbox } from "../vcpu/control.js";
@@ -43,25 +44,13 @@ export class ExitServer {
   private serve(v: ServedVcpu): void {
     const run = v.run;
     if (run.exitReason === EXIT.IO) {
-      const size = run.ioSize;
-      const port = run.ioPort;
-      const out = run.ioDirection === IO_OUT;
-      const data = run.ioData();
-      for (let at = 0; at < data.length; at += size) {
-        const chunk = data.subarray(at, at + size);
-        const claimed = out ? this.pio.write(port, chunk) : this.pio.read(port, chunk);
-        if (!claimed) this.unclaimed("Debug", v.id, out ? "write to" : "read from", "port", port, size, chunk);
-      }
+      if (!dispatchPio(run, this.pio)) this.unclaimed("Debug", v.id, run.ioDirection === IO_OUT ? "write to" : "read from", "port", run.ioPort, run.ioSize);
     } else if (run.exitReason === EXIT.MMIO) {
-      const addr = run.mmioAddr;
-      const data = run.mmioData();
-      const claimed = run.mmioIsWrite ? this.mmio.write(addr, data) : this.mmio.read(addr, data);
-      if (!claimed) this.unclaimed("Warning", v.id, run.mmioIsWrite ? "write to" : "read from", "address", addr, data.length, data);
+      if (!dispatchMmio(run, this.mmio)) this.unclaimed("Warning", v.id, run.mmioIsWrite ? "write to" : "read from", "address", run.mmioAddr, run.mmioLen);
     }
   }
 
-  private unclaimed(level: "Debug" | "Warning", vcpu: number, what: string, space: string, addr: number, size: number, data: Uint8Array): void {
-    if (what === "read from") data.fill(0xff);
+  private unclaimed(level: "Debug" | "Warning", vcpu: number, what: string, space: string, addr: number, size: number): void {
     const key = `${space}${addr}`;
     const seen = this.unclaimedSeen.get(key) ?? 0;
     if (seen >= UNCLAIMED_REPORTS_PER_ADDRESS) return;

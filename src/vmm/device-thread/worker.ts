@@ -28,9 +28,8 @@ function main(): void {
   const mmio = new Bus("mmio");
   const loop = new EventLoop();
 
-  const serialOut = data.serialOutputFd;
   const legacy = attachLegacyDevices(pio, vm, {
-    serialOutput: serialOut === null ? () => {} : (bytes) => writeAll(serialOut, bytes),
+    serialOutput: serialSink(data.serialOutputFd),
     onReset: () => emit({ kind: "guest-reset" }),
   });
 
@@ -91,14 +90,34 @@ function deviceMetrics(legacy: LegacyDevices, virtio: readonly AttachedVirtioDev
   return out;
 }
 
-/** Serial output is written synchronously: a slow reader slows the guest rather than losing bytes. */
+/** Where the guest's COM1 bytes go; if that breaks (the reader went away), they are dropped after one log line. */
+function serialSink(fd: number | null): (bytes: Uint8Array) => void {
+  if (fd === null) return () => {};
+  let broken = false;
+  return (bytes) => {
+    if (broken) return;
+    try {
+      writeAll(fd, bytes);
+    } catch (e) {
+      broken = true;
+      log("Error", `serial output stopped: ${(e as Error).message}; further guest console output is dropped`);
+    }
+  };
+}
+
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Serial output is written synchronously: a slow reader slows the guest rather than losing bytes. The fd
+ * may be non-blocking (a terminal shares O_NONBLOCK with the stdin Node reads), so EAGAIN waits a little.
+ */
 function writeAll(fd: number, bytes: Uint8Array): void {
   for (let off = 0; off < bytes.length; ) {
     try {
       off += writeSync(fd, bytes, off);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "EAGAIN") continue;
-      throw e;
+      if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e;
+      Atomics.wait(sleepCell, 0, 0, 1);
     }
   }
 }

@@ -8,6 +8,7 @@ import { ioctlInt, errno, pthreadSelf, write } from "../../sys/libc.js";
 import { EINTR, EAGAIN } from "../../sys/errors.js";
 import { KVM_RUN } from "../../kvm/ioctls.js";
 import { KvmRunView, EXIT, EXIT_NAMES, IO_OUT } from "../../kvm/run.js";
+import { dispatchPio } from "../io-dispatch.js";
 import { Vcpu } from "../../kvm/vcpu.js";
 import { strerror } from "../../sys/libc.js";
 import { VcpuCommand, VcpuControl, VcpuState } from "./control.js";
@@ -43,16 +44,6 @@ function fatal(reason: string): void {
   post({ kind: "fatal", vcpu: data.id, reason, registers: registerDump(vcpu) });
 }
 
-function serveLocalIo(): void {
-  const size = run.ioSize;
-  const data = run.ioData();
-  for (let at = 0; at < data.length; at += size) {
-    const chunk = data.subarray(at, at + size);
-    if (run.ioDirection === IO_OUT) localBus.write(run.ioPort, chunk);
-    else localBus.read(run.ioPort, chunk);
-  }
-}
-
 function runLoop(): void {
   control.pthreadId = BigInt(pthreadSelf());
   control.state = VcpuState.Running;
@@ -79,7 +70,7 @@ function runLoop(): void {
     switch (run.exitReason) {
       case EXIT.IO: {
         if (LOCAL_PORTS.has(run.ioPort)) {
-          serveLocalIo();
+          dispatchPio(run, localBus);
           control.bump(slot.localIo);
           break;
         }

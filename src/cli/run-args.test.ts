@@ -1,0 +1,44 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { parseRunArgs, UsageError } from "./run-args.js";
+import { parseSizeMiB, SizeError } from "./size.js";
+
+test("sizes as users type them", () => {
+  assert.equal(parseSizeMiB("256M", "m"), 256);
+  assert.equal(parseSizeMiB("2G", "m"), 2048);
+  assert.equal(parseSizeMiB("1536", "m"), 1536);
+  assert.equal(parseSizeMiB("4096K", "m"), 4);
+  assert.throws(() => parseSizeMiB("12X", "m"), SizeError);
+  assert.throws(() => parseSizeMiB("1K", "m"), SizeError);
+});
+
+test("flags become the shared VM config", () => {
+  const a = parseRunArgs(["--kernel", "k", "--memory", "1G", "--cpus", "2", "--drive", "path=/img,root,ro", "--drive", "path=/data,id=data",
+    "--net", "tap=tap0,mac=02:00:00:00:00:01", "--rng", "--serial", "file:/tmp/out"]);
+  assert.equal(a.config["machine-config"].mem_size_mib, 1024);
+  assert.equal(a.config["machine-config"].vcpu_count, 2);
+  assert.deepEqual(a.config.drives.map((d) => [d.drive_id, d.path_on_host, d.is_root_device, d.is_read_only]), [["drive0", "/img", true, true], ["data", "/data", false, false]]);
+  assert.equal(a.config["network-interfaces"][0].host_dev_name, "tap0");
+  assert.ok(a.config.entropy);
+  assert.deepEqual(a.serial, { kind: "file", path: "/tmp/out" });
+  assert.equal(a.kernel, "k");
+});
+
+test("bad flags are usage errors naming the flag", () => {
+  const cases: [string[], RegExp][] = [
+    [["--memory", "32M"], /--memory/],
+    [["--memory", "17G"], /--memory/],
+    [["--memory", "lots"], /--memory/],
+    [["--cpus", "0"], /vcpu_count/],
+    [["--cpus", "two"], /--cpus/],
+    [["--cpu-template", "fast"], /cpu_template/],
+    [["--serial", "tcp:1"], /--serial/],
+    [["--drive", "ro"], /--drive/],
+    [["--drive", "path=/a,bogus"], /bogus/],
+    [["--net", "mac=1"], /--net/],
+    [["--initrd", "x"], /--initrd needs --kernel/],
+    [["--log-level", "loud"], /--log-level/],
+    [["--frobnicate"], /frobnicate/],
+  ];
+  for (const [argv, re] of cases) assert.throws(() => parseRunArgs(argv), (e: Error) => e instanceof UsageError && re.test(e.message), argv.join(" "));
+});

@@ -1,0 +1,42 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { GuestMemory, GuestMemoryError } from "./guest-memory.js";
+
+const MiB = 1 << 20;
+const mem = () => GuestMemory.anonymous([{ guestAddr: 0, size: MiB }, { guestAddr: 4 * MiB, size: MiB }]);
+
+test("reads and writes inside RAM, little-endian", () => {
+  const m = mem();
+  m.writeU32(0x100, 0x11223344);
+  assert.equal(m.readU8(0x100), 0x44);
+  assert.equal(m.readU16(0x102), 0x1122);
+  m.writeU64(4 * MiB + 8, 0x0102030405060708n);
+  assert.equal(m.readU64(4 * MiB + 8), 0x0102030405060708n);
+  m.write(MiB - 2, Uint8Array.of(1, 2));
+  assert.deepEqual([...m.read(MiB - 2, 2)], [1, 2]);
+});
+
+test("an address outside guest RAM is an error, never a host access", () => {
+  const m = mem();
+  for (const [addr, len] of [[MiB, 1], [MiB - 1, 2], [2 * MiB, 4], [-1, 1], [5 * MiB, 1], [2 ** 60, 8], [0.5, 1], [Number.NaN, 1]]) {
+    assert.throws(() => m.read(addr, len), GuestMemoryError, `read ${addr}+${len}`);
+    assert.throws(() => m.write(addr, new Uint8Array(len)), GuestMemoryError, `write ${addr}+${len}`);
+    assert.equal(m.contains(addr, len), false);
+  }
+  assert.throws(() => m.readU32(MiB - 2), GuestMemoryError);
+  assert.throws(() => m.hostAddress(MiB - 1, 2), GuestMemoryError);
+});
+
+test("a write that does not fit changes nothing", () => {
+  const m = mem();
+  m.fill(MiB - 4, 4, 0xaa);
+  assert.throws(() => m.write(MiB - 4, new Uint8Array(8)), GuestMemoryError);
+  assert.deepEqual([...m.read(MiB - 4, 4)], [0xaa, 0xaa, 0xaa, 0xaa]);
+});
+
+test("host addresses follow the mapping", () => {
+  const m = mem();
+  assert.equal(m.hostAddress(0x10, 4), (1n << 40n) + 0x10n);
+  assert.equal(m.hostAddress(4 * MiB + 0x20, 4), (2n << 40n) + 0x20n);
+  assert.equal(m.size, 2 * MiB);
+});

@@ -1,0 +1,156 @@
+/**
+ * The VMM behind the API's Controller: builds and starts the VM on InstanceStart and forwards pause,
+ * resume, Ctrl+Alt+Del, metrics flushes and drive swaps to it. It has the shape of the API's VmmBackend
+ * (src/api/vmm-backend.ts) without importing it, since vmm sits below api; the CLI hands it to the
+ * Controller, where the compiler checks the fit.
+ *
+ * How the guest's end is handled follows Firecracker: its process exits when the guest resets (exit
+ * code 0) or a vCPU fails (non-zero); before that it writes the metrics once more (Vmm's Drop). Here
+ * the backend writes that last line and calls `onExit`; the caller tells the Controller and ends the
+ * process with `exit.exitCode`.
+ */
+import { closeSync, constants, openSync } from "node:fs";
+import type { VmConfig } from "../config/vm-config.js";
+import type { LoggerConfig } from "../config/logger.js";
+import { buildVm } from "./builder.js";
+import { createLogger, type Logger, type LogLevel } from "./logger.js";
+import type { MetricsRecorder } from "./metrics.js";
+import type { Vmm, VmExit } from "./vmm.js";
+
+/** Firecracker's DEFAULT_LEVEL (logger/logging.rs) when the logger config names none. */
+export const DEFAULT_API_LOG_LEVEL: LogLevel = "Info";
+
+export interface ApiBackendOptions {
+  /** Where the guest's COM1 output goes (Firecracker: the process's stdout), or null to discard it. */
+  serialOutputFd: number | null;
+  /** Where the log goes when the logger config names no log_path. */
+  defaultLogFd: number;
+  /** Counts API requests and writes the metrics lines; opened here if the config has `metrics`. */
+  metrics: MetricsRecorder;
+  /** Called once the guest runs (for example to attach the console). */
+  onStarted?(): void;
+  /** Called once, after the last metrics line, when the guest has ended for whatever reason. */
+  onExit(exit: VmExit): void;
+}
+
+/** The backend was asked for something it cannot do in its state, or a log file would not open. */
+export class ApiBackendError extends Error {
+  override readonly name = "ApiBackendError";
+}
+
+interface LogTarget {
+  fd: number;
+  level: LogLevel;
+  /** Closes the fd if this target opened it. */
+  close(): void;
+}
+
+export class ApiVmmBackend {
+  private vmm?: Vmm;
+
+  constructor(private readonly options: ApiBackendOptions) {}
+
+  async start(config: VmConfig): Promise<void> {
+    if (this.vmm !== undefined) throw new ApiBackendError("the microVM has already been started");
+    const log = openLogTarget(config.logger, this.options.defaultLogFd);
+    let vmm: Vmm | undefined;
+    try {
+      if (config.metrics !== undefined) this.options.metrics.open(config.metrics);
+      vmm = await buildVm(config, { serialOutputFd: this.options.serialOutputFd, log: { fd: log.fd, level: log.level } });
+      await vmm.start();
+    } catch (error) {
+      await vmm?.stop("the VM failed to start");
+      log.close();
+      throw error;
+    }
+    this.vmm = vmm;
+    const logger = createLogger({ fd: log.fd, level: log.level, origin: "vmm" });
+    logger("Info", `microVM started (${config["machine-config"].vcpu_count} vCPUs, ${config["machine-config"].mem_size_mib} MiB)`);
+    void vmm.whenExited().then((exit) => this.ended(vmm, exit, logger, log));
+    this.options.metrics.startPeriodic(vmm);
+    this.options.onStarted?.();
+  }
+
+  async pause(): Promise<void> {
+    const vmm = this.running();
+    const startedAt = performance.now();
+    await vmm.pause();
+    this.options.metrics.record("latencies_us", "pause_vm", microsecondsSince(startedAt));
+  }
+
+  async resume(): Promise<void> {
+    const vmm = this.running();
+    const startedAt = performance.now();
+    vmm.resume();
+    this.options.metrics.record("latencies_us", "resume_vm", microsecondsSince(startedAt));
+  }
+
+  async sendCtrlAltDel(): Promise<void> {
+    this.running().sendCtrlAltDel();
+  }
+
+  flushMetrics(): Promise<void> {
+    return this.options.metrics.flush(this.running());
+  }
+
+  async updateDrivePath(driveId: string, path: string): Promise<void> {
+    await this.running().updateDrivePath(driveId, path);
+  }
+
+  /** Host input for the guest's serial console; dropped when no VM runs. */
+  serialInput(bytes: Uint8Array): void {
+    this.vmm?.serialInput(bytes);
+  }
+
+  /** Stops the VM if one runs (onExit follows); resolves once it has stopped. */
+  async stop(message: string): Promise<void> {
+    await this.vmm?.stop(message);
+  }
+
+  private running(): Vmm {
+    if (this.vmm === undefined) throw new ApiBackendError("the microVM has not been started");
+    return this.vmm;
+  }
+
+  private async ended(vmm: Vmm, exit: VmExit, logger: Logger, log: LogTarget): Promise<void> {
+    const { metrics } = this.options;
+    metrics.stopPeriodic();
+    if (exit.reason === "vcpu-fault") metrics.count("vcpu", "failures");
+    logger(exit.exitCode === 0 ? "Info" : "Error", `microVM ended (${exit.reason}, exit code ${exit.exitCode}): ${exit.message}`);
+    try {
+      await metrics.flush(vmm);
+    } catch (error) {
+      logger("Error", `failed to write metrics while stopping: ${(error as Error).message}`);
+    }
+    log.close();
+    this.options.onExit(exit);
+  }
+}
+
+/** Where the log goes: the config's log_path, else `defaultFd`; level "Off" sends it to /dev/null. */
+function openLogTarget(logger: LoggerConfig | undefined, defaultFd: number): LogTarget {
+  const level = logger?.level ?? DEFAULT_API_LOG_LEVEL;
+  // With "Off" nothing should reach a reader; the lowest level keeps the writers cheap.
+  if (level === "Off") return openLogFile("/dev/null", "Error");
+  if (logger?.log_path === undefined) return { fd: defaultFd, level, close: () => {} };
+  return openLogFile(logger.log_path, level);
+}
+
+/**
+ * Opens a log file as Firecracker does (utils::open_file_nonblock: read-write, created, non-blocking, so
+ * a FIFO without a reader neither blocks nor fails), plus O_APPEND so earlier lines are kept.
+ */
+function openLogFile(path: string, level: LogLevel): LogTarget {
+  let fd: number;
+  try {
+    // A new file is rw-r--r-- (before the umask): only petasan writes it.
+    fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_APPEND | constants.O_NONBLOCK, 0o644);
+  } catch (error) {
+    throw new ApiBackendError(`log_path ${path}: cannot open: ${(error as Error).message}`, { cause: error });
+  }
+  return { fd, level, close: () => closeSync(fd) };
+}
+
+function microsecondsSince(startMs: number): number {
+  return Math.round((performance.now() - startMs) * 1000);
+}

@@ -1,0 +1,91 @@
+/**
+ * The Linux guest end to end: the default guest boots to its init banner and reboots (ending the VMM with
+ * exit code 0); then, with an ext4 root on virtio-blk, virtio-rng and virtio-net on a tap inside a network
+ * namespace this test makes, the guest's init prints a line read from the disk and entropy from /dev/hwrng,
+ * and the host pings the guest kernel, which configured its address from `ip=`.
+ * Each boot takes a minute or more on a host whose KVM emulates guest ring 0.
+ */
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, copyFileSync, writeFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ensureDefaultGuest, type DefaultGuest } from "../../src/guest/default-guest.js";
+import { detectHostVirtualization, EMULATED_RING0_KERNEL_ARGS } from "../../src/arch/x86/host.js";
+import { kvmSkipReason } from "./kvm-available.js";
+import { runPetasan, startPetasan } from "./petasan-process.js";
+
+const skip = kvmSkipReason();
+const BOOT_TIMEOUT_MS = 300_000;
+/** TEST-NET-1 (RFC 5737): addresses that exist only inside this test's own network namespace. */
+const HOST_ADDR = "192.0.2.1";
+const GUEST_ADDR = "192.0.2.2";
+
+let guest: DefaultGuest;
+let work: string;
+
+before(async () => {
+  if (skip) return;
+  guest = await ensureDefaultGuest({ onProgress: (line) => process.stderr.write(`# ${line}\n`) });
+  work = mkdtempSync(join(tmpdir(), "petasan-linux-"));
+});
+
+after(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+/** Kernel arguments this host needs on top of `base` (see README: hosts without VT-x/AMD-V). */
+function hostArgs(base: string): string {
+  return detectHostVirtualization().hardware ? base : `${base} ${EMULATED_RING0_KERNEL_ARGS.join(" ")}`;
+}
+
+test("the default guest boots to its banner and its reboot ends the VMM with exit code 0", { skip, timeout: BOOT_TIMEOUT_MS }, async () => {
+  const r = await runPetasan(["run", "--serial", "stdio"], BOOT_TIMEOUT_MS - 10_000);
+  assert.match(r.stdout, /Welcome to the petasan default guest/);
+  assert.match(r.stdout, /cpus=0\r?\n/);
+  assert.match(r.stdout, /BOOT-OK uptime=\d+/);
+  assert.match(r.stdout, /reboot: Restarting system/);
+  assert.equal(r.code, 0, `exit code; stderr:\n${r.stderr}`);
+});
+
+test("ext4 root on virtio-blk, virtio-rng, and a ping over virtio-net in a network namespace", { skip, timeout: BOOT_TIMEOUT_MS }, async () => {
+  const root = join(work, "rootfs");
+  for (const d of ["dev", "proc", "sys", "etc", "sbin"]) mkdirSync(join(root, d), { recursive: true });
+  copyFileSync(guest.init, join(root, "sbin", "init"));
+  writeFileSync(join(root, "etc", "petasan-message"), "read from ext4 on virtio-blk\n");
+  const image = join(work, "root.ext4");
+  execFileSync("mke2fs", ["-q", "-F", "-t", "ext4", "-d", root, image, "16M"]);
+
+  const ns = `petasan-test-${process.pid}`;
+  const inNs = (...args: string[]) => execFileSync("ip", ["netns", "exec", ns, ...args], { stdio: "pipe" });
+  execFileSync("ip", ["netns", "add", ns]);
+  try {
+    inNs("ip", "link", "set", "lo", "up");
+    inNs("ip", "tuntap", "add", "dev", "ptap0", "mode", "tap", "vnet_hdr");
+    inNs("ip", "addr", "add", `${HOST_ADDR}/24`, "dev", "ptap0");
+    inNs("ip", "link", "set", "ptap0", "up");
+
+    const cmdline = hostArgs(`${guest.cmdline} ip=${GUEST_ADDR}::${HOST_ADDR}:255.255.255.0::eth0:off petasan.hwrng bench.mode=idle`);
+    const vm = startPetasan(
+      ["run", "--kernel", guest.kernel, "--drive", `path=${image},root`, "--rng", "--net", "tap=ptap0", "--cmdline", cmdline],
+      BOOT_TIMEOUT_MS - 10_000,
+      ["ip", "netns", "exec", ns],
+    );
+    vm.child.stdin!.end();
+    // The guest's init sleeps 5 s after printing IDLE: the window in which its kernel answers pings.
+    await vm.waitFor("IDLE");
+    const ping = execFileSync("ip", ["netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", GUEST_ADDR], { encoding: "utf8" });
+    assert.match(ping, /3 packets transmitted, 3 received/);
+
+    const r = await vm.finished;
+    assert.match(r.stdout, /virtio_blk virtio0: \[vda\]/);
+    assert.match(r.stdout, /EXT4-fs \(vda\): mounted filesystem/);
+    assert.match(r.stdout, /message=read from ext4 on virtio-blk/);
+    assert.match(r.stdout, /hwrng=[0-9a-f]{16}/);
+    assert.match(r.stdout, new RegExp(`IP-Config: Complete:[\\s\\S]*addr=${GUEST_ADDR.replaceAll(".", "\\.")}`));
+    assert.equal(r.code, 0, `exit code; stderr:\n${r.stderr}`);
+  } finally {
+    execFileSync("ip", ["netns", "del", ns]);
+  }
+});

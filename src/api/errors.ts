@@ -49,7 +49,9 @@ export function describeError(error: unknown): string {
   const parts: string[] = [];
   for (let current = error; current !== undefined && parts.length < 8; ) {
     if (current instanceof Error) {
-      parts.push(current.message);
+      // A wrapper that already quotes its cause's message (as BuildError does) needs no repeat of it.
+      const message = current.message;
+      if (!parts.some((p) => p.includes(message))) parts.push(message);
       current = current.cause;
     } else {
       parts.push(String(current));

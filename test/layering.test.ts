@@ -1,0 +1,53 @@
+/**
+ * The layers are folders, and imports only go down (ARCHITECTURE: sys ← kvm ← memory ← arch, boot, devices ←
+ * vmm ← api, cli). Checked by reading each source file's imports, since TypeScript 7 has no compiler API.
+ * Devices never import KVM; only host backends (an image file, a tap, getrandom) may reach libc.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const SRC = resolve(dirname(fileURLToPath(import.meta.url)), "../../src");
+
+/** Layer → the layers it may import (itself always allowed). */
+const ALLOWED: Record<string, readonly string[]> = {
+  sys: [],
+  kvm: ["sys"],
+  memory: ["sys"],
+  arch: ["kvm", "memory"],
+  boot: ["arch", "memory"],
+  devices: ["memory"],
+  config: [],
+  guest: [],
+  vmm: ["sys", "kvm", "memory", "arch", "boot", "devices", "config"],
+  api: ["config"],
+  cli: ["arch", "config", "guest", "vmm", "api"],
+};
+
+/** Host backends inside devices that need libc (file I/O, tap ioctls, getrandom), and nothing else may. */
+const DEVICE_HOST_BACKENDS = new Set(["devices/virtio/block/file-disk.ts", "devices/virtio/net/tap.ts", "devices/virtio/rng/getrandom-source.ts"]);
+
+function sources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith(".ts") && !e.name.endsWith(".test.ts") ? [join(dir, e.name)] : [],
+  );
+}
+
+test("imports only go down the layers", () => {
+  const violations: string[] = [];
+  for (const file of sources(SRC)) {
+    const rel = relative(SRC, file);
+    const layer = rel.split("/")[0];
+    const allowed = ALLOWED[layer];
+    assert.ok(allowed, `${rel}: folder "${layer}" is not a known layer`);
+    for (const m of readFileSync(file, "utf8").matchAll(/^(?:import|export)[^"']*from\s+["'](\.[^"']+)["']/gm)) {
+      const target = relative(SRC, resolve(dirname(file), m[1])).split("/")[0];
+      if (target === layer || allowed.includes(target)) continue;
+      if (layer === "devices" && target === "sys" && DEVICE_HOST_BACKENDS.has(rel)) continue;
+      violations.push(`${rel} imports ${m[1]} (${layer} may not import ${target})`);
+    }
+  }
+  assert.deepEqual(violations, []);
+});

@@ -26,6 +26,8 @@ export interface Running {
 export function startPetasan(args: string[], timeoutMs: number, wrapper: string[] = []): Running {
   const argv = [...wrapper, process.execPath, CLI, ...args];
   const child = spawn(argv[0], argv.slice(1), { stdio: ["pipe", "pipe", "pipe"] });
+  // Input for a VMM that has already ended is simply lost (EPIPE), as for a user typing into a dead console.
+  child.stdin!.on("error", () => {});
   let out = "";
   let err = "";
   const waiters: { match: string | RegExp; resolve: () => void; reject: (e: Error) => void }[] = [];

@@ -6,63 +6,28 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { accessSync, constants } from "node:fs";
+import { writeFileSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { buildTestGuest } from "../guests/build.js";
+import { kvmSkipReason } from "./kvm-available.js";
+import { startPetasan, type Finished } from "./petasan-process.js";
 
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../src/cli/main.js");
 /** Generous: ring-0 guest code is emulated on the test hosts, and two test processes share two cores. */
 const RUN_TIMEOUT_MS = 60_000;
+const skip = kvmSkipReason();
 
-function kvmUsable(): boolean {
-  try {
-    accessSync("/dev/kvm", constants.R_OK | constants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const skip = kvmUsable() ? false : "/dev/kvm is absent or not accessible";
-if (skip) console.log(`#### SKIPPING test-guests integration tests: ${skip} ####`);
-
-interface GuestRun {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
+type GuestRun = Finished;
 
 /** Runs `elf`; when stdout first contains `sendAfter.line`, writes `sendAfter.input` to the guest's serial input. */
-function runGuest(elf: string, sendAfter?: { line: string; input: string }): Promise<GuestRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, "run", "--kernel", elf, "--serial", "stdio"], { stdio: "pipe" });
-    let stdout = "";
-    let stderr = "";
-    let sent = false;
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`guest ${path.basename(elf)} still running after ${RUN_TIMEOUT_MS} ms\nstdout:\n${stdout}\nstderr:\n${stderr}`));
-    }, RUN_TIMEOUT_MS);
-    child.stdout.setEncoding("latin1").on("data", (chunk: string) => {
-      stdout += chunk;
-      if (sendAfter && !sent && stdout.includes(sendAfter.line)) {
-        sent = true;
-        child.stdin.write(sendAfter.input);
-      }
-    });
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-    child.on("error", (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
+async function runGuest(elf: string, sendAfter?: { line: string; input: string }, extraArgs: string[] = []): Promise<GuestRun> {
+  const vm = startPetasan(["run", "--kernel", elf, "--serial", "stdio", ...extraArgs], RUN_TIMEOUT_MS);
+  if (sendAfter) {
+    await vm.waitFor(sendAfter.line).catch(() => {});
+    vm.child.stdin!.write(sendAfter.input);
+  }
+  vm.child.stdin!.end();
+  return vm.finished;
 }
 
 function explain(run: GuestRun): string {
@@ -93,6 +58,7 @@ test("triplefault guest ends the VMM with a non-zero exit and says why", { skip 
   assert.match(run.stdout, /triplefault: about to fault\n/, explain(run));
   assert.notEqual(run.code, 0, explain(run));
   assert.match(run.stderr, /triple fault|shutdown/i, explain(run));
+  assert.match(run.stderr, /rip=0x[0-9a-f]{16}/, "a register dump");
 });
 
 test("unmapped guest: accesses outside RAM and devices read all ones and the VMM survives", { skip }, async () => {
@@ -100,4 +66,26 @@ test("unmapped guest: accesses outside RAM and devices read all ones and the VMM
   assert.match(run.stdout, /unmapped: touching\nunmapped: read=0xffffffff\n/, explain(run));
   assert.match(run.stdout, /unmapped: done\n/, explain(run));
   assert.equal(run.code, 0, explain(run));
+});
+
+test("guest RAM above the 32-bit MMIO hole: 6 GiB and 16 GiB guests get RAM from 4 GiB in their e820 map", { skip }, async () => {
+  const elf = await buildTestGuest("long64");
+  for (const memory of ["6G", "16G"]) {
+    const run = await runGuest(elf, undefined, ["--memory", memory]);
+    // 0..EBDA, EBDA..1 MiB reserved, 1 MiB..3 GiB, 4 GiB..: four entries.
+    assert.match(run.stdout, /long64: e820_entries=4\n/, explain(run));
+    assert.equal(run.code, 0, explain(run));
+  }
+});
+
+test("a file that is not a kernel, and a missing file, are refused with a clear error", { skip }, async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "petasan-notkernel-"));
+  const junk = path.join(dir, "notes.txt");
+  writeFileSync(junk, "these are not the bytes you are looking for\n".repeat(100));
+  const bad = await runGuest(junk);
+  assert.equal(bad.code, 1, explain(bad));
+  assert.match(bad.stderr, /not a Linux kernel/, explain(bad));
+  const missing = await runGuest(path.join(dir, "absent"));
+  assert.equal(missing.code, 1, explain(missing));
+  assert.match(missing.stderr, /absent.*ENOENT|ENOENT.*absent/, explain(missing));
 });

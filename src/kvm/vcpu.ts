@@ -11,9 +11,10 @@ import * as ioctls from "./ioctls.js";
 
 export type Regs = Record<RegName, bigint>;
 
-/** struct kvm_segment, field for field. */
+/** struct kvm_segment, field for field; flags are 0/1. */
 export interface Segment {
   base: number;
+  /** Byte-granular limit: KVM wants the scaled value even when g = 1. */
   limit: number;
   selector: number;
   type: number;

@@ -83,20 +83,11 @@ export class GuestMemory {
 
   /** The span holding [addr, addr+len), or a GuestMemoryError (len 0 still needs a valid addr). */
   private span(addr: number, len: number): Span {
-    if (!Number.isSafeInteger(addr) || !Number.isSafeInteger(len) || addr < 0 || len < 0) throw new GuestMemoryError(addr, len, "is not a valid address range");
-    let lo = 0;
-    let hi = this.spans.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      const s = this.spans[mid];
-      if (addr < s.guestAddr) hi = mid - 1;
-      else if (addr >= s.guestAddr + s.size) lo = mid + 1;
-      else {
-        if (addr + len > s.guestAddr + s.size) throw new GuestMemoryError(addr, len, "crosses the end of a guest memory region");
-        return s;
-      }
-    }
-    throw new GuestMemoryError(addr, len);
+    checkRange(addr, len);
+    const s = this.findSpan(addr);
+    if (!s) throw new GuestMemoryError(addr, len);
+    if (addr + len > s.guestAddr + s.size) throw new GuestMemoryError(addr, len, "crosses the end of a guest memory region");
+    return s;
   }
 
   /** True when [addr, addr+len) lies inside guest RAM (possibly across regions). */
@@ -111,7 +102,7 @@ export class GuestMemory {
 
   /** Calls `fn` for each span-contained piece of [addr, addr+len), in order; throws if any byte is outside RAM. */
   private forEachPiece(addr: number, len: number, fn: (s: Span, off: number, n: number, done: number) => void): void {
-    if (!Number.isSafeInteger(addr) || !Number.isSafeInteger(len) || addr < 0 || len < 0) throw new GuestMemoryError(addr, len, "is not a valid address range");
+    checkRange(addr, len);
     let done = 0;
     while (done < len || (len === 0 && done === 0)) {
       const a = addr + done;
@@ -181,4 +172,8 @@ export class GuestMemory {
     const s = this.span(addr, len);
     return s.hostAddr + BigInt(addr - s.guestAddr);
   }
+}
+
+function checkRange(addr: number, len: number): void {
+  if (!Number.isSafeInteger(addr) || !Number.isSafeInteger(len) || addr < 0 || len < 0) throw new GuestMemoryError(addr, len, "is not a valid address range");
 }

@@ -11,28 +11,9 @@
 import type { GuestMemory } from "../../memory/guest-memory.js";
 import { BOOT_GDT_ADDR, BOOT_IDT_ADDR, BOOT_IDT_SIZE } from "./layout.js";
 
-/** One segment register as KVM's struct kvm_segment holds it (api.rst, KVM_GET_SREGS); flags are 0/1. */
-export interface Segment {
-  base: number;
-  /** Byte-granular limit: KVM wants the scaled value even when g = 1. */
-  limit: number;
-  selector: number;
-  type: number;
-  present: number;
-  dpl: number;
-  db: number;
-  s: number;
-  l: number;
-  g: number;
-  avl: number;
-  unusable: number;
-}
-
-/** A GDTR/IDTR value (struct kvm_dtable without padding). */
-export interface DescriptorTable {
-  base: number;
-  limit: number;
-}
+/** Segment registers and descriptor tables are KVM's own structures (struct kvm_segment, struct kvm_dtable). */
+export type { Segment, DescriptorTable } from "../../kvm/vcpu.js";
+import type { Segment, DescriptorTable } from "../../kvm/vcpu.js";
 
 export const BOOT_CS32_SELECTOR = 0x08;
 /** __BOOT_CS (arch/x86/include/asm/segment.h: GDT_ENTRY_BOOT_CS = 2). */

@@ -1,6 +1,7 @@
 /** The contract between the virtio-mmio transport and a virtio device model (block, net, rng). */
 import type { GuestMemory } from "../../memory/guest-memory.js";
 import type { Queue } from "./queue/queue.js";
+import type { DescriptorChain } from "./queue/descriptor-chain.js";
 
 /** Device IDs, virtio 1.2 §5 "Device Types". */
 export const DEVICE_ID_NET = 1;
@@ -67,4 +68,13 @@ export interface VirtioDevice {
 export function readConfigBytes(config: Uint8Array, offset: number, data: Uint8Array): void {
   data.fill(0);
   if (offset >= 0 && offset < config.length) data.set(config.subarray(offset, offset + data.length));
+}
+
+/**
+ * Completes every available chain of `queue` with the used length `serve` returns, then interrupts the driver
+ * once if it asked to be told (EVENT_IDX / NO_INTERRUPT): the request loop of devices that answer each chain at once.
+ */
+export function serveQueue(queue: Queue, interrupt: () => void, serve: (chain: DescriptorChain) => number): void {
+  for (let chain = queue.pop(); chain; chain = queue.pop()) queue.addUsed(chain.head, serve(chain));
+  if (queue.needsNotification()) interrupt();
 }

@@ -1,6 +1,6 @@
 /** virtio-blk (virtio 1.2 §5.2): one request queue served synchronously from a DiskBackend. */
 import type { GuestMemory } from "../../../memory/guest-memory.js";
-import { COMMON_FEATURES, DEFAULT_QUEUE_SIZE, DEVICE_ID_BLOCK, readConfigBytes, silentLogger, type ActivateContext, type Logger, type VirtioDevice } from "../device.js";
+import { COMMON_FEATURES, DEFAULT_QUEUE_SIZE, DEVICE_ID_BLOCK, readConfigBytes, serveQueue, silentLogger, type ActivateContext, type Logger, type VirtioDevice } from "../device.js";
 import { ChainBuffers, totalLength, writeSegments, type GuestSegment } from "../queue/chain-buffers.js";
 import type { DescriptorChain } from "../queue/descriptor-chain.js";
 import type { Queue } from "../queue/queue.js";
@@ -144,11 +144,7 @@ export class VirtioBlock implements VirtioDevice {
 
   processQueue(index: number): void {
     if (!this.active || index !== 0) return;
-    const { queue, interrupt } = this.active;
-    for (let chain = queue.pop(); chain; chain = queue.pop()) {
-      queue.addUsed(chain.head, this.serve(chain));
-    }
-    if (queue.needsNotification()) interrupt();
+    serveQueue(this.active.queue, this.active.interrupt, (chain) => this.serve(chain));
   }
 
   /** Runs one request; returns the used length (bytes written into the chain). Never throws for guest errors. */

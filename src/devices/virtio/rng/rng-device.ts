@@ -3,7 +3,7 @@
  * with random bytes from the host.
  */
 import type { GuestMemory } from "../../../memory/guest-memory.js";
-import { COMMON_FEATURES, DEFAULT_QUEUE_SIZE, DEVICE_ID_ENTROPY, silentLogger, type ActivateContext, type Logger, type VirtioDevice } from "../device.js";
+import { COMMON_FEATURES, DEFAULT_QUEUE_SIZE, DEVICE_ID_ENTROPY, serveQueue, silentLogger, type ActivateContext, type Logger, type VirtioDevice } from "../device.js";
 import { hostContiguousPieces } from "../guest-pieces.js";
 import { ChainBuffers, subSegments } from "../queue/chain-buffers.js";
 import type { DescriptorChain } from "../queue/descriptor-chain.js";
@@ -69,11 +69,7 @@ export class VirtioRng implements VirtioDevice {
 
   processQueue(index: number): void {
     if (!this.active || index !== 0) return;
-    const { queue, interrupt } = this.active;
-    for (let chain = queue.pop(); chain; chain = queue.pop()) {
-      queue.addUsed(chain.head, this.serve(chain));
-    }
-    if (queue.needsNotification()) interrupt();
+    serveQueue(this.active.queue, this.active.interrupt, (chain) => this.serve(chain));
   }
 
   /** Fills the chain's writable buffers; returns the bytes written (0 for a malformed chain). */

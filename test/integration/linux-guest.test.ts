@@ -70,7 +70,7 @@ test("ext4 root on virtio-blk, virtio-rng, and a ping over virtio-net in a netwo
     const vm = startPetasan(
       ["run", "--kernel", guest.kernel, "--drive", `path=${image},root`, "--rng", "--net", "tap=ptap0", "--cmdline", cmdline],
       BOOT_TIMEOUT_MS - 10_000,
-      ["ip", "netns", "exec", ns],
+      (argv) => ["ip", "netns", "exec", ns, ...argv],
     );
     vm.child.stdin!.end();
     // The guest's init sleeps 5 s after printing IDLE: the window in which its kernel answers pings.

@@ -20,11 +20,11 @@ export interface Running {
 }
 
 /**
- * Starts `petasan ...args` (behind `wrapper`, e.g. `ip netns exec NS`); kills it after `timeoutMs` so a hung
- * guest fails the test instead of hanging it.
+ * Starts `petasan ...args`, its command line passed through `wrap` (e.g. to run it inside `ip netns exec NS`);
+ * kills it after `timeoutMs` so a hung guest fails the test instead of hanging it.
  */
-export function startPetasan(args: string[], timeoutMs: number, wrapper: string[] = []): Running {
-  const argv = [...wrapper, process.execPath, CLI, ...args];
+export function startPetasan(args: string[], timeoutMs: number, wrap: (argv: string[]) => string[] = (argv) => argv): Running {
+  const argv = wrap([process.execPath, CLI, ...args]);
   const child = spawn(argv[0], argv.slice(1), { stdio: ["pipe", "pipe", "pipe"] });
   // Input for a VMM that has already ended is simply lost (EPIPE), as for a user typing into a dead console.
   child.stdin!.on("error", () => {});

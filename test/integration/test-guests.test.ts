@@ -89,3 +89,25 @@ test("a file that is not a kernel, and a missing file, are refused with a clear 
   assert.equal(missing.code, 1, explain(missing));
   assert.match(missing.stderr, /absent.*ENOENT|ENOENT.*absent/, explain(missing));
 });
+
+test("SIGTERM stops a running VM cleanly: vCPUs kicked out of KVM_RUN, exit code 0", { skip }, async () => {
+  const vm = startPetasan(["run", "--kernel", await buildTestGuest("echo")], RUN_TIMEOUT_MS);
+  await vm.waitFor("echo: ready");
+  vm.child.kill("SIGTERM");
+  const run = await vm.finished;
+  assert.equal(run.code, 0, explain(run));
+  assert.match(run.stderr, /stopped by SIGTERM/, explain(run));
+});
+
+test("on a terminal, Ctrl-A x quits and other keys reach the guest", { skip }, async () => {
+  // `script` gives petasan a pseudo-terminal, so the console goes raw and Ctrl-A is the escape key.
+  const elf = await buildTestGuest("echo");
+  const vm = startPetasan(["run", "--kernel", elf], RUN_TIMEOUT_MS, (argv) => ["script", "-qfec", argv.join(" "), "/dev/null"]);
+  await vm.waitFor("echo: ready");
+  vm.child.stdin!.write("hi");
+  await vm.waitFor("HI");
+  vm.child.stdin!.write("\x01x");
+  const run = await vm.finished;
+  assert.equal(run.code, 0, explain(run));
+  assert.doesNotMatch(run.stdout, /echo: bye/, "the guest did not see the escape");
+});

@@ -10,7 +10,10 @@ import type { Kvm } from "../kvm/kvm.js";
 import { VcpuHandle } from "./vcpu/handle.js";
 import type { VcpuWorkerMessage } from "./vcpu/protocol.js";
 import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./device-thread/protocol.js";
-import { VcpuCommand } from "./vcpu/control.js";
+import { VcpuCommand, VcpuState } from "./vcpu/control.js";
+
+/** A vCPU thread is a fresh worker that loads its modules first; on a loaded host that can take a while. */
+const VCPU_START_TIMEOUT_MS = 10_000;
 
 export type VmState = "Running" | "Paused" | "Stopped";
 
@@ -87,6 +90,11 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
     for (const v of this.parts.vcpus) {
       v.start((m) => this.onVcpuMessage(m), (err) => void this.finish({ reason: "internal-error", exitCode: 1, message: `vCPU ${v.vcpu.id} thread crashed: ${err.stack ?? err}` }));
     }
+    // Like Firecracker's resume, "started" means every vCPU thread is in its run loop (or has already ended).
+    await Promise.all(this.parts.vcpus.map(async (v) => {
+      await v.control.untilState(VcpuState.Running, VCPU_START_TIMEOUT_MS);
+      if (v.control.state === VcpuState.Starting) throw new Error(`vCPU ${v.vcpu.id} did not start within ${VCPU_START_TIMEOUT_MS} ms`);
+    }));
   }
 
   private onDeviceEvent(e: DeviceThreadEvent, reject: (e: Error) => void): void {

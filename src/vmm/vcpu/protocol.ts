@@ -6,8 +6,10 @@ export interface VcpuWorkerData {
   mmapSize: number;
   runAddr: bigint;
   control: SharedArrayBuffer;
-  /** eventfd the device thread polls for posted exits. */
+  /** eventfd the device thread polls for posted exits, and the word saying it is awake (ExitDoorbell). */
   exitEventFd: number;
+  exitDoorbell: SharedArrayBuffer;
+  exitDoorbellPoll: boolean;
 }
 
 export type VcpuWorkerMessage =

@@ -1,0 +1,184 @@
+/**
+ * Start-up time and memory overhead of petasan, each beside a baseline measured in the same run.
+ *
+ *   node dist/bench/startup.js [--runs N]
+ *
+ * (a) Start-up. A guest that resets at once (pio-loop with 0 iterations: 15 characters on COM1 and
+ *     an i8042 reset, ~30 exits) run three ways, wall time from spawn to exit:
+ *       - `node -e 0`: the floor of any Node process;
+ *       - the C baseline (exit-rate-baseline.c): what KVM itself costs to create and run this VM;
+ *       - `petasan run --kernel <guest> --serial none`: what a user waits for.
+ *     Then where petasan's time goes, from startup-probe.js (the builder and run loop the CLI uses,
+ *     in a fresh process): milestones from process start to the first KVM_RUN's return and to exit.
+ * (b) Memory. `petasan run` with 256 MiB of guest RAM and the echo guest idling for input, read from
+ *     /proc: VmRSS, minus what the guest touched (the resident part of the guest RAM mapping), is the
+ *     VMM's own footprint. Beside it, a bare `node -e "setTimeout(()=>{},1000)"`: Node's own floor.
+ *     File-backed pages (the node binary, shared by every Node process) are shown apart.
+ */
+import { spawn } from "node:child_process";
+import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import { buildTestGuest } from "../test/guests/build.js";
+import { BenchError } from "./bench-error.js";
+import { buildCBaseline } from "./c-baseline.js";
+import { kvmUnavailableReason } from "./kvm-check.js";
+import { pioLoopImage } from "./pio-loop-image.js";
+import { readGuestRamResidency, readProcessMemory, type ProcessMemory } from "./proc-memory.js";
+import { formatTable, intOption, median } from "./stats.js";
+
+const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+const PROBE = fileURLToPath(new URL("./startup-probe.js", import.meta.url));
+const MEMORY_GUEST_MIB = 256;
+/** The pio-loop writes port 0x80 in its (here empty) loop; 128 MiB is the machine-config default. */
+const RESET_GUEST = { iterations: 0, ring: 0, port: 0x80 } as const;
+const C_BASELINE_MEM_MIB = 128;
+/** The echo guest prints this once it waits for serial input (test/guests/echo.c). */
+const ECHO_READY = "echo: ready\n";
+/** Time for a process to settle before its memory is read. */
+const SETTLE_MS = 500;
+const CHILD_TIMEOUT_MS = 60_000;
+
+interface ChildRun {
+  wallMs: number;
+  stdout: string;
+}
+
+/** Runs a command to completion; fails on a non-zero exit or after CHILD_TIMEOUT_MS. */
+function timedRun(command: string, args: string[]): Promise<ChildRun> {
+  return new Promise((resolve, reject) => {
+    const start = performance.now();
+    const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), CHILD_TIMEOUT_MS);
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      const wallMs = performance.now() - start;
+      if (code === 0) resolve({ wallMs, stdout });
+      else reject(new BenchError(`${command} ${args.join(" ")} ended with ${code ?? signal}:\n${stderr}`));
+    });
+  });
+}
+
+const MILESTONES = ["nodeReady", "imported", "built", "started", "firstExit", "exited"] as const;
+type Milestones = Record<(typeof MILESTONES)[number], number>;
+
+async function startupFigures(runs: number): Promise<string> {
+  const guest = await pioLoopImage(RESET_GUEST);
+  const baseline = await buildCBaseline();
+  const commands: [string, string, string[]][] = [
+    ["node -e 0 (Node's floor)", process.execPath, ["-e", "0"]],
+    ["C baseline, same guest", baseline, [guest, String(C_BASELINE_MEM_MIB), "0x80"]],
+    ["petasan run, same guest", process.execPath, [CLI, "run", "--kernel", guest, "--serial", "none"]],
+  ];
+  const walls = commands.map((): number[] => []);
+  const probes: Milestones[] = [];
+  // Interleaved, so load from other processes on the machine spreads over all of them.
+  for (let i = 0; i < runs; i++) {
+    for (const [at, [, command, args]] of commands.entries()) walls[at].push((await timedRun(command, args)).wallMs);
+    probes.push(JSON.parse((await timedRun(process.execPath, [PROBE, guest])).stdout) as Milestones);
+  }
+  const wallRows = [["process (guest resets at once)", "wall ms", "x node floor"]];
+  const floor = median(walls[0]);
+  for (const [at, [label]] of commands.entries()) wallRows.push([label, median(walls[at]).toFixed(0), (median(walls[at]) / floor).toFixed(2)]);
+
+  const probeRows = [["petasan milestone (in-process probe)", "ms since process start", "step ms"]];
+  let previous = 0;
+  for (const m of MILESTONES) {
+    const at = median(probes.map((p) => p[m]));
+    probeRows.push([m, at.toFixed(1), (at - previous).toFixed(1)]);
+    previous = at;
+  }
+  return `Start-up, median of ${runs} runs\n${formatTable(wallRows)}\n\n${formatTable(probeRows)}`;
+}
+
+interface MemoryReading extends ProcessMemory {
+  guestKiB: number;
+  mergedExtraKiB: number;
+}
+
+/** Starts petasan with the echo guest, waits until it idles for input, reads its memory, then ends it. */
+async function petasanIdleMemory(echoGuest: string): Promise<MemoryReading> {
+  const child = spawn(process.execPath, [CLI, "run", "--kernel", echoGuest, "--memory", `${MEMORY_GUEST_MIB}M`, "--serial", "stdio"], { stdio: ["pipe", "pipe", "inherit"] });
+  // If petasan dies first, the final "q" meets a closed pipe; the error that matters is thrown below.
+  child.stdin!.on("error", () => {});
+  const timer = setTimeout(() => child.kill("SIGKILL"), CHILD_TIMEOUT_MS);
+  const ended = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+  try {
+    let stdout = "";
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.setEncoding("latin1").on("data", (d: string) => {
+        stdout += d;
+        if (stdout.includes(ECHO_READY)) resolve();
+      });
+      void ended.then(() => reject(new BenchError(`petasan ended before the echo guest was ready; stdout:\n${stdout}`)));
+    });
+    await sleep(SETTLE_MS);
+    const memory = await readProcessMemory(child.pid!);
+    const guest = await readGuestRamResidency(child.pid!, MEMORY_GUEST_MIB * 1024 * 1024);
+    return { ...memory, guestKiB: guest.rssKiB, mergedExtraKiB: guest.mergedExtraKiB };
+  } finally {
+    child.stdin!.end("q"); // the echo guest's command to say bye and reset
+    await ended;
+    clearTimeout(timer);
+  }
+}
+
+async function nodeFloorMemory(): Promise<ProcessMemory> {
+  const child = spawn(process.execPath, ["-e", "setTimeout(()=>{},1000)"], { stdio: "ignore" });
+  const ended = new Promise((resolve) => child.on("close", resolve));
+  await sleep(SETTLE_MS);
+  const memory = await readProcessMemory(child.pid!);
+  await ended;
+  return memory;
+}
+
+async function memoryFigures(runs: number): Promise<string> {
+  const echo = await buildTestGuest("echo");
+  const petasan: MemoryReading[] = [];
+  const floor: ProcessMemory[] = [];
+  for (let i = 0; i < runs; i++) {
+    petasan.push(await petasanIdleMemory(echo));
+    floor.push(await nodeFloorMemory());
+  }
+  const mib = (kib: number) => (kib / 1024).toFixed(1);
+  const med = <T>(list: T[], pick: (t: T) => number) => median(list.map(pick));
+  const p = {
+    rss: med(petasan, (m) => m.rssKiB), guest: med(petasan, (m) => m.guestKiB), vmm: med(petasan, (m) => m.rssKiB - m.guestKiB),
+    anon: med(petasan, (m) => m.anonKiB - m.guestKiB), file: med(petasan, (m) => m.fileKiB), threads: med(petasan, (m) => m.threads),
+  };
+  const n = { rss: med(floor, (m) => m.rssKiB), anon: med(floor, (m) => m.anonKiB), file: med(floor, (m) => m.fileKiB), threads: med(floor, (m) => m.threads) };
+  const rows = [
+    ["process", "VmRSS MiB", "guest RAM MiB", "VMM RSS MiB", "VMM anon MiB", "file MiB", "threads"],
+    [`petasan, echo guest idle, ${MEMORY_GUEST_MIB} MiB`, mib(p.rss), mib(p.guest), mib(p.vmm), mib(p.anon), mib(p.file), String(p.threads)],
+    ["node -e setTimeout (Node's floor)", mib(n.rss), "-", mib(n.rss), mib(n.anon), mib(n.file), String(n.threads)],
+    ["ratio petasan / Node's floor", "", "", (p.vmm / n.rss).toFixed(2), (p.anon / n.anon).toFixed(2), (p.file / n.file).toFixed(2), ""],
+  ];
+  const merged = Math.max(...petasan.map((m) => m.mergedExtraKiB));
+  const note = merged > 0 ? `\n(the guest RAM mapping had up to ${merged} KiB of another anonymous mapping merged into it; its pages count as guest RAM above)` : "";
+  return `Memory, median of ${runs} runs (VMM RSS = VmRSS - resident guest RAM; anon = RssAnon, minus guest RAM for petasan)\n${formatTable(rows)}${note}`;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const unavailable = kvmUnavailableReason();
+  if (unavailable) {
+    console.log(`startup: skipped, ${unavailable}`);
+    return;
+  }
+  const runs = intOption(argv, "runs", 5);
+  console.log(await startupFigures(runs));
+  console.log();
+  console.log(await memoryFigures(Math.min(runs, 3)));
+}
+
+main(process.argv.slice(2)).then(
+  () => process.exit(0),
+  (e) => {
+    process.stderr.write(`startup: ${(e as Error).stack ?? e}\n`);
+    process.exit(1);
+  },
+);

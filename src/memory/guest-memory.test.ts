@@ -40,3 +40,36 @@ test("host addresses follow the mapping", () => {
   assert.equal(m.hostAddress(4 * MiB + 0x20, 4), (2n << 40n) + 0x20n);
   assert.equal(m.size, 2 * MiB);
 });
+
+test("readU32s reads little-endian u32s with one range check, across contiguous regions too", () => {
+  const m = GuestMemory.anonymous([{ guestAddr: 0, size: MiB }, { guestAddr: MiB, size: MiB }]);
+  const words = Array.from({ length: 40 }, (_, i) => (0x9e3779b9 * (i + 1)) >>> 0);
+  const put = (at: number) => words.forEach((w, i) => m.writeU32(at + 4 * i, w));
+  // 4 u32s (read one by one) and 40 (copied as bytes), inside one region and across the boundary.
+  for (const at of [0x100, MiB - 8, MiB - 80]) {
+    put(at);
+    for (const count of [4, 40]) {
+      const out = new Uint32Array(40);
+      m.readU32s(at, out, count);
+      assert.deepEqual([...out.subarray(0, count)], words.slice(0, count), `${count} u32s at 0x${at.toString(16)}`);
+    }
+  }
+  const out = new Uint32Array(4);
+  assert.throws(() => m.readU32s(2 * MiB - 8, out), GuestMemoryError);
+  assert.throws(() => m.readU32s(-4, out), GuestMemoryError);
+  assert.throws(() => m.readU32s(0, out, 5), RangeError);
+});
+
+test("hostAddressOrUndefined is hostAddress as a number, and undefined wherever hostAddress throws", () => {
+  const m = mem();
+  assert.equal(m.hostAddressOrUndefined(0x10, 4), Number(m.hostAddress(0x10, 4)));
+  assert.equal(m.hostAddressOrUndefined(4 * MiB + 0x20, MiB - 0x20), 2 ** 41 + 0x20);
+  for (const [addr, len] of [[MiB - 1, 2], [MiB, 1], [-1, 1], [0.5, 1], [2 ** 60, 8], [0, MiB + 1], [4 * MiB, Number.NaN]]) {
+    assert.equal(m.hostAddressOrUndefined(addr, len), undefined, `0x${addr.toString(16)}+${len}`);
+    assert.throws(() => m.hostAddress(addr, len), GuestMemoryError);
+  }
+});
+
+test("host mappings must end below 2^53, where host addresses are exact numbers", () => {
+  assert.throws(() => new GuestMemory([{ guestAddr: 0, size: 4096, hostAddr: 1n << 53n }], () => new Uint8Array(4096)), /2\^53/);
+});

@@ -19,6 +19,12 @@ export const read = libc.func("intptr_t read(int fd, void *buf, size_t count)");
 export const write = libc.func("intptr_t write(int fd, const void *buf, size_t count)");
 export const pread = libc.func("intptr_t pread(int fd, void *buf, size_t count, int64_t off)");
 export const pwrite = libc.func("intptr_t pwrite(int fd, const void *buf, size_t count, int64_t off)");
+/**
+ * pread/pwrite on host memory given by address (a number, exact below 2^53): the virtio-blk data path
+ * for a buffer in one piece of guest RAM, without an iovec or a Buffer object per call.
+ */
+export const preadAddress = libc.func("intptr_t pread(int fd, uintptr_t buf, size_t count, int64_t off)");
+export const pwriteAddress = libc.func("intptr_t pwrite(int fd, uintptr_t buf, size_t count, int64_t off)");
 export const preadv = libc.func("intptr_t preadv(int fd, const void *iov, int iovcnt, int64_t off)");
 export const pwritev = libc.func("intptr_t pwritev(int fd, const void *iov, int iovcnt, int64_t off)");
 export const readv = libc.func("intptr_t readv(int fd, const void *iov, int iovcnt)");

@@ -15,6 +15,12 @@ const SPAN_SIZE = 1 << 30;
 export function hostContiguousPieces(mem: GuestMemory, segments: readonly GuestSegment[]): GuestSegment[] {
   const out: GuestSegment[] = [];
   for (const s of segments) {
+    if (s.len === 0) continue;
+    // The common case, one lookup: the whole segment already lies inside one span.
+    if (mem.hostAddressOrUndefined(s.addr, s.len) !== undefined) {
+      out.push(s);
+      continue;
+    }
     let addr = s.addr;
     let left = s.len;
     while (left > 0) {

@@ -5,8 +5,8 @@
 import { closeSync, openSync } from "node:fs";
 import type { GuestMemory } from "../../../memory/guest-memory.js";
 import { EINTR, SysError } from "../../../sys/errors.js";
-import { errno, fallocate, fdatasync, lseek, preadv, pwrite, pwritev } from "../../../sys/libc.js";
-import { advanceIovecs, guestIovecs, IOV_MAX, IOVEC_SIZE } from "../host-iovec.js";
+import { errno, fallocate, fdatasync, lseek, preadAddress, preadv, pwrite, pwriteAddress, pwritev } from "../../../sys/libc.js";
+import { GuestIovecs, IOV_MAX } from "../host-iovec.js";
 import type { GuestSegment } from "../queue/chain-buffers.js";
 import { DiskIoError, type DiskBackend } from "./disk-backend.js";
 
@@ -30,6 +30,8 @@ export class FileDisk implements DiskBackend {
   readonly canDiscard: boolean;
   private zeroRangeWorks = true;
   private closed = false;
+  /** Rebuilt for every read and write: requests are served one at a time. */
+  private readonly iovecs = new GuestIovecs();
 
   private constructor(private readonly fd: number, readonly readOnly: boolean, readonly path: string) {
     const end = Number(lseek(fd, 0, SEEK_END));
@@ -51,12 +53,12 @@ export class FileDisk implements DiskBackend {
   }
 
   read(mem: GuestMemory, segments: readonly GuestSegment[], offset: number): void {
-    this.transfer("preadv", mem, segments, offset);
+    if (!this.transferContiguous("pread", mem, segments, offset)) this.transfer("preadv", mem, segments, offset);
   }
 
   write(mem: GuestMemory, segments: readonly GuestSegment[], offset: number): void {
     if (this.readOnly) throw new DiskIoError(`${this.path} is read-only`);
-    this.transfer("pwritev", mem, segments, offset);
+    if (!this.transferContiguous("pwrite", mem, segments, offset)) this.transfer("pwritev", mem, segments, offset);
   }
 
   flush(): void {
@@ -96,18 +98,54 @@ export class FileDisk implements DiskBackend {
     return fallocate(this.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, this.sizeBytes, 1) === 0;
   }
 
+  /**
+   * The common single-buffer request (one segment inside one span of guest RAM) with pread/pwrite
+   * on its host address: cheaper per call than an iovec. False, having done nothing, otherwise.
+   */
+  private transferContiguous(call: ContiguousCall, mem: GuestMemory, segments: readonly GuestSegment[], offset: number): boolean {
+    if (segments.length !== 1 || segments[0].len === 0) return false;
+    const { addr, len } = segments[0];
+    const host = mem.hostAddressOrUndefined(addr, len);
+    if (host === undefined) return false;
+    for (let done = 0; done < len; ) {
+      const n = this.contiguous(call, host + done, len - done, offset + done);
+      if (n === 0) throw new DiskIoError(`${call} at ${offset + done} on ${this.path} reached the end of the file`);
+      done += n;
+    }
+    return true;
+  }
+
+  /** One pread/pwrite at host address `host`, retried on EINTR. */
+  private contiguous(call: ContiguousCall, host: number, count: number, offset: number): number {
+    for (;;) {
+      const ret = Number(call === "pread" ? preadAddress(this.fd, host, count, offset) : pwriteAddress(this.fd, host, count, offset));
+      if (ret >= 0) return ret;
+      const e = errno();
+      if (e !== EINTR) throw ioError(new SysError(call, e, `${this.path} at ${offset}`));
+    }
+  }
+
   /** Moves every byte of `segments`, looping over short transfers and IOV_MAX-sized batches. */
-  private transfer(call: "preadv" | "pwritev", mem: GuestMemory, segments: readonly GuestSegment[], offset: number): void {
-    const fn = call === "preadv" ? preadv : pwritev;
-    const iov = guestIovecs(mem, segments);
+  private transfer(call: VectoredCall, mem: GuestMemory, segments: readonly GuestSegment[], offset: number): void {
+    const iov = this.iovecs;
+    iov.build(mem, segments);
     let first = 0;
     let done = 0;
     while (first < iov.count) {
-      const batch = Math.min(IOV_MAX, iov.count - first);
-      const n = this.retrying(call, offset + done, () => Number(fn(this.fd, iov.buffer.subarray(first * IOVEC_SIZE), batch, offset + done)));
+      const n = this.vectored(call, iov.from(first), Math.min(IOV_MAX, iov.count - first), offset + done);
       if (n === 0) throw new DiskIoError(`${call} at ${offset + done} on ${this.path} reached the end of the file`);
       done += n;
-      first = advanceIovecs(iov, first, n);
+      first = iov.advance(first, n);
+    }
+  }
+
+  /** One preadv/pwritev, retried on EINTR; like retrying() but without a closure per request. */
+  private vectored(call: VectoredCall, iov: Buffer, count: number, offset: number): number {
+    for (;;) {
+      const ret = Number(call === "preadv" ? preadv(this.fd, iov, count, offset) : pwritev(this.fd, iov, count, offset));
+      if (ret >= 0) return ret;
+      const e = errno();
+      if (e !== EINTR) throw ioError(new SysError(call, e, `${this.path} at ${offset}`));
     }
   }
 
@@ -120,6 +158,9 @@ export class FileDisk implements DiskBackend {
     }
   }
 }
+
+type ContiguousCall = "pread" | "pwrite";
+type VectoredCall = "preadv" | "pwritev";
 
 function ioError(cause: SysError): DiskIoError {
   return new DiskIoError(cause.message, { cause });

@@ -56,46 +56,51 @@ export interface ParsedRequest {
   status: GuestSegment;
 }
 
+/** The header as four u32s: type, reserved, sector low, sector high. Each parse fills it and reads it right away. */
+const header = new Uint32Array(REQUEST_HEADER_SIZE / 4);
+/** A u64 whose high u32 is at least this is past 2^53. */
+const UNSAFE_HIGH = 2 ** 21;
+
 /** Parses the chain's buffers; throws BlockRequestError naming what is wrong. `maxRanges` bounds discard/write-zeroes payloads. */
 export function parseRequest(mem: GuestMemory, buffers: ChainBuffers, maxRanges: number): ParsedRequest {
   const writableBytes = buffers.writableBytes;
   if (writableBytes < 1) throw new BlockRequestError("no device-writable status byte", null);
-  const status = subSegments(buffers.writable, writableBytes - 1, 1)[0];
-  const fail = (why: string): never => { throw new BlockRequestError(why, status); };
+  const status = lastByte(buffers.writable);
 
   const readableBytes = buffers.readableBytes;
-  if (readableBytes < REQUEST_HEADER_SIZE) fail(`header is ${readableBytes} bytes, needs ${REQUEST_HEADER_SIZE}`);
-  const header = new DataView(readSegments(mem, subSegments(buffers.readable, 0, REQUEST_HEADER_SIZE)).buffer);
-  const type = header.getUint32(0, true);
-  const sector = safeNumber(header.getBigUint64(8, true));
+  if (readableBytes < REQUEST_HEADER_SIZE) throw new BlockRequestError(`header is ${readableBytes} bytes, needs ${REQUEST_HEADER_SIZE}`, status);
+  readHeader(mem, buffers.readable);
+  const type = header[0];
+  const sector = u64Number(header[2], header[3]);
   const payloadIn = readableBytes - REQUEST_HEADER_SIZE;
   const payloadOut = writableBytes - 1;
-  const readPayload = () => subSegments(buffers.readable, REQUEST_HEADER_SIZE, payloadIn);
-  const writePayload = () => subSegments(buffers.writable, 0, payloadOut);
 
   switch (type) {
     case VIRTIO_BLK_T_IN:
-      if (payloadIn > 0) fail(`read request carries ${payloadIn} device-readable data bytes`);
-      if (payloadOut % SECTOR_SIZE !== 0) fail(`read of ${payloadOut} bytes is not a multiple of ${SECTOR_SIZE}`);
-      return { request: { kind: "in", sector, data: writePayload(), bytes: payloadOut }, status };
+      if (payloadIn > 0) throw new BlockRequestError(`read request carries ${payloadIn} device-readable data bytes`, status);
+      if (payloadOut % SECTOR_SIZE !== 0) throw new BlockRequestError(`read of ${payloadOut} bytes is not a multiple of ${SECTOR_SIZE}`, status);
+      return { request: { kind: "in", sector, data: subSegments(buffers.writable, 0, payloadOut), bytes: payloadOut }, status };
     case VIRTIO_BLK_T_OUT:
-      if (payloadOut > 0) fail(`write request carries ${payloadOut} device-writable data bytes`);
-      if (payloadIn % SECTOR_SIZE !== 0) fail(`write of ${payloadIn} bytes is not a multiple of ${SECTOR_SIZE}`);
-      return { request: { kind: "out", sector, data: readPayload(), bytes: payloadIn }, status };
+      if (payloadOut > 0) throw new BlockRequestError(`write request carries ${payloadOut} device-writable data bytes`, status);
+      if (payloadIn % SECTOR_SIZE !== 0) throw new BlockRequestError(`write of ${payloadIn} bytes is not a multiple of ${SECTOR_SIZE}`, status);
+      return { request: { kind: "out", sector, data: subSegments(buffers.readable, REQUEST_HEADER_SIZE, payloadIn), bytes: payloadIn }, status };
     case VIRTIO_BLK_T_FLUSH:
       return { request: { kind: "flush" }, status };
     case VIRTIO_BLK_T_GET_ID:
-      return { request: { kind: "get-id", data: writePayload() }, status };
+      return { request: { kind: "get-id", data: subSegments(buffers.writable, 0, payloadOut) }, status };
     case VIRTIO_BLK_T_DISCARD:
     case VIRTIO_BLK_T_WRITE_ZEROES: {
       const count = payloadIn / RANGE_DESCRIPTOR_SIZE;
-      if (!Number.isInteger(count) || count < 1 || count > maxRanges) fail(`${payloadIn} payload bytes are not 1 to ${maxRanges} range descriptors of ${RANGE_DESCRIPTOR_SIZE}`);
-      const raw = new DataView(readSegments(mem, readPayload()).buffer);
+      if (!Number.isInteger(count) || count < 1 || count > maxRanges) {
+        throw new BlockRequestError(`${payloadIn} payload bytes are not 1 to ${maxRanges} range descriptors of ${RANGE_DESCRIPTOR_SIZE}`, status);
+      }
+      const raw = new DataView(readSegments(mem, subSegments(buffers.readable, REQUEST_HEADER_SIZE, payloadIn)).buffer);
       const ranges: SectorRange[] = [];
       for (let i = 0; i < count; i++) {
         const at = i * RANGE_DESCRIPTOR_SIZE;
         const flags = raw.getUint32(at + 12, true);
-        ranges.push({ sector: safeNumber(raw.getBigUint64(at, true)), sectors: raw.getUint32(at + 8, true), unmap: (flags & RANGE_FLAG_UNMAP) !== 0, unknownFlags: flags & ~RANGE_FLAG_UNMAP });
+        const sector = u64Number(raw.getUint32(at, true), raw.getUint32(at + 4, true));
+        ranges.push({ sector, sectors: raw.getUint32(at + 8, true), unmap: (flags & RANGE_FLAG_UNMAP) !== 0, unknownFlags: flags & ~RANGE_FLAG_UNMAP });
       }
       return { request: { kind: type === VIRTIO_BLK_T_DISCARD ? "discard" : "write-zeroes", ranges }, status };
     }
@@ -104,7 +109,25 @@ export function parseRequest(mem: GuestMemory, buffers: ChainBuffers, maxRanges:
   }
 }
 
-/** A guest u64 as a number; values past 2^53 become Infinity so every range check refuses them. */
-function safeNumber(v: bigint): number {
-  return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : Infinity;
+/** The last byte of a byte stream of `segments` holding at least one byte: where the status goes. */
+function lastByte(segments: readonly GuestSegment[]): GuestSegment {
+  let i = segments.length - 1;
+  while (segments[i].len === 0) i--;
+  return { addr: segments[i].addr + segments[i].len - 1, len: 1 };
+}
+
+/**
+ * Fills `header` from the first REQUEST_HEADER_SIZE readable bytes: in place when the first buffer
+ * holds them all (how drivers send it), else gathered across buffers (virtio 1.2 §2.6.4 allows any split).
+ */
+function readHeader(mem: GuestMemory, readable: readonly GuestSegment[]): void {
+  if (readable[0].len >= REQUEST_HEADER_SIZE) return mem.readU32s(readable[0].addr, header);
+  const bytes = readSegments(mem, subSegments(readable, 0, REQUEST_HEADER_SIZE));
+  const view = new DataView(bytes.buffer);
+  for (let i = 0; i < header.length; i++) header[i] = view.getUint32(i * 4, true);
+}
+
+/** A guest le64 given as two u32 halves, as a number; values past 2^53 become Infinity so every range check refuses them. */
+function u64Number(low: number, high: number): number {
+  return high < UNSAFE_HIGH ? high * 2 ** 32 + low : Infinity;
 }

@@ -6,7 +6,7 @@
 import { EAGAIN, EINTR, SysError } from "../../../sys/errors.js";
 import { close, errno, ioctlInt, ioctlPtr, open, readv, writev } from "../../../sys/libc.js";
 import type { GuestMemory } from "../../../memory/guest-memory.js";
-import { guestIovecs, IOV_MAX } from "../host-iovec.js";
+import { GuestIovecs, IOV_MAX } from "../host-iovec.js";
 import type { GuestSegment } from "../queue/chain-buffers.js";
 import { NetIoError, type GuestOffloads, type NetBackend } from "./net-backend.js";
 
@@ -35,6 +35,8 @@ export const VIRTIO_NET_HDR_SIZE = 12;
 export class TapBackend implements NetBackend {
   readonly supportedOffloads: GuestOffloads;
   private closed = false;
+  /** Rebuilt for every frame: the device sends and receives one frame at a time. */
+  private readonly iov = new GuestIovecs();
 
   private constructor(readonly fd: number, readonly name: string) {
     this.supportedOffloads = this.probeOffloads();
@@ -70,7 +72,7 @@ export class TapBackend implements NetBackend {
   receive(mem: GuestMemory, segments: readonly GuestSegment[]): number | null {
     const iov = this.iovecs(mem, segments);
     for (;;) {
-      const n = Number(readv(this.fd, iov.buffer, iov.count));
+      const n = Number(readv(this.fd, iov.from(0), iov.count));
       if (n >= 0) return n;
       const e = errno();
       if (e === EAGAIN) return null;
@@ -82,7 +84,7 @@ export class TapBackend implements NetBackend {
     const iov = this.iovecs(mem, segments);
     for (;;) {
       // A tap takes a whole frame per write or none of it, so there is no short write to resume.
-      const n = Number(writev(this.fd, iov.buffer, iov.count));
+      const n = Number(writev(this.fd, iov.from(0), iov.count));
       if (n >= 0) return true;
       const e = errno();
       if (e === EAGAIN) return false;
@@ -103,8 +105,9 @@ export class TapBackend implements NetBackend {
     return { csum: false, tso4: false, tso6: false };
   }
 
-  private iovecs(mem: GuestMemory, segments: readonly GuestSegment[]) {
-    const iov = guestIovecs(mem, segments);
+  private iovecs(mem: GuestMemory, segments: readonly GuestSegment[]): GuestIovecs {
+    const iov = this.iov;
+    iov.build(mem, segments);
     if (iov.count > IOV_MAX) throw new NetIoError(`frame spans ${iov.count} buffers, more than IOV_MAX ${IOV_MAX}`);
     return iov;
   }

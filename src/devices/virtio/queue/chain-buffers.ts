@@ -4,12 +4,13 @@
  * §2.6.4 Message Framing), so headers and status bytes are located by byte offset here.
  */
 import type { GuestMemory } from "../../../memory/guest-memory.js";
-import type { DescriptorChain } from "./descriptor-chain.js";
+import type { Descriptor, DescriptorChain } from "./descriptor-chain.js";
 import { VirtqError } from "./virtq-error.js";
 
+/** A guest buffer. Segments are values: code shares them between lists and never changes one. */
 export interface GuestSegment {
-  addr: number;
-  len: number;
+  readonly addr: number;
+  readonly len: number;
 }
 
 export class ChainBuffers {
@@ -20,13 +21,19 @@ export class ChainBuffers {
 
   /** Walks and validates `chain`; device-writable buffers must follow all readable ones (virtio 1.2 §2.7.4.2). */
   static of(chain: DescriptorChain): ChainBuffers {
-    const readable: GuestSegment[] = [];
+    // A Descriptor is a GuestSegment (plus its direction), so the streams keep the walk's objects:
+    // `readable` is the walk's own array, cut where the device-writable part starts.
+    const readable: Descriptor[] = [];
+    chain.collect(readable);
+    let split = 0;
+    while (split < readable.length && !readable[split].writable) split++;
     const writable: GuestSegment[] = [];
-    for (const d of chain) {
-      if (d.writable) writable.push({ addr: d.addr, len: d.len });
-      else if (writable.length > 0) throw new VirtqError("readable-after-writable", `chain ${chain.head} has a device-readable buffer after a device-writable one`);
-      else readable.push({ addr: d.addr, len: d.len });
+    for (let i = split; i < readable.length; i++) {
+      if (!readable[i].writable) throw new VirtqError("readable-after-writable", `chain ${chain.head} has a device-readable buffer after a device-writable one`);
+      writable.push(readable[i]);
     }
+    // pop() rather than `length = split`: V8 inlines pop, while a length store is a runtime call.
+    while (readable.length > split) readable.pop();
     return new ChainBuffers(readable, writable);
   }
 
@@ -57,7 +64,7 @@ export function subSegments(segments: readonly GuestSegment[], offset: number, l
       continue;
     }
     const n = Math.min(s.len - skip, want);
-    out.push({ addr: s.addr + skip, len: n });
+    out.push(n === s.len ? s : { addr: s.addr + skip, len: n });
     want -= n;
     skip = 0;
   }

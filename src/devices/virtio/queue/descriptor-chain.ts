@@ -21,6 +21,26 @@ export interface Descriptor {
   writable: boolean;
 }
 
+/** u32s per struct virtq_desc: addr low, addr high, len, flags | next << 16. */
+const DESCRIPTOR_WORDS = DESCRIPTOR_SIZE / 4;
+/** A guest address whose high u32 is at least this is past 2^53 and so past any guest RAM. */
+const UNSAFE_ADDR_HIGH = 2 ** 21;
+
+/**
+ * Scratch shared by every walk (walks run one at a time and never call out while reading it):
+ * the current ring descriptor, and the current indirect table, read whole with one range check.
+ */
+const ringDescriptor = new Uint32Array(DESCRIPTOR_WORDS);
+let indirectTable = new Uint32Array(64 * DESCRIPTOR_WORDS);
+
+/** The indirect table at `addr` with `entries` descriptors, copied into `indirectTable` (grown to fit, at most MAX_QUEUE_SIZE entries). */
+function readIndirectTable(mem: GuestMemory, addr: number, entries: number): Uint32Array {
+  const words = entries * DESCRIPTOR_WORDS;
+  if (words > indirectTable.length) indirectTable = new Uint32Array(Math.max(words, indirectTable.length * 2));
+  mem.readU32s(addr, indirectTable, words);
+  return indirectTable;
+}
+
 export class DescriptorChain implements Iterable<Descriptor> {
   /**
    * `head` indexes the queue's descriptor table at `table` with `tableSize` entries (checked by
@@ -34,40 +54,49 @@ export class DescriptorChain implements Iterable<Descriptor> {
     private readonly indirectAllowed: boolean,
   ) {}
 
-  /** Walks the chain, following at most one indirect table; throws a VirtqError on the first bad descriptor. */
-  *[Symbol.iterator](): Iterator<Descriptor> {
-    let table = this.table;
+  /**
+   * Walks the chain, following at most one indirect table, and appends each descriptor to `out`;
+   * throws a VirtqError on the first bad descriptor. A plain loop into the caller's array: this
+   * runs once per request, and a generator or a BigInt per descriptor showed up in profiles.
+   */
+  collect(out: Descriptor[]): void {
     let size = this.tableSize;
     let index = this.head;
-    let inIndirect = false;
+    // Where the current descriptor's words are: read from the ring one at a time, or from the indirect table's copy.
+    let indirect: Uint32Array | null = null;
     // A chain can visit each table entry at most once; more links than entries means a loop.
     let linksLeft = size;
     for (;;) {
-      if (index >= size) throw new VirtqError("descriptor-index", `descriptor ${index} is past the ${inIndirect ? "indirect " : ""}table of ${size}`);
+      if (index >= size) throw new VirtqError("descriptor-index", `descriptor ${index} is past the ${indirect ? "indirect " : ""}table of ${size}`);
       if (linksLeft-- === 0) throw new VirtqError("chain-too-long", `chain from head ${this.head} has more than ${size} links (a loop?)`);
-      const at = table + index * DESCRIPTOR_SIZE;
-      const addr64 = this.mem.readU64(at);
-      const len = this.mem.readU32(at + 8);
-      const flags = this.mem.readU16(at + 12);
-      const next = this.mem.readU16(at + 14);
+      let words = indirect;
+      let at = index * DESCRIPTOR_WORDS;
+      if (!words) {
+        words = ringDescriptor;
+        at = 0;
+        this.mem.readU32s(this.table + index * DESCRIPTOR_SIZE, words);
+      }
+      const addrLow = words[at];
+      const addrHigh = words[at + 1];
+      const len = words[at + 2];
+      const flags = words[at + 3] & 0xffff;
+      const next = words[at + 3] >>> 16;
 
       if (flags & DESC_F_INDIRECT) {
         if (!this.indirectAllowed) throw new VirtqError("indirect-not-negotiated", `descriptor ${index} is indirect but VIRTIO_F_INDIRECT_DESC was not negotiated`);
-        if (inIndirect) throw new VirtqError("nested-indirect", `indirect table entry ${index} points to another indirect table`);
+        if (indirect) throw new VirtqError("nested-indirect", `indirect table entry ${index} points to another indirect table`);
         if (flags & DESC_F_NEXT) throw new VirtqError("indirect-with-next", `descriptor ${index} sets both INDIRECT and NEXT`);
         if (len === 0 || len % DESCRIPTOR_SIZE !== 0 || len / DESCRIPTOR_SIZE > MAX_QUEUE_SIZE) {
           throw new VirtqError("indirect-table-size", `indirect table length ${len} is not a multiple of ${DESCRIPTOR_SIZE} between 16 and ${MAX_QUEUE_SIZE * DESCRIPTOR_SIZE}`);
         }
-        const tableAddr = this.checkedRange(addr64, len, index);
-        table = tableAddr;
         size = len / DESCRIPTOR_SIZE;
+        indirect = readIndirectTable(this.mem, this.checkedRange(addrLow, addrHigh, len, index), size);
         linksLeft = size;
         index = 0;
-        inIndirect = true;
         continue;
       }
 
-      yield { addr: this.checkedRange(addr64, len, index), len, writable: (flags & DESC_F_WRITE) !== 0 };
+      out.push({ addr: this.checkedRange(addrLow, addrHigh, len, index), len, writable: (flags & DESC_F_WRITE) !== 0 });
       if (!(flags & DESC_F_NEXT)) return;
       index = next;
     }
@@ -75,12 +104,21 @@ export class DescriptorChain implements Iterable<Descriptor> {
 
   /** All descriptors of the chain, validated. */
   descriptors(): Descriptor[] {
-    return [...this];
+    const out: Descriptor[] = [];
+    this.collect(out);
+    return out;
   }
 
-  private checkedRange(addr64: bigint, len: number, index: number): number {
-    const addr = addr64 <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(addr64) : -1;
-    if (addr < 0 || !this.mem.contains(addr, len)) {
+  /** The validated descriptors one by one; the whole chain is checked before the first comes out. */
+  [Symbol.iterator](): Iterator<Descriptor> {
+    return this.descriptors()[Symbol.iterator]();
+  }
+
+  /** The buffer address of descriptor `index` as a number, or a VirtqError if [addr, addr+len) is not all guest RAM. */
+  private checkedRange(addrLow: number, addrHigh: number, len: number, index: number): number {
+    const addr = addrHigh * 2 ** 32 + addrLow;
+    if (addrHigh >= UNSAFE_ADDR_HIGH || !this.mem.contains(addr, len)) {
+      const addr64 = (BigInt(addrHigh) << 32n) | BigInt(addrLow);
       throw new VirtqError("descriptor-range", `descriptor ${index} buffer 0x${addr64.toString(16)}+0x${len.toString(16)} is outside guest RAM`);
     }
     return addr;

@@ -30,10 +30,8 @@ export interface DeviceThreadData {
   vmFd: number;
   memory: MemoryRegionDescriptor[];
   vcpus: DeviceThreadVcpu[];
-  /** eventfd vCPUs write when they post an exit, and the word saying the device thread is awake (ExitDoorbell). */
+  /** eventfd vCPUs write when they post an exit. */
   exitEventFd: number;
-  exitDoorbell: SharedArrayBuffer;
-  exitDoorbellPoll: boolean;
   /** eventfd the controller writes after posting on `port`, to wake epoll_wait. */
   controlEventFd: number;
   /** Requests from the controller, read synchronously (receiveMessageOnPort) when controlEventFd fires. */

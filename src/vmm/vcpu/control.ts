@@ -50,11 +50,10 @@ export class VcpuControl {
   }
 
   get mailbox(): ExitMailbox { return Atomics.load(this.words, 2); }
-  /** vCPU side: post the exit, ring, poll briefly (see ExitDoorbell), then sleep until it has been served. */
-  postExitAndWait(ring: () => void, spinChecks: number): void {
+  /** vCPU side: post the exit and sleep until the device thread has served it. */
+  postExitAndWait(kick: () => void): void {
     Atomics.store(this.words, 2, ExitMailbox.Pending);
-    ring();
-    for (let i = 0; i < spinChecks; i++) if (Atomics.load(this.words, 2) !== ExitMailbox.Pending) return;
+    kick();
     Atomics.wait(this.words, 2, ExitMailbox.Pending);
   }
   /** Device-thread side: the exit in kvm_run is served; wake the vCPU. */

@@ -6,10 +6,8 @@ export interface VcpuWorkerData {
   mmapSize: number;
   runAddr: bigint;
   control: SharedArrayBuffer;
-  /** eventfd the device thread polls for posted exits, and the word saying it is awake (ExitDoorbell). */
+  /** eventfd the device thread polls for posted exits. */
   exitEventFd: number;
-  exitDoorbell: SharedArrayBuffer;
-  exitDoorbellPoll: boolean;
 }
 
 export type VcpuWorkerMessage =

@@ -4,8 +4,7 @@
  * wakes us. Commands (pause, stop) arrive through VcpuControl plus a kick: immediate_exit + a signal.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { ioctlInt, errno, pthreadSelf } from "../../sys/libc.js";
-import { ExitDoorbell } from "../exit-doorbell.js";
+import { ioctlInt, errno, pthreadSelf, write } from "../../sys/libc.js";
 import { EINTR, EAGAIN } from "../../sys/errors.js";
 import { KVM_RUN } from "../../kvm/ioctls.js";
 import { KvmRunView, EXIT, EXIT_NAMES, IO_OUT } from "../../kvm/run.js";
@@ -31,9 +30,8 @@ const data = workerData as VcpuWorkerData;
 const control = new VcpuControl(data.control);
 const vcpu = new Vcpu(data.fd, data.id, data.mmapSize, data.runAddr);
 const run = new KvmRunView(data.runAddr, data.mmapSize);
-const doorbell = new ExitDoorbell(data.exitEventFd, data.exitDoorbellPoll, data.exitDoorbell);
-const ring = () => doorbell.ring();
-const spinChecks = doorbell.vcpuSpinChecks;
+const one = new BigUint64Array([1n]);
+const kickDevices = () => { write(data.exitEventFd, one, 8); };
 const post = (m: VcpuWorkerMessage) => parentPort!.postMessage(m);
 
 const slot = {
@@ -77,12 +75,12 @@ function runLoop(): void {
           break;
         }
         control.bump(run.ioDirection === IO_OUT ? slot.ioOut : slot.ioIn);
-        control.postExitAndWait(ring, spinChecks);
+        control.postExitAndWait(kickDevices);
         break;
       }
       case EXIT.MMIO:
         control.bump(run.mmioIsWrite ? slot.mmioWrite : slot.mmioRead);
-        control.postExitAndWait(ring, spinChecks);
+        control.postExitAndWait(kickDevices);
         break;
       case EXIT.INTR:
         control.bump(slot.intr);

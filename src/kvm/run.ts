@@ -48,7 +48,8 @@ export class KvmRunView {
   get ioCount(): number { return this.dv.getUint32(o["io.count"], true); }
   /** The PIO data bytes (size * count), inside the mmap'd area (the second page). */
   ioData(): Uint8Array {
-    const off = Number(this.dv.getBigUint64(o["io.data_offset"], true));
+    // data_offset is a u64 but points inside this small mapping: its low half is the whole value.
+    const off = this.dv.getUint32(o["io.data_offset"], true);
     return this.bytes.subarray(off, off + this.ioSize * this.ioCount);
   }
 

@@ -13,7 +13,7 @@ export function dispatchPio(run: KvmRunView, bus: Bus): boolean {
   const data = run.ioData();
   let claimedAll = true;
   for (let at = 0; at < data.length; at += size) {
-    const chunk = data.subarray(at, at + size);
+    const chunk = data.length === size ? data : data.subarray(at, at + size);
     const claimed = out ? bus.write(port, chunk) : bus.read(port, chunk);
     if (!claimed) {
       if (!out) chunk.fill(0xff);

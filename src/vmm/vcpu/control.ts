@@ -51,11 +51,15 @@ export class VcpuControl {
   }
 
   get mailbox(): ExitMailbox { return Atomics.load(this.words, 2); }
-  /** vCPU side: post the exit and sleep until the device thread has served it. */
+  /**
+   * vCPU side: post the exit and sleep until the device thread has served it. Waking is not proof: the
+   * device thread's notify for the previous exit can land after that exit was seen done and wake this
+   * wait, so the mailbox word itself is the only answer.
+   */
   postExitAndWait(kick: () => void): void {
     Atomics.store(this.words, 2, ExitMailbox.Pending);
     kick();
-    Atomics.wait(this.words, 2, ExitMailbox.Pending);
+    while (Atomics.load(this.words, 2) === ExitMailbox.Pending) Atomics.wait(this.words, 2, ExitMailbox.Pending);
   }
   /** Device-thread side: the exit in kvm_run is served; wake the vCPU. */
   completeExit(): void {

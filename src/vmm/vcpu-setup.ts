@@ -7,6 +7,7 @@ import type { Kvm } from "../kvm/kvm.js";
 import type { Vcpu, Sregs } from "../kvm/vcpu.js";
 import type { BootEntry } from "../boot/loader.js";
 import { vcpuCpuid, type CpuTemplate } from "../arch/x86/cpuid.js";
+import { detectHostVirtualization } from "../arch/x86/host.js";
 import { bootMsrs } from "../arch/x86/msrs.js";
 import { BOOT_FPU } from "../arch/x86/fpu.js";
 import { withLegacyLints } from "../arch/x86/lapic.js";
@@ -22,15 +23,17 @@ const EFER_LMA = 1n << 10n;
 export interface HostCpuFacts {
   supportedCpuid: ReturnType<Kvm["supportedCpuid"]>;
   msrIndexList: number[];
+  /** VT-x/AMD-V present, so guest ring 0 (and its hypercalls) run in hardware. */
+  hardwareVirtualization: boolean;
 }
 
 export function hostCpuFacts(kvm: Kvm): HostCpuFacts {
-  return { supportedCpuid: kvm.supportedCpuid(), msrIndexList: kvm.msrIndexList() };
+  return { supportedCpuid: kvm.supportedCpuid(), msrIndexList: kvm.msrIndexList(), hardwareVirtualization: detectHostVirtualization().hardware };
 }
 
 /** CPUID, MSRs, FPU and LAPIC LINT wiring, for every vCPU. */
 export function configureVcpu(vcpu: Vcpu, host: HostCpuFacts, vcpuCount: number, template: CpuTemplate): void {
-  vcpu.setCpuid2(vcpuCpuid(host.supportedCpuid, { vcpuId: vcpu.id, vcpuCount, template }));
+  vcpu.setCpuid2(vcpuCpuid(host.supportedCpuid, { vcpuId: vcpu.id, vcpuCount, template, hypercalls: host.hardwareVirtualization }));
   vcpu.setMsrs(bootMsrs(host.msrIndexList));
   vcpu.setFpu(BOOT_FPU);
   vcpu.setLapic(withLegacyLints(vcpu.getLapic()));

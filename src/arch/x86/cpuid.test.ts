@@ -11,12 +11,15 @@ const supported: CpuidEntry[] = [
   leaf(0xb, 0), leaf(0xb, 1),
   leaf(0xd, 0, { eax: 7 }),
   leaf(0x8000_0001, 0, { ecx: 0xffff_ffff, edx: 0xffff_ffff }),
+  leaf(0x4000_0001, 0, { eax: 0x0001_ffff }),
+  leaf(0x8000_0008, 0, { eax: 0x3030, ecx: 0x700f }),
+  leaf(0x8000_001e, 0, { eax: 9, ebx: 0x109, ecx: 0x300 }),
 ];
 const find = (entries: CpuidEntry[], fn: number, index = 0) => entries.find((e) => e.function === fn && e.index === index);
 
 test("each vCPU sees its own APIC id, the vCPU count and the KVM signature", () => {
   for (const id of [0, 3]) {
-    const c = vcpuCpuid(supported, { vcpuId: id, vcpuCount: 4, template: "host" });
+    const c = vcpuCpuid(supported, { vcpuId: id, vcpuCount: 4, template: "host", hypercalls: true });
     const l1 = find(c, 1)!;
     assert.equal(l1.ebx >>> 24, id);
     assert.equal((l1.ebx >>> 16) & 0xff, 4);
@@ -25,6 +28,8 @@ test("each vCPU sees its own APIC id, the vCPU count and the KVM signature", () 
     assert.equal(find(c, 0xb, 0)!.edx, id);
     assert.equal(find(c, 0xb, 1)!.ebx, 4);
     assert.equal(find(c, 0xb, 1)!.eax, 2, "two bits of core id for 4 vCPUs");
+    assert.equal(find(c, 0x8000_0008)!.ecx, 0x2003, "AMD: 4 cores, 2 APIC id bits");
+    assert.deepEqual([find(c, 0x8000_001e)!.eax, find(c, 0x8000_001e)!.ebx, find(c, 0x8000_001e)!.ecx], [id, id, 0]);
     const sig = find(c, 0x4000_0000)!;
     assert.equal(Buffer.from(new Uint32Array([sig.ebx, sig.ecx, sig.edx]).buffer).toString("latin1"), "KVMKVMKVM\0\0\0");
   }
@@ -32,7 +37,7 @@ test("each vCPU sees its own APIC id, the vCPU count and the KVM signature", () 
 });
 
 test("the minimal template keeps only the x86-64 baseline", () => {
-  const c = vcpuCpuid(supported, { vcpuId: 0, vcpuCount: 1, template: "minimal" });
+  const c = vcpuCpuid(supported, { vcpuId: 0, vcpuCount: 1, template: "minimal", hypercalls: true });
   const l1 = find(c, 1)!;
   assert.equal(l1.ecx, (1 | (1 << 21) | (1 << 31)) >>> 0);
   assert.equal(l1.edx & (1 << 28), 0, "no HTT with one vCPU");
@@ -42,5 +47,11 @@ test("the minimal template keeps only the x86-64 baseline", () => {
 });
 
 test("an unknown template is refused by name", () => {
-  assert.throws(() => vcpuCpuid(supported, { vcpuId: 0, vcpuCount: 1, template: "t2" as never }), (e: Error) => e instanceof CpuidError && /"t2"/.test(e.message));
+  assert.throws(() => vcpuCpuid(supported, { vcpuId: 0, vcpuCount: 1, template: "t2" as never, hypercalls: true }), (e: Error) => e instanceof CpuidError && /"t2"/.test(e.message));
+});
+
+test("where KVM emulates ring 0, paravirt features that need hypercalls are hidden", () => {
+  const eax = (hypercalls: boolean) => find(vcpuCpuid(supported, { vcpuId: 0, vcpuCount: 2, template: "host", hypercalls }), 0x4000_0001)!.eax;
+  assert.equal(eax(true), 0x0001_ffff);
+  assert.equal(eax(false), (0x0001_ffff & ~((1 << 7) | (1 << 11) | (1 << 13) | (1 << 16))) >>> 0);
 });

@@ -29,6 +29,11 @@ const LEAF1_EDX_HTT = 1 << 28;
 const KVM_SIGNATURE_LEAF = 0x4000_0000;
 const KVM_SIGNATURE = [0x4b4d564b, 0x564b4d56, 0x0000004d];
 const KVM_FEATURES_LEAF = 0x4000_0001;
+/**
+ * KVM paravirt features that work by hypercall (Documentation/virt/kvm/x86/cpuid.rst, hypercalls.rst):
+ * PV_UNHALT (KVM_HC_KICK_CPU), PV_SEND_IPI, PV_SCHED_YIELD, HC_MAP_GPA_RANGE.
+ */
+const KVM_HYPERCALL_FEATURES = bits(7, 11, 13, 16);
 
 function bits(...n: number[]): number {
   return n.reduce((m, b) => (m | (1 << b)) >>> 0, 0);
@@ -43,11 +48,18 @@ export interface CpuidOptions {
   vcpuId: number;
   vcpuCount: number;
   template: CpuTemplate;
+  /**
+   * False where KVM emulates guest ring 0 (no VT-x/AMD-V): there a `vmcall` from the guest kernel never
+   * completes (KVM patches it to the vendor's instruction and re-runs it in its emulator, forever), so
+   * the paravirt features that need hypercalls are hidden. Measured: an SMP Linux guest hung in
+   * kvm_hypercall4 (PV send-IPI) until they were.
+   */
+  hypercalls: boolean;
 }
 
 /** The CPUID entries for one vCPU. Does not modify `supported`. */
 export function vcpuCpuid(supported: readonly CpuidEntry[], opts: CpuidOptions): CpuidEntry[] {
-  const { vcpuId, vcpuCount, template } = opts;
+  const { vcpuId, vcpuCount, template, hypercalls } = opts;
   if (!CPU_TEMPLATES.includes(template)) throw new CpuidError(`unknown CPU template "${template}" (expected one of ${CPU_TEMPLATES.join(", ")})`);
   const out: CpuidEntry[] = [];
   for (const src of supported) {
@@ -94,9 +106,22 @@ export function vcpuCpuid(supported: readonly CpuidEntry[], opts: CpuidOptions):
           e.edx = (e.edx & BASELINE_EXT1_EDX) >>> 0;
         }
         break;
+      case 0x8000_0008:
+        // AMD: ECX[7:0] cores per package - 1, ECX[15:12] APIC id bits for the core (AMD APM vol. 3, E.4.7).
+        e.ecx = ((e.ecx & ~0xf0ff) | (idBits(vcpuCount) << 12) | (vcpuCount - 1)) >>> 0;
+        break;
+      case 0x8000_001e:
+        // AMD extended APIC id / compute unit (E.4.15): one core per vCPU, one thread per core, node 0.
+        e.eax = vcpuId;
+        e.ebx = vcpuId & 0xff;
+        e.ecx = 0;
+        break;
       case KVM_SIGNATURE_LEAF:
         e.eax = Math.max(e.eax, KVM_FEATURES_LEAF);
         [e.ebx, e.ecx, e.edx] = KVM_SIGNATURE;
+        break;
+      case KVM_FEATURES_LEAF:
+        if (!hypercalls) e.eax = (e.eax & ~KVM_HYPERCALL_FEATURES) >>> 0;
         break;
     }
     out.push(e);

@@ -1,6 +1,6 @@
 /**
  * The Linux guest end to end: the default guest boots to its init banner and reboots (ending the VMM with
- * exit code 0); then, with an ext4 root on virtio-blk, virtio-rng and virtio-net on a tap inside a network
+ * exit code 0), with 1, 2 and 4 vCPUs; then, with an ext4 root on virtio-blk, virtio-rng and virtio-net on a tap inside a network
  * namespace this test makes, the guest's init prints a line read from the disk and entropy from /dev/hwrng,
  * and the host pings the guest kernel, which configured its address from `ip=`.
  * Each boot takes a minute or more on a host whose KVM emulates guest ring 0.
@@ -48,6 +48,16 @@ test("the default guest boots to its banner and its reboot ends the VMM with exi
   assert.match(r.stdout, /reboot: Restarting system/);
   assert.equal(r.code, 0, `exit code; stderr:\n${r.stderr}`);
 });
+
+for (const cpus of [2, 4]) {
+  test(`the default guest brings up all ${cpus} vCPUs`, { skip, timeout: BOOT_TIMEOUT_MS * 2 }, async () => {
+    const r = await runPetasan(["run", "--cpus", String(cpus), "--serial", "stdio"], BOOT_TIMEOUT_MS * 2 - 10_000);
+    assert.match(r.stdout, new RegExp(`smp: Brought up 1 node, ${cpus} CPUs`));
+    assert.match(r.stdout, new RegExp(`cpus=0-${cpus - 1}\r?\n`));
+    assert.match(r.stdout, /BOOT-OK uptime=\d+/);
+    assert.equal(r.code, 0, `exit code; stderr:\n${r.stderr}`);
+  });
+}
 
 test("ext4 root on virtio-blk, virtio-rng, and a ping over virtio-net in a network namespace", { skip, timeout: BOOT_TIMEOUT_MS }, async () => {
   const root = join(work, "rootfs");

@@ -4,13 +4,12 @@
  * wakes us. Commands (pause, stop) arrive through VcpuControl plus a kick: immediate_exit + a signal.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { ioctlInt, errno, pthreadSelf, write } from "../../sys/libc.js";
+import { ioctlInt, errno, pthreadSelf, strerror, write } from "../../sys/libc.js";
 import { EINTR, EAGAIN } from "../../sys/errors.js";
 import { KVM_RUN } from "../../kvm/ioctls.js";
 import { KvmRunView, EXIT, EXIT_NAMES, IO_OUT } from "../../kvm/run.js";
 import { dispatchPio } from "../io-dispatch.js";
 import { Vcpu } from "../../kvm/vcpu.js";
-import { strerror } from "../../sys/libc.js";
 import { VcpuCommand, VcpuControl, VcpuState } from "./control.js";
 import { registerDump } from "./register-dump.js";
 import type { VcpuWorkerData, VcpuWorkerMessage } from "./protocol.js";
@@ -25,6 +24,10 @@ const localBus = new Bus("pio");
 localBus.insert(new PortSink(), POST_CODE_PORT, 1, "POST code / io_delay port");
 localBus.insert(new PortSink(), ALTERNATE_IO_DELAY_PORT, 1, "alternate io_delay port");
 const LOCAL_PORTS = new Set([POST_CODE_PORT, ALTERNATE_IO_DELAY_PORT]);
+
+/** KVM_INTERNAL_ERROR_EMULATION: most often met on hosts whose KVM emulates guest ring 0 (see README). */
+const EMULATION_FAILED_HINT =
+  " (KVM could not emulate an instruction; without VT-x/AMD-V, KVM emulates all guest ring-0 code and lacks some instructions: see the README's section on such hosts)";
 
 const data = workerData as VcpuWorkerData;
 const control = new VcpuControl(data.control);
@@ -86,7 +89,7 @@ function runLoop(): void {
         control.bump(slot.intr);
         break;
       case EXIT.HLT:
-        // With the in-kernel LAPIC, HLT stays in the kernel; a userspace HLT exit means no irqchip: idle briefly.
+        // The in-kernel LAPIC keeps HLT in the kernel; counted in case a KVM reports one anyway, then re-entered.
         control.bump(slot.hlt);
         break;
       case EXIT.SHUTDOWN:
@@ -96,7 +99,7 @@ function runLoop(): void {
         fatal(`KVM could not enter the guest (hardware entry failure reason 0x${run.failEntryReason.toString(16)})`);
         return;
       case EXIT.INTERNAL_ERROR:
-        fatal(`KVM internal error, suberror ${run.internalSuberror}${run.internalSuberror === 1 ? " (instruction emulation failed)" : ""}; data: ${run.internalData().map((d) => "0x" + d.toString(16)).join(" ")}`);
+        fatal(`KVM internal error, suberror ${run.internalSuberror}${run.internalSuberror === 1 ? EMULATION_FAILED_HINT : ""}; data: ${run.internalData().map((d) => "0x" + d.toString(16)).join(" ")}`);
         return;
       case EXIT.SYSTEM_EVENT:
         post({ kind: "system-event", vcpu: data.id, type: run.systemEventType });

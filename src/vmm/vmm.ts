@@ -209,6 +209,11 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
         await dt.terminate();
       }
       this.state = "Stopped";
+      // Nobody is left to answer requests in flight: answer them here rather than leave callers waiting.
+      for (const resolve of this.metricsWaiters.values()) resolve({});
+      for (const settle of this.doneWaiters.values()) settle("the VM stopped");
+      this.metricsWaiters.clear();
+      this.doneWaiters.clear();
       this.parts.release();
       this.emit("exit", exit);
       return exit;

@@ -5,6 +5,7 @@
  * step N undoes steps 1..N-1; every error says which step failed.
  */
 import { readFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import { eventfd, close } from "../sys/libc.js";
 import { check } from "../sys/errors.js";
 import { Kvm } from "../kvm/kvm.js";
@@ -20,6 +21,7 @@ import type { VmConfig } from "../config/vm-config.js";
 import { VcpuHandle } from "./vcpu/handle.js";
 import { configureVcpu, hostCpuFacts, setBootRegisters } from "./vcpu-setup.js";
 import { Vmm } from "./vmm.js";
+import { ExitDoorbell } from "./exit-doorbell.js";
 import type { LogLevel } from "./logger.js";
 
 /** One page below the TSS, where QEMU puts it too: KVM's identity map for unpaged real mode on Intel. */
@@ -121,15 +123,17 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
     const host = hostCpuFacts(kvm);
     const exitEventFd = check(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd");
     undo.push(() => close(exitEventFd));
+    // Polling threads need a core each: the vCPUs and the device thread.
+    const doorbell = new ExitDoorbell(exitEventFd, availableParallelism() >= machine.vcpu_count + 1);
     const handles: VcpuHandle[] = [];
     for (let id = 0; id < machine.vcpu_count; id++) {
       const vcpu = vm.createVcpu(id);
       undo.push(() => vcpu.close());
       configureVcpu(vcpu, host, machine.vcpu_count, machine.cpu_template);
       if (id === 0) setBootRegisters(vcpu, entry);
-      handles.push(new VcpuHandle(vcpu, exitEventFd));
+      handles.push(new VcpuHandle(vcpu, doorbell));
     }
-    return { handles, exitEventFd };
+    return { handles, doorbell };
   });
 
   const controlEventFd = await step("creating the device thread's control eventfd", () => check(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd"));
@@ -139,12 +143,14 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
     kvm,
     vm,
     vcpus: vcpus.handles,
-    exitEventFd: vcpus.exitEventFd,
+    exitEventFd: vcpus.doorbell.eventFd,
     controlEventFd,
     deviceThreadData: {
       vmFd: vm.fd,
       memory: regions,
       vcpus: vcpus.handles.map((h) => ({ id: h.vcpu.id, runAddr: h.vcpu.runAddr, mmapSize: h.vcpu.mmapSize, control: h.control.buffer })),
+      exitDoorbell: vcpus.doorbell.buffer,
+      exitDoorbellPoll: vcpus.doorbell.poll,
       serialOutputFd: opts.serialOutputFd,
       virtio: devices.specs,
       log: opts.log,

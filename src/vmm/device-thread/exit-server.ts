@@ -28,8 +28,9 @@ export class ExitServer {
     private readonly log: Logger,
   ) {}
 
-  /** Serves every vCPU whose mailbox holds an exit. */
-  serveAll(): void {
+  /** Serves every vCPU whose mailbox holds an exit; returns how many it served. */
+  serveAll(): number {
+    let served = 0;
     for (const v of this.vcpus) {
       if (v.control.mailbox !== ExitMailbox.Pending) continue;
       try {
@@ -38,7 +39,9 @@ export class ExitServer {
         this.log("Error", `vCPU ${v.id}: device failed while serving an exit: ${(e as Error).stack ?? e}`);
       }
       v.control.completeExit();
+      served++;
     }
+    return served;
   }
 
   private serve(v: ServedVcpu): void {

@@ -13,6 +13,7 @@ import { VcpuControl } from "../vcpu/control.js";
 import { createLogger } from "../logger.js";
 import { EventLoop, drainEventFd } from "./event-loop.js";
 import { ExitServer } from "./exit-server.js";
+import { ExitDoorbell } from "../exit-doorbell.js";
 import { attachLegacyDevices, type LegacyDevices } from "./legacy-devices.js";
 import { attachVirtioDevices, swapDriveImage, type AttachedVirtioDevice } from "./virtio-devices.js";
 import { guestMemoryOver } from "../../memory/host-mapping.js";
@@ -38,9 +39,10 @@ function main(): void {
 
   const vcpus = data.vcpus.map((v) => ({ id: v.id, control: new VcpuControl(v.control), run: new KvmRunView(v.runAddr, v.mmapSize) }));
   const exits = new ExitServer(vcpus, pio, mmio, log);
+  const doorbell = new ExitDoorbell(data.exitEventFd, data.exitDoorbellPoll, data.exitDoorbell);
   loop.add(data.exitEventFd, () => {
     drainEventFd(data.exitEventFd);
-    exits.serveAll();
+    doorbell.serveWhileBusy(() => exits.serveAll());
   });
 
   loop.add(data.controlEventFd, () => {

@@ -8,6 +8,7 @@ import { Worker } from "node:worker_threads";
 import { pthreadKill } from "../../sys/libc.js";
 import { KvmRunView } from "../../kvm/run.js";
 import type { Vcpu } from "../../kvm/vcpu.js";
+import type { ExitDoorbell } from "../exit-doorbell.js";
 import { VcpuCommand, VcpuControl, VcpuState } from "./control.js";
 import type { VcpuWorkerData, VcpuWorkerMessage } from "./protocol.js";
 
@@ -26,7 +27,7 @@ export class VcpuHandle {
   private readonly run: KvmRunView;
   private worker?: Worker;
 
-  constructor(readonly vcpu: Vcpu, private readonly exitEventFd: number) {
+  constructor(readonly vcpu: Vcpu, private readonly doorbell: ExitDoorbell) {
     this.run = new KvmRunView(vcpu.runAddr, vcpu.mmapSize);
   }
 
@@ -35,7 +36,8 @@ export class VcpuHandle {
     installKickHandler();
     const data: VcpuWorkerData = {
       id: this.vcpu.id, fd: this.vcpu.fd, mmapSize: this.vcpu.mmapSize, runAddr: this.vcpu.runAddr,
-      control: this.control.buffer, exitEventFd: this.exitEventFd,
+      control: this.control.buffer, exitEventFd: this.doorbell.eventFd, exitDoorbell: this.doorbell.buffer,
+      exitDoorbellPoll: this.doorbell.poll,
     };
     this.worker = new Worker(new URL("./worker.js", import.meta.url), { workerData: data, name: `vcpu${this.vcpu.id}` });
     this.worker.on("message", onMessage);

@@ -8,6 +8,9 @@ export interface VcpuWorkerData {
   control: SharedArrayBuffer;
   /** eventfd the device thread polls for posted exits. */
   exitEventFd: number;
+  /** ExitDoorbell: the shared "device thread is awake" word, and whether threads poll at all. */
+  exitDoorbell: SharedArrayBuffer;
+  exitDoorbellPoll: boolean;
 }
 
 export type VcpuWorkerMessage =

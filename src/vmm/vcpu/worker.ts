@@ -4,7 +4,8 @@
  * wakes us. Commands (pause, stop) arrive through VcpuControl plus a kick: immediate_exit + a signal.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { ioctlInt, errno, pthreadSelf, strerror, write } from "../../sys/libc.js";
+import { ioctlInt, errno, pthreadSelf, strerror } from "../../sys/libc.js";
+import { ExitDoorbell } from "../exit-doorbell.js";
 import { EINTR, EAGAIN } from "../../sys/errors.js";
 import { KVM_RUN } from "../../kvm/ioctls.js";
 import { KvmRunView, EXIT, EXIT_NAMES, IO_OUT } from "../../kvm/run.js";
@@ -33,8 +34,9 @@ const data = workerData as VcpuWorkerData;
 const control = new VcpuControl(data.control);
 const vcpu = new Vcpu(data.fd, data.id, data.mmapSize, data.runAddr);
 const run = new KvmRunView(data.runAddr, data.mmapSize);
-const one = new BigUint64Array([1n]);
-const kickDevices = () => { write(data.exitEventFd, one, 8); };
+const doorbell = new ExitDoorbell(data.exitEventFd, data.exitDoorbellPoll, data.exitDoorbell);
+const ring = () => doorbell.ring();
+const spinChecks = doorbell.vcpuSpinChecks;
 const post = (m: VcpuWorkerMessage) => parentPort!.postMessage(m);
 
 const slot = {
@@ -78,12 +80,12 @@ function runLoop(): void {
           break;
         }
         control.bump(run.ioDirection === IO_OUT ? slot.ioOut : slot.ioIn);
-        control.postExitAndWait(kickDevices);
+        control.postExitAndWait(ring, spinChecks);
         break;
       }
       case EXIT.MMIO:
         control.bump(run.mmioIsWrite ? slot.mmioWrite : slot.mmioRead);
-        control.postExitAndWait(kickDevices);
+        control.postExitAndWait(ring, spinChecks);
         break;
       case EXIT.INTR:
         control.bump(slot.intr);

@@ -37,12 +37,12 @@ interface GuestRecipe {
 }
 
 const GUESTS = {
-  realmode: { mode: "real16", sources: ["realmode.S"] },
+  realmode: { mode: "real16", sources: ["realmode.S"], headers: ["uart-puts.inc"] },
   long64: { mode: "long64", sources: ["start64.S", "long64.c"], headers: ["guest64.h"] },
   echo: { mode: "long64", sources: ["start64.S", "echo.c"], headers: ["guest64.h"] },
-  triplefault: { mode: "long64", sources: ["triplefault.S"] },
+  triplefault: { mode: "long64", sources: ["triplefault.S"], headers: ["uart-puts.inc"] },
   unmapped: { mode: "long64", sources: ["start64.S", "unmapped.c"], headers: ["guest64.h"] },
-  "pio-loop": { mode: "long64", sources: ["pio-loop.S"] },
+  "pio-loop": { mode: "long64", sources: ["pio-loop.S"], headers: ["uart-puts.inc"] },
   "virtio-blk": { mode: "long64", sources: ["start64.S", "virtio-blk.c"], headers: ["guest64.h", "virtio-blk.h"] },
   smp: { mode: "long64", sources: ["start64.S", "smp.c", "smp-trampoline.S"], headers: ["guest64.h", "smp.h"] },
 } as const satisfies Record<string, GuestRecipe>;

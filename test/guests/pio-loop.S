@@ -11,6 +11,7 @@
  * permission bitmap allows every port, and irets to ring 3 with IOPL 3 and interrupts off. The
  * bitmap matters: on this machine's KVM a ring-3 `in` faulted with IOPL 3 alone. Ring 3 never
  * returns to ring 0: it prints and resets itself. */
+#include "uart-puts.inc"
 	.set	USER_CODE_SELECTOR, 0x18 | 3
 	.set	USER_DATA_SELECTOR, 0x20 | 3
 	.set	RFLAGS_IOPL3, 0x3002	/* IOPL 3, reserved bit 1, IF clear */
@@ -72,20 +73,7 @@ loop_and_report:
 	jnz	1b
 report:
 	lea	done_message(%rip), %rsi
-next_char:
-	lodsb
-	test	%al, %al
-	jz	reset
-	mov	%al, %bl
-	mov	$0x3fd, %dx		/* COM1 LSR */
-wait_thre:
-	in	%dx, %al
-	test	$0x20, %al		/* THRE */
-	jz	wait_thre
-	mov	$0x3f8, %dx		/* COM1 THR */
-	mov	%bl, %al
-	out	%al, %dx
-	jmp	next_char
+	UART_PUTS reset
 reset:
 	mov	$0xfe, %al		/* i8042: pulse the CPU reset line */
 	out	%al, $0x64

@@ -1,6 +1,7 @@
 /* realmode: started in 16-bit real mode with CS = 0x1000 and IP = 0 (the guest is linked at 0x10000).
  * Prints one line on COM1 by polling LSR.THRE, then pulses the i8042 reset line. It sets DS and SS
  * from CS itself, so it does not depend on what the loader put in the data segment registers. */
+#include "uart-puts.inc"
 	.code16
 	.section .text.entry, "ax"
 	.globl _start
@@ -12,20 +13,7 @@ _start:
 	mov	$0xfffe, %sp		/* a stack at the top of our 64 KiB segment, unused so far */
 	cld
 	mov	$(message - _start), %si	/* offsets are from the segment base, which is _start */
-next_char:
-	lodsb
-	test	%al, %al
-	jz	reset
-	mov	%al, %bl
-	mov	$0x3fd, %dx		/* COM1 LSR */
-wait_thre:
-	in	%dx, %al
-	test	$0x20, %al		/* THRE */
-	jz	wait_thre
-	mov	$0x3f8, %dx		/* COM1 THR */
-	mov	%bl, %al
-	out	%al, %dx
-	jmp	next_char
+	UART_PUTS reset
 reset:
 	mov	$0xfe, %al		/* i8042 command 0xfe: pulse the CPU reset line */
 	out	%al, $0x64

@@ -1,30 +1,22 @@
 /* triplefault: prints a line, loads an empty IDT (limit 0) and executes ud2. #UD cannot be delivered,
  * nor can the #GP and #DF that follow: a triple fault, which KVM reports as KVM_EXIT_SHUTDOWN. */
+#include "uart-puts.inc"
 	.section .text.entry, "ax"
 	.globl _start
 _start:
 	cli
 	lea	message(%rip), %rsi
-next_char:
-	lodsb
-	test	%al, %al
-	jz	fault
-	mov	%al, %bl
-	mov	$0x3fd, %dx		/* COM1 LSR */
-wait_thre:
-	in	%dx, %al
-	test	$0x20, %al		/* THRE */
-	jz	wait_thre
-	mov	$0x3f8, %dx		/* COM1 THR */
-	mov	%bl, %al
-	out	%al, %dx
-	jmp	next_char
+	UART_PUTS fault
 fault:
 	lidt	empty_idt(%rip)
 	ud2
 	/* Not reached: if the fault were somehow survived, say so and reset rather than hang. */
 	lea	survived(%rip), %rsi
-	jmp	next_char
+	UART_PUTS reset
+reset:
+	mov	$0xfe, %al		/* i8042: pulse the CPU reset line */
+	out	%al, $0x64
+1:	jmp	1b
 
 	.section .rodata
 message:

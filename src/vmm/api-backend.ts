@@ -13,7 +13,7 @@ import { closeSync, constants, openSync } from "node:fs";
 import type { VmConfig } from "../config/vm-config.js";
 import type { LoggerConfig } from "../config/logger.js";
 import { buildVm } from "./builder.js";
-import { createLogger, type Logger, type LogLevel } from "./logger.js";
+import { createLogger, type Logger, type LogLevel, type LogSettings } from "./logger.js";
 import type { MetricsRecorder } from "./metrics.js";
 import type { Vmm, VmExit } from "./vmm.js";
 
@@ -39,8 +39,7 @@ export class ApiBackendError extends Error {
 }
 
 interface LogTarget {
-  fd: number;
-  level: LogLevel;
+  settings: LogSettings;
   /** Closes the fd if this target opened it. */
   close(): void;
 }
@@ -56,7 +55,7 @@ export class ApiVmmBackend {
     let vmm: Vmm | undefined;
     try {
       if (config.metrics !== undefined) this.options.metrics.open(config.metrics);
-      vmm = await buildVm(config, { serialOutputFd: this.options.serialOutputFd, log: { fd: log.fd, level: log.level } });
+      vmm = await buildVm(config, { serialOutputFd: this.options.serialOutputFd, log: log.settings });
       await vmm.start();
     } catch (error) {
       await vmm?.stop("the VM failed to start");
@@ -64,7 +63,7 @@ export class ApiVmmBackend {
       throw error;
     }
     this.vmm = vmm;
-    const logger = createLogger({ fd: log.fd, level: log.level, origin: "vmm" });
+    const logger = createLogger({ ...log.settings, origin: "vmm" });
     logger("Info", `microVM started (${config["machine-config"].vcpu_count} vCPUs, ${config["machine-config"].mem_size_mib} MiB)`);
     void vmm.whenExited().then((exit) => this.ended(vmm, exit, logger, log));
     this.options.metrics.startPeriodic(vmm);
@@ -127,20 +126,24 @@ export class ApiVmmBackend {
   }
 }
 
-/** Where the log goes: the config's log_path, else `defaultFd`; level "Off" sends it to /dev/null. */
+/**
+ * Where the log goes and how lines look: the config's log_path, else `defaultFd`; level "Off" sends it to
+ * /dev/null. show_level and show_log_origin default to off, as in Firecracker.
+ */
 function openLogTarget(logger: LoggerConfig | undefined, defaultFd: number): LogTarget {
   const level = logger?.level ?? DEFAULT_API_LOG_LEVEL;
+  const look = { showLevel: logger?.show_level ?? false, showOrigin: logger?.show_log_origin ?? false, module: logger?.module };
   // With "Off" nothing should reach a reader; the lowest level keeps the writers cheap.
-  if (level === "Off") return openLogFile("/dev/null", "Error");
-  if (logger?.log_path === undefined) return { fd: defaultFd, level, close: () => {} };
-  return openLogFile(logger.log_path, level);
+  if (level === "Off") return openLogFile("/dev/null", { level: "Error", ...look });
+  if (logger?.log_path === undefined) return { settings: { fd: defaultFd, level, ...look }, close: () => {} };
+  return openLogFile(logger.log_path, { level, ...look });
 }
 
 /**
  * Opens a log file as Firecracker does (utils::open_file_nonblock: read-write, created, non-blocking, so
  * a FIFO without a reader neither blocks nor fails), plus O_APPEND so earlier lines are kept.
  */
-function openLogFile(path: string, level: LogLevel): LogTarget {
+function openLogFile(path: string, look: Omit<LogSettings, "fd">): LogTarget {
   let fd: number;
   try {
     // A new file is rw-r--r-- (before the umask): only petasan writes it.
@@ -148,7 +151,7 @@ function openLogFile(path: string, level: LogLevel): LogTarget {
   } catch (error) {
     throw new ApiBackendError(`log_path ${path}: cannot open: ${(error as Error).message}`, { cause: error });
   }
-  return { fd, level, close: () => closeSync(fd) };
+  return { settings: { fd, ...look }, close: () => closeSync(fd) };
 }
 
 function microsecondsSince(startMs: number): number {

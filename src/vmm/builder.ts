@@ -22,7 +22,7 @@ import { VcpuHandle } from "./vcpu/handle.js";
 import { configureVcpu, hostCpuFacts, setBootRegisters } from "./vcpu-setup.js";
 import { Vmm } from "./vmm.js";
 import { ExitDoorbell } from "./exit-doorbell.js";
-import type { LogLevel } from "./logger.js";
+import type { LogSettings } from "./logger.js";
 
 /** One page below the TSS, where QEMU puts it too: KVM's identity map for unpaged real mode on Intel. */
 const KVM_IDENTITY_MAP_ADDR = KVM_TSS_ADDR - PAGE_SIZE;
@@ -45,7 +45,7 @@ export class BuildError extends Error {
 export interface BuildOptions {
   /** Where COM1 output goes (an open fd), or null to discard it. */
   serialOutputFd: number | null;
-  log: { fd: number; level: LogLevel };
+  log: LogSettings;
 }
 
 /** Builds a VM from a validated config, ready to start(). */

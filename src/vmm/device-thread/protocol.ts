@@ -1,7 +1,7 @@
 /** What crosses between the VMM controller (main thread) and the device thread. */
 import type { MessagePort } from "node:worker_threads";
 import type { MemoryRegionDescriptor } from "../../memory/guest-memory.js";
-import type { LogLevel } from "../logger.js";
+import type { LogSettings } from "../logger.js";
 
 export interface DeviceThreadVcpu {
   id: number;
@@ -42,7 +42,7 @@ export interface DeviceThreadData {
   /** Where the guest's COM1 output goes, or null to discard it. */
   serialOutputFd: number | null;
   virtio: VirtioDeviceSpec[];
-  log: { fd: number; level: LogLevel };
+  log: LogSettings;
 }
 
 export type DeviceThreadRequest =

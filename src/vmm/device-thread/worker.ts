@@ -21,7 +21,7 @@ import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from ".
 
 const data = workerData as DeviceThreadData;
 const emit = (e: DeviceThreadEvent) => parentPort!.postMessage(e);
-const log = createLogger({ fd: data.log.fd, level: data.log.level, origin: "devices" });
+const log = createLogger({ ...data.log, origin: "devices" });
 
 function main(): void {
   const vm = new Vm(data.vmFd, 0);

@@ -5,6 +5,7 @@ import { parseArgs } from "node:util";
 import type { VmConfig } from "../config/vm-config.js";
 import { parseVmConfig } from "../config/vm-resources.js";
 import { parseSizeMiB } from "./size.js";
+import { LOG_LEVELS, type LogLevel } from "../vmm/logger.js";
 
 export class UsageError extends Error {
   override readonly name = "UsageError";
@@ -19,7 +20,7 @@ export interface RunArgs {
   initrd?: string;
   cmdline?: string;
   serial: SerialTarget;
-  logLevel: "Error" | "Warning" | "Info" | "Debug" | "Trace";
+  logLevel: LogLevel;
 }
 
 export const RUN_USAGE = `usage: petasan run [--kernel FILE] [--initrd FILE] [--cmdline ARGS] [--memory SIZE] [--cpus N]
@@ -43,7 +44,6 @@ On a terminal, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A to the guest.`;
 
 const MIN_MEMORY_MIB = 64;
 const MAX_MEMORY_MIB = 16 * 1024;
-const LOG_LEVELS = ["Error", "Warning", "Info", "Debug", "Trace"] as const;
 
 export function parseRunArgs(argv: string[]): RunArgs {
   let values;

@@ -1,5 +1,6 @@
 /** The KVM system fd (/dev/kvm): version, capabilities, supported CPUID and MSRs, VM creation. */
-import { open, close, ioctlInt, ioctlPtr, errno } from "../sys/libc.js";
+import { open, close, ioctlPtr, errno } from "../sys/libc.js";
+import { kvmIoctl, type IoctlName } from "./ioctl-call.js";
 import { KvmError, KvmCapabilityError } from "./errors.js";
 import { KVM_CAP, REQUIRED_CAPS, type KvmCapName } from "./capabilities.js";
 import { CStruct } from "./cstruct.js";
@@ -45,11 +46,8 @@ export class Kvm {
     }
   }
 
-  ioctl(name: keyof typeof ioctls, arg: Uint8Array | number, detail?: string): number {
-    const request = ioctls[name] as number;
-    const ret = typeof arg === "number" ? ioctlInt(this.fd, request, arg) : ioctlPtr(this.fd, request, arg);
-    if (ret < 0) throw new KvmError(name, errno(), detail);
-    return ret;
+  ioctl(name: IoctlName, arg: Uint8Array | number, detail?: string): number {
+    return kvmIoctl(this.fd, name, arg, detail);
   }
 
   apiVersion(): number {

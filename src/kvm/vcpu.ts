@@ -1,5 +1,6 @@
 /** A KVM vCPU fd: register state, CPUID, MSRs, LAPIC, MP state and the mmap'd kvm_run area. */
-import { close, ioctlInt, ioctlPtr, errno, mmap } from "../sys/libc.js";
+import { close, errno, mmap } from "../sys/libc.js";
+import { kvmIoctl, type IoctlName } from "./ioctl-call.js";
 import { KvmError } from "./errors.js";
 import { CStruct } from "./cstruct.js";
 import {
@@ -7,7 +8,6 @@ import {
   kvmSregs, SEGMENT_NAMES, type RegName, type SegmentName,
 } from "./structs.js";
 import type { CpuidEntry } from "./kvm.js";
-import * as ioctls from "./ioctls.js";
 
 export type Regs = Record<RegName, bigint>;
 
@@ -74,11 +74,8 @@ export class Vcpu {
     this.runAddr = runAddr;
   }
 
-  private ioctl(name: keyof typeof ioctls, arg: Uint8Array | number): number {
-    const request = ioctls[name] as number;
-    const ret = typeof arg === "number" ? ioctlInt(this.fd, request, arg) : ioctlPtr(this.fd, request, arg);
-    if (ret < 0) throw new KvmError(name, errno(), `vCPU ${this.id}`);
-    return ret;
+  private ioctl(name: IoctlName, arg: Uint8Array | number): number {
+    return kvmIoctl(this.fd, name, arg, `vCPU ${this.id}`);
   }
 
   getRegs(): Regs {

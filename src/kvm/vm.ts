@@ -1,9 +1,8 @@
 /** A KVM VM fd: memory slots, in-kernel irqchip and PIT, interrupt lines, irqfd/ioeventfd, vCPU creation. */
-import { close, ioctlInt, ioctlPtr, errno } from "../sys/libc.js";
-import { KvmError } from "./errors.js";
+import { close } from "../sys/libc.js";
+import { kvmIoctl, type IoctlName } from "./ioctl-call.js";
 import { CStruct } from "./cstruct.js";
 import { kvmIoeventfd, kvmIrqfd, kvmIrqLevel, kvmPitConfig, kvmUserspaceMemoryRegion } from "./structs.js";
-import * as ioctls from "./ioctls.js";
 import { Vcpu } from "./vcpu.js";
 
 /** KVM_PIT_SPEAKER_DUMMY: the PIT emulates the speaker port 0x61 in the kernel (api.rst 4.71). */
@@ -25,11 +24,8 @@ export interface IoEventFdRegistration {
 export class Vm {
   constructor(readonly fd: number, readonly vcpuMmapSize: number) {}
 
-  private ioctl(name: keyof typeof ioctls, arg: Uint8Array | number, detail?: string): number {
-    const request = ioctls[name] as number;
-    const ret = typeof arg === "number" ? ioctlInt(this.fd, request, arg) : ioctlPtr(this.fd, request, arg);
-    if (ret < 0) throw new KvmError(name, errno(), detail);
-    return ret;
+  private ioctl(name: IoctlName, arg: Uint8Array | number, detail?: string): number {
+    return kvmIoctl(this.fd, name, arg, detail);
   }
 
   /** Maps host memory at `hostAddr` as guest physical [guestAddr, guestAddr+size) in memory slot `slot`. */

@@ -6,8 +6,8 @@
  */
 import { readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
-import { eventfd, close } from "../sys/libc.js";
-import { check } from "../sys/errors.js";
+import { close } from "../sys/libc.js";
+import { newEventFd } from "../sys/eventfd.js";
 import { Kvm } from "../kvm/kvm.js";
 import { mapAnonymous, unmap, guestMemoryOver } from "../memory/host-mapping.js";
 import type { MemoryRegionDescriptor } from "../memory/guest-memory.js";
@@ -32,8 +32,6 @@ const MiB = 1024 * 1024;
  * (which ends the VMM), reboot on panic, and no probing for hardware petasan does not have (PCI, an AUX port).
  */
 export const DEFAULT_BOOT_ARGS = "console=ttyS0 reboot=k panic=-1 pci=off i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd";
-const EFD_CLOEXEC = 0o2000000;
-const EFD_NONBLOCK = 0o4000;
 
 export class BuildError extends Error {
   override readonly name = "BuildError";
@@ -121,7 +119,7 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
 
   const vcpus = await step("creating vCPUs", () => {
     const host = hostCpuFacts(kvm);
-    const exitEventFd = check(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd");
+    const exitEventFd = newEventFd();
     undo.push(() => close(exitEventFd));
     // Polling threads need a core each: the vCPUs and the device thread.
     const doorbell = new ExitDoorbell(exitEventFd, availableParallelism() >= machine.vcpu_count + 1);
@@ -136,7 +134,7 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
     return { handles, doorbell };
   });
 
-  const controlEventFd = await step("creating the device thread's control eventfd", () => check(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd"));
+  const controlEventFd = await step("creating the device thread's control eventfd", newEventFd);
   undo.push(() => close(controlEventFd));
 
   return new Vmm({

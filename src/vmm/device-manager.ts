@@ -4,8 +4,8 @@
  * and an irqfd per device (the device thread raises interrupts without a KVM ioctl). Also the kernel
  * command line entries that announce the devices to Linux (virtio_mmio.device=, as Firecracker/kvmtool do).
  */
-import { eventfd, close } from "../sys/libc.js";
-import { check } from "../sys/errors.js";
+import { close } from "../sys/libc.js";
+import { newEventFd } from "../sys/eventfd.js";
 import type { Vm } from "../kvm/vm.js";
 import { VIRTIO_MMIO_START, VIRTIO_MMIO_END } from "../arch/x86/layout.js";
 import { MMIO_DEVICE_WINDOW, VIRTIO_MMIO_QUEUE_NOTIFY, virtioMmioCmdlineEntry } from "../devices/virtio/index.js";
@@ -17,8 +17,6 @@ import type { VirtioDeviceSpec, VirtioBackendSpec } from "./device-thread/protoc
  * (COM2) is left to the legacy map; KVM's IOAPIC has 24 pins (api.rst KVM_CREATE_IRQCHIP).
  */
 const DEVICE_GSIS = [5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23];
-const EFD_CLOEXEC = 0o2000000;
-const EFD_NONBLOCK = 0o4000;
 
 /** Queues per device kind (virtio 1.2: block 5.2.2 one request queue, net 5.1.2 receiveq + transmitq, rng 5.4.2 one). */
 const QUEUE_COUNT: Record<VirtioBackendSpec["kind"], number> = { block: 1, net: 2, rng: 1 };
@@ -48,8 +46,8 @@ export function placeVirtioDevices(vm: Vm, config: VmConfig, onRelease: (fn: () 
   const backends = virtioBackends(config);
   const capacity = Math.min(DEVICE_GSIS.length, (VIRTIO_MMIO_END - VIRTIO_MMIO_START) / MMIO_DEVICE_WINDOW);
   if (backends.length > capacity) throw new DeviceManagerError(`${backends.length} virtio devices requested; petasan places at most ${capacity}`);
-  const newEventFd = () => {
-    const fd = check(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd");
+  const ownedEventFd = () => {
+    const fd = newEventFd();
     onRelease(() => close(fd));
     return fd;
   };
@@ -58,10 +56,10 @@ export function placeVirtioDevices(vm: Vm, config: VmConfig, onRelease: (fn: () 
   backends.forEach((backend, i) => {
     const base = VIRTIO_MMIO_START + i * MMIO_DEVICE_WINDOW;
     const gsi = DEVICE_GSIS[i];
-    const irqFd = newEventFd();
+    const irqFd = ownedEventFd();
     vm.registerIrqfd(irqFd, gsi);
     const queueFds = Array.from({ length: QUEUE_COUNT[backend.kind] }, (_, q) => {
-      const fd = newEventFd();
+      const fd = ownedEventFd();
       vm.registerIoeventfd({ fd, addr: base + VIRTIO_MMIO_QUEUE_NOTIFY, length: 4, datamatch: BigInt(q) });
       return fd;
     });

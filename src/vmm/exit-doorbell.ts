@@ -13,7 +13,7 @@
  * No wake-up is lost, Dekker-style: a vCPU stores Pending then loads `awake`; the device thread stores
  * `awake = 0` then scans the mailboxes once more.
  */
-import { write } from "../sys/libc.js";
+import { signalEventFd } from "../sys/eventfd.js";
 
 /** The first window, and the smallest one worth polling for. */
 const MIN_WINDOW_MS = 0.02;
@@ -24,7 +24,6 @@ const VCPU_SPIN_CHECKS = 2000;
 
 export class ExitDoorbell {
   private readonly awakeWord: Int32Array;
-  private readonly one = new BigUint64Array([1n]);
   private windowMs = 0;
   private asleepSince = 0;
 
@@ -40,7 +39,7 @@ export class ExitDoorbell {
 
   /** vCPU side, after storing Pending in its mailbox: wake the device thread unless it is scanning. */
   ring(): void {
-    if (Atomics.load(this.awakeWord, 0) === 0) write(this.eventFd, this.one, 8);
+    if (Atomics.load(this.awakeWord, 0) === 0) signalEventFd(this.eventFd);
   }
 
   /**

@@ -4,7 +4,7 @@
  */
 import { EventEmitter } from "node:events";
 import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
-import { write } from "../sys/libc.js";
+import { signalEventFd } from "../sys/eventfd.js";
 import type { Vm } from "../kvm/vm.js";
 import type { Kvm } from "../kvm/kvm.js";
 import { VcpuHandle } from "./vcpu/handle.js";
@@ -49,7 +49,6 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
   private nextRequestId = 1;
   private readonly metricsWaiters = new Map<number, (m: Record<string, unknown>) => void>();
   private readonly doneWaiters = new Map<number, (error?: string) => void>();
-  private readonly one = new BigUint64Array([1n]);
 
   constructor(private readonly parts: VmmParts) {
     super();
@@ -138,7 +137,7 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
 
   private post(req: DeviceThreadRequest): void {
     this.port.postMessage(req);
-    write(this.parts.controlEventFd, this.one, 8);
+    signalEventFd(this.parts.controlEventFd);
   }
 
   /** Host input for the guest's serial console. */

@@ -2,7 +2,7 @@
  * An epoll loop over file descriptors (eventfds, taps), run by the device thread, which may block in
  * epoll_wait because nothing else runs on it. struct epoll_event is packed on x86-64: u32 events, u64 data.
  */
-import { epollCreate1, epollCtl, epollWait, close, read, errno } from "../../sys/libc.js";
+import { epollCreate1, epollCtl, epollWait, close, errno } from "../../sys/libc.js";
 import { check, EINTR } from "../../sys/errors.js";
 import { SysError } from "../../sys/errors.js";
 
@@ -72,10 +72,4 @@ export class EventLoop {
   close(): void {
     close(this.epfd);
   }
-}
-
-const counter = new BigUint64Array(1);
-/** Reads (and so resets) an eventfd's counter; returns it (0 if nothing was pending). */
-export function drainEventFd(fd: number): bigint {
-  return read(fd, counter, 8) === 8 ? counter[0] : 0n;
 }

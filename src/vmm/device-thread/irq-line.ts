@@ -1,7 +1,7 @@
 /** InterruptLines backed by the VM: a GSI driven with KVM_IRQ_LINE (level) or an irqfd (edge, no syscall to KVM). */
 import type { Vm } from "../../kvm/vm.js";
 import type { InterruptLine } from "../../devices/interrupt.js";
-import { write } from "../../sys/libc.js";
+import { signalEventFd } from "../../sys/eventfd.js";
 
 /** A legacy ISA line through the in-kernel PIC/IOAPIC. Only level changes reach KVM. */
 export function kvmIrqLine(vm: Vm, gsi: number): InterruptLine {
@@ -22,13 +22,12 @@ export function kvmIrqLine(vm: Vm, gsi: number): InterruptLine {
 
 /** An edge line through an irqfd registered with KVM by the builder. */
 export function irqfdLine(fd: number): InterruptLine {
-  const one = new BigUint64Array([1n]);
   return {
     setLevel(high: boolean) {
-      if (high) write(fd, one, 8);
+      if (high) signalEventFd(fd);
     },
     trigger() {
-      write(fd, one, 8);
+      signalEventFd(fd);
     },
   };
 }

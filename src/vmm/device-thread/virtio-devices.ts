@@ -10,7 +10,8 @@ import {
   type Logger as VirtioLogger, type VirtioDevice,
 } from "../../devices/virtio/index.js";
 import type { Logger } from "../logger.js";
-import { EPOLLIN, drainEventFd, type EventLoop } from "./event-loop.js";
+import { EPOLLIN, type EventLoop } from "./event-loop.js";
+import { drainEventFd } from "../../sys/eventfd.js";
 import { irqfdLine } from "./irq-line.js";
 import type { VirtioDeviceSpec } from "./protocol.js";
 

@@ -23,7 +23,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   guest: [],
   vmm: ["sys", "kvm", "memory", "arch", "boot", "devices", "config"],
   api: ["config"],
-  cli: ["arch", "config", "guest", "vmm", "api"],
+  cli: ["arch", "boot", "config", "guest", "vmm", "api"],
 };
 
 /** Host backends inside devices that need libc (file I/O, tap ioctls, getrandom), and nothing else may. */

@@ -6,7 +6,7 @@
  *
  * Prints, on the console:
  *   Welcome to the petasan default guest
- *   cpus=<contents of /sys/devices/system/cpu/online, e.g. "0" or "0-1">
+ *   CPUs online: <how many> (<the list in /sys/devices/system/cpu/online, e.g. "0" or "0-3">)
  *   BOOT-OK uptime=<seconds since kernel start, from /proc/uptime>
  * then, if the kernel command line holds bench.mode=idle, prints "IDLE" and sleeps 5 s; finally reboots
  * (LINUX_REBOOT_CMD_RESTART). Booted with reboot=k the kernel restarts through the i8042 reset line, which
@@ -64,6 +64,27 @@ static void cut(char *s, char c) {
 	s[i] = 0;
 }
 
+/* How many CPUs a kernel cpu list names ("0", "0-3", "0-1,4"): Documentation/admin-guide/cputopology.rst. */
+static int cpu_count(const char *list) {
+	int count = 0, first = -1, n = -1;
+	for (;; list++) {
+		char c = *list;
+		if (c >= '0' && c <= '9') { n = (n < 0 ? 0 : n * 10) + (c - '0'); continue; }
+		if (c == '-') { first = n; n = -1; continue; }
+		if (n >= 0) count += first >= 0 && first <= n ? n - first + 1 : 1;
+		first = -1; n = -1;
+		if (c == 0) return count;
+	}
+}
+
+static void out_int(int v) {
+	char d[12];
+	int i = sizeof d - 1;
+	d[i] = 0;
+	do { d[--i] = '0' + v % 10; v /= 10; } while (v && i > 0);
+	out(d + i);
+}
+
 static int has(const char *h, const char *n) {
 	for (; *h; h++) { int i = 0; while (n[i] && h[i] == n[i]) i++; if (!n[i]) return 1; }
 	return 0;
@@ -79,7 +100,8 @@ void _start(void) {
 
 	readfile("/sys/devices/system/cpu/online", cpus, sizeof cpus);
 	cut(cpus, ' ');
-	out("cpus="); out(cpus); out("\n");
+	/* The count first: a bare list such as "0" reads as "zero CPUs". */
+	out("CPUs online: "); out_int(cpu_count(cpus)); out(" ("); out(cpus); out(")\n");
 
 	readfile("/proc/uptime", up, sizeof up);
 	cut(up, ' ');

@@ -27,8 +27,10 @@ export class DeviceManagerError extends Error {
 
 export interface PlacedDevices {
   specs: VirtioDeviceSpec[];
-  /** Kernel command line arguments announcing the devices (and the root device, if any). */
+  /** Kernel command line arguments announcing the devices. */
   cmdlineArgs: string[];
+  /** The root device and its mount mode, if a drive is the root: defaults the user's own arguments override. */
+  rootArgs: string[];
 }
 
 /** The backends the config asks for, root drive first (so it is /dev/vda). */
@@ -67,8 +69,6 @@ export function placeVirtioDevices(vm: Vm, config: VmConfig, onRelease: (fn: () 
     cmdlineArgs.push(virtioMmioCmdlineEntry(base, gsi));
   });
   const root = config.drives.find((d) => d.is_root_device);
-  if (root) {
-    cmdlineArgs.push(root.partuuid ? `root=PARTUUID=${root.partuuid}` : "root=/dev/vda", root.is_read_only ? "ro" : "rw");
-  }
-  return { specs, cmdlineArgs };
+  const rootArgs = root ? [root.partuuid ? `root=PARTUUID=${root.partuuid}` : "root=/dev/vda", root.is_read_only ? "ro" : "rw"] : [];
+  return { specs, cmdlineArgs, rootArgs };
 }

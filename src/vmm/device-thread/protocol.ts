@@ -47,7 +47,8 @@ export interface DeviceThreadData {
 
 export type DeviceThreadRequest =
   | { kind: "serial-input"; bytes: Uint8Array }
-  | { kind: "ctrl-alt-del" }
+  /** Answered with `done`; the error says why the keys could not be queued (the guest left no room). */
+  | { kind: "ctrl-alt-del"; id: number }
   | { kind: "metrics"; id: number }
   /** PATCH /drives/{id}: serve drive `driveId` from the image at `path` from now on. */
   | { kind: "swap-drive"; id: number; driveId: string; path: string }

@@ -16,6 +16,7 @@ import { detectHostVirtualization, EMULATED_RING0_KERNEL_ARGS } from "../../src/
 import { kvmSkipReason } from "./kvm-available.js";
 import { runPetasan, startPetasan } from "./petasan-process.js";
 import { requireTool } from "../setup/host-tools.js";
+import { answerGuestConnections, askGuest } from "./vsock-host.js";
 
 const skip = kvmSkipReason();
 const BOOT_TIMEOUT_MS = 300_000;
@@ -60,7 +61,7 @@ for (const cpus of [2, 4]) {
   });
 }
 
-test("ext4 root on virtio-blk, virtio-rng, and a ping over virtio-net in a network namespace", { skip, timeout: BOOT_TIMEOUT_MS }, async () => {
+test("ext4 root on virtio-blk, virtio-rng, vsock both ways, and a ping over virtio-net in a network namespace", { skip, timeout: BOOT_TIMEOUT_MS }, async () => {
   const root = join(work, "rootfs");
   for (const d of ["dev", "proc", "sys", "etc", "sbin"]) mkdirSync(join(root, d), { recursive: true });
   copyFileSync(guest.init, join(root, "sbin", "init"));
@@ -68,6 +69,9 @@ test("ext4 root on virtio-blk, virtio-rng, and a ping over virtio-net in a netwo
   const image = join(work, "root.ext4");
   execFileSync(requireTool("mke2fs"), ["-q", "-F", "-t", "ext4", "-d", root, image, "16M"]);
   const [ip, pingTool] = [requireTool("ip"), requireTool("ping")];
+
+  const uds = join(work, "v.sock");
+  const guestToHost = await answerGuestConnections(uds, 5000, "hello from the host\n");
 
   const ns = `petasan-test-${process.pid}`;
   const inNs = (...args: string[]) => execFileSync(ip, ["netns", "exec", ns, ...args], { stdio: "pipe" });
@@ -80,13 +84,18 @@ test("ext4 root on virtio-blk, virtio-rng, and a ping over virtio-net in a netwo
 
     // The default guest (no --kernel) with a root drive boots that drive, not its own initramfs. The command line
     // already holds what petasan would add (this host's arguments, root=/dev/vda rw): none of it may appear twice.
-    const cmdline = hostArgs(`${guest.cmdline} root=/dev/vda rw ip=${GUEST_ADDR}::${HOST_ADDR}:255.255.255.0::eth0:off petasan.hwrng bench.mode=idle`);
+    const cmdline = hostArgs(`${guest.cmdline} root=/dev/vda rw ip=${GUEST_ADDR}::${HOST_ADDR}:255.255.255.0::eth0:off petasan.hwrng petasan.vsock bench.mode=idle`);
     const vm = startPetasan(
-      ["run", "--drive", `path=${image},root`, "--rng", "--net", "tap=ptap0", "--cmdline", cmdline],
+      ["run", "--drive", `path=${image},root`, "--rng", "--net", "tap=ptap0", "--vsock", `cid=3,uds=${uds}`, "--cmdline", cmdline],
       BOOT_TIMEOUT_MS - 10_000,
       (argv) => [ip, "netns", "exec", ns, ...argv],
     );
     vm.child.stdin!.end();
+    // vsock: the guest called the host first (vsock-reply= below); now the host calls the guest.
+    await vm.waitFor("VSOCK-LISTENING");
+    const call = await askGuest(uds, 5001, "ping from the host\n");
+    assert.equal(call.answer, "guest heard: ping from the host\n");
+    assert.ok(call.hostPort >= 2 ** 30, `host port ${call.hostPort}`);
     // The guest's init sleeps 5 s after printing IDLE: the window in which its kernel answers pings.
     await vm.waitFor("IDLE");
     const ping = execFileSync(ip, ["netns", "exec", ns, pingTool, "-c", "3", "-i", "0.2", "-W", "2", GUEST_ADDR], { encoding: "utf8" });
@@ -101,9 +110,11 @@ test("ext4 root on virtio-blk, virtio-rng, and a ping over virtio-net in a netwo
       assert.equal(kernelCmdline.split(/\s+/).filter((a) => a === arg).length, 1, `${arg} once in: ${kernelCmdline}`);
     }
     assert.match(r.stdout, /hwrng=[0-9a-f]{16}/);
+    assert.match(r.stdout, /vsock-reply=hello from the host\r?\n/);
     assert.match(r.stdout, new RegExp(`IP-Config: Complete:[\\s\\S]*addr=${GUEST_ADDR.replaceAll(".", "\\.")}`));
     assert.equal(r.code, 0, `exit code; stderr:\n${r.stderr}`);
   } finally {
+    guestToHost.close();
     execFileSync(ip, ["netns", "del", ns]);
   }
 });

@@ -13,7 +13,8 @@ export interface DeviceThreadVcpu {
 export type VirtioBackendSpec =
   | { kind: "block"; id: string; path: string; readOnly: boolean }
   | { kind: "net"; id: string; tap: string; mac?: string }
-  | { kind: "rng"; id: string };
+  | { kind: "rng"; id: string }
+  | { kind: "vsock"; id: string; guestCid: number; udsPath: string };
 
 /** A virtio device as placed by the device manager: its backend, MMIO window, GSI and eventfds. */
 export interface VirtioDeviceSpec {

@@ -38,7 +38,7 @@ export class ApiBackendError extends Error {
   override readonly name = "ApiBackendError";
 }
 
-interface LogTarget {
+export interface LogTarget {
   settings: LogSettings;
   /** Closes the fd if this target opened it. */
   close(): void;
@@ -130,7 +130,7 @@ export class ApiVmmBackend {
  * Where the log goes and how lines look: the config's log_path, else `defaultFd`; level "Off" sends it to
  * /dev/null. show_level and show_log_origin default to off, as in Firecracker.
  */
-function openLogTarget(logger: LoggerConfig | undefined, defaultFd: number): LogTarget {
+export function openLogTarget(logger: LoggerConfig | undefined, defaultFd: number): LogTarget {
   const level = logger?.level ?? DEFAULT_API_LOG_LEVEL;
   const look = { showLevel: logger?.show_level ?? false, showOrigin: logger?.show_log_origin ?? false, module: logger?.module };
   // With "Off" nothing should reach a reader; the lowest level keeps the writers cheap.

@@ -15,7 +15,7 @@ import type { VmConfig } from "../config/index.js";
 import { buildVm } from "../vmm/builder.js";
 import { openLogTarget, type LogTarget } from "../vmm/api-backend.js";
 import { MetricsRecorder } from "../vmm/metrics.js";
-import type { LogLevel } from "../vmm/logger.js";
+import { createLogger, type Logger, type LogLevel } from "../vmm/logger.js";
 import type { Vmm, VmExit } from "../vmm/vmm.js";
 import { SerialConsole } from "./serial-console.js";
 import { readLogLines, type LogLineReader } from "./log-lines.js";
@@ -75,6 +75,7 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
   private logPipe?: PipeFds;
   private logTarget?: LogTarget;
   private logReader?: LogLineReader;
+  private logger: Logger = () => {};
   private ending = false;
 
   /** Use createVm(). `config` has been validated (resolveVmConfig). */
@@ -118,6 +119,8 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
     void vmm.whenExited().then((exit) => this.ended(exit));
     this.console.attachInput((bytes) => vmm.serialInput(bytes));
     this.metricsRecorder.startPeriodic(vmm);
+    const machine = this.config["machine-config"];
+    this.logger("Info", `VM started (${machine.vcpu_count} vCPUs, ${machine.mem_size_mib} MiB)`);
     this.setState("Running");
   }
 
@@ -200,6 +203,7 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
       fd = this.logPipe.writeFd;
     }
     this.logTarget = openLogTarget(logger, fd ?? 2);
+    this.logger = createLogger({ ...this.logTarget.settings, origin: "vmm" });
     return this.logTarget;
   }
 
@@ -208,9 +212,10 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
     if (this.ending) return this.exited.then(() => {});
     this.ending = true;
     this.console.detachInput();
+    this.logger(exit.exitCode === 0 ? "Info" : "Error", `VM ended (${exit.reason}, exit code ${exit.exitCode}): ${exit.message}`);
     this.metricsRecorder.stopPeriodic();
     if (this.metricsRecorder.isOpen) {
-      await this.metricsRecorder.flush(this.vmm).catch((error: Error) => this.emit("log", `failed to write metrics while stopping: ${error.message}`));
+      await this.metricsRecorder.flush(this.vmm).catch((error: Error) => this.logger("Error", `failed to write metrics while stopping: ${error.message}`));
     }
     this.metricsRecorder.close();
     // The threads that wrote to these ends are gone: closing them gives the readers their end of stream.

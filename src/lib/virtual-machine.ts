@@ -43,8 +43,11 @@ export interface CreateVmOptions {
    * discard it, or `{ fd }` to an open file descriptor (which the caller keeps and closes).
    */
   console?: "stream" | "none" | { fd: number };
-  /** petasan's log: `level` unless the config's `logger.level` names one (default "Warning"); `fd` instead of "log" events. */
-  log?: { level?: LogLevel; fd?: number };
+  /**
+   * petasan's log: `level` unless the config's `logger.level` names one (default "Warning"); `fd` instead of
+   * "log" events; whether lines show their level and origin unless the config's `logger` says (default: both).
+   */
+  log?: { level?: LogLevel; fd?: number; showLevel?: boolean; showOrigin?: boolean };
   /** The instance id in metrics lines (Firecracker's --id); default "petasan". */
   id?: string;
 }
@@ -195,7 +198,13 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
 
   /** The config's logger.log_path, else `log.fd`, else a pipe whose lines become "log" events. */
   private openLog(): LogTarget {
-    const logger = { ...this.config.logger, level: this.config.logger?.level ?? this.options.log?.level ?? DEFAULT_LOG_LEVEL };
+    const defaults = this.options.log;
+    const logger = {
+      show_level: defaults?.showLevel ?? true,
+      show_log_origin: defaults?.showOrigin ?? true,
+      ...this.config.logger,
+      level: this.config.logger?.level ?? defaults?.level ?? DEFAULT_LOG_LEVEL,
+    };
     let fd = this.options.log?.fd;
     if (fd === undefined && logger.log_path === undefined && logger.level !== "Off") {
       this.logPipe = newPipe();

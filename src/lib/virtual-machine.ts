@@ -11,11 +11,11 @@
 import { EventEmitter } from "node:events";
 import { closeSync } from "node:fs";
 import { newPipe, type PipeFds } from "../sys/pipe.js";
-import type { VmConfig } from "../config/index.js";
 import { buildVm } from "../vmm/builder.js";
-import { openLogTarget, type LogTarget } from "../vmm/api-backend.js";
+import { openLogTarget, type LogTarget } from "../vmm/log-target.js";
 import { MetricsRecorder } from "../vmm/metrics.js";
-import { createLogger, type Logger, type LogLevel } from "../vmm/logger.js";
+import { createLogger, type Logger } from "../vmm/logger.js";
+import type { LogLevel, VmConfig } from "../config/index.js";
 import type { Vmm, VmExit } from "../vmm/vmm.js";
 import { SerialConsole } from "./serial-console.js";
 import { readLogLines, type LogLineReader } from "./log-lines.js";
@@ -48,8 +48,14 @@ export interface CreateVmOptions {
    * "log" events; whether lines show their level and origin unless the config's `logger` says (default: both).
    */
   log?: { level?: LogLevel; fd?: number; showLevel?: boolean; showOrigin?: boolean };
-  /** The instance id in metrics lines (Firecracker's --id); default "petasan". */
+  /** The instance id in metrics lines (Firecracker's --id) when the VM makes its own MetricsRecorder; default "petasan". */
   id?: string;
+  /**
+   * The Firecracker-style metrics writer to use, shared with the caller's own counters (an API server counts
+   * its requests in it, for example); opened on the config's `metrics` at start, flushed at the end, and
+   * left open for the caller to close. Default: the VM's own, closed at the end.
+   */
+  metrics?: MetricsRecorder;
 }
 
 /** A method was called in a state that does not allow it (e.g. pause() on a paused VM). */
@@ -85,7 +91,7 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
   constructor(readonly config: Readonly<VmConfig>, private readonly options: CreateVmOptions = {}) {
     super();
     this.exited = new Promise((resolve) => (this.settleExit = resolve));
-    this.metricsRecorder = new MetricsRecorder(options.id ?? "petasan");
+    this.metricsRecorder = options.metrics ?? new MetricsRecorder(options.id ?? "petasan");
     if (options.console !== undefined && options.console !== "stream") this.console.noOutput();
   }
 
@@ -170,11 +176,13 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
     return { vcpus: vmm.vcpuMetrics() as VmMetrics["vcpus"], devices: (await vmm.deviceMetrics()) as unknown as DeviceMetrics };
   }
 
-  /** Writes a Firecracker-style metrics line to the config's `metrics.metrics_path` now (FlushMetrics); needs `metrics` in the config. */
+  /**
+   * Writes a Firecracker-style metrics line to the config's `metrics.metrics_path` now (FlushMetrics);
+   * without `metrics` in the config it does nothing, as Firecracker's. Rejects with MetricsError when the
+   * line cannot be written.
+   */
   async flushMetrics(): Promise<void> {
-    const vmm = this.live("flushMetrics()");
-    if (!this.metricsRecorder.isOpen) throw new VmStateError("flushMetrics(): the config has no metrics section");
-    await this.metricsRecorder.flush(vmm);
+    await this.metricsRecorder.flush(this.live("flushMetrics()"));
   }
 
   private live(what: string): Vmm {
@@ -211,7 +219,7 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
       this.logReader = readLogLines(this.logPipe.readFd, (line) => this.emit("log", line));
       fd = this.logPipe.writeFd;
     }
-    this.logTarget = openLogTarget(logger, fd ?? 2);
+    this.logTarget = openLogTarget(logger, fd ?? 2, logger.level);
     this.logger = createLogger({ ...this.logTarget.settings, origin: "vmm" });
     return this.logTarget;
   }
@@ -223,10 +231,12 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
     this.console.detachInput();
     this.logger(exit.exitCode === 0 ? "Info" : "Error", `VM ended (${exit.reason}, exit code ${exit.exitCode}): ${exit.message}`);
     this.metricsRecorder.stopPeriodic();
-    if (this.metricsRecorder.isOpen) {
+    if (exit.reason === "vcpu-fault") this.metricsRecorder.count("vcpu", "failures");
+    // The last line, as Firecracker writes when its Vmm is dropped (a VM that never ran has none).
+    if (this.metricsRecorder.isOpen && this.vmm !== undefined) {
       await this.metricsRecorder.flush(this.vmm).catch((error: Error) => this.logger("Error", `failed to write metrics while stopping: ${error.message}`));
     }
-    this.metricsRecorder.close();
+    if (this.options.metrics === undefined) this.metricsRecorder.close();
     // The threads that wrote to these ends are gone: closing them gives the readers their end of stream.
     if (this.serialPipe) closeSync(this.serialPipe.writeFd);
     if (this.logPipe) closeSync(this.logPipe.writeFd);

@@ -1,6 +1,7 @@
 /**
  * The layers are folders, and imports only go down (ARCHITECTURE: sys ← kvm ← memory ← arch, boot, devices ←
- * vmm ← api, cli). Checked by reading each source file's imports, since TypeScript 7 has no compiler API.
+ * vmm ← lib (the public API, src/index.ts) ← cli, and config ← api ← cli). Checked by reading each source
+ * file's imports, since TypeScript 7 has no compiler API.
  * Devices never import KVM; only host backends (an image file, a tap, getrandom) may reach libc.
  */
 import { test } from "node:test";
@@ -23,7 +24,13 @@ const ALLOWED: Record<string, readonly string[]> = {
   guest: [],
   vmm: ["sys", "kvm", "memory", "arch", "boot", "devices", "config"],
   api: ["config"],
-  cli: ["arch", "boot", "config", "guest", "vmm", "api"],
+  // The public API: it wraps vmm and names device and config types, and makes the pipes its streams read.
+  lib: ["sys", "config", "devices", "vmm"],
+  // The package entry re-exports lib and nothing else.
+  "index.ts": ["lib"],
+  // The CLI (petasan run and the Firecracker API mode) drives VMs through the public API only, as a user
+  // does: never the vmm layer under it.
+  cli: ["arch", "boot", "config", "guest", "lib", "api"],
 };
 
 /** Host backends inside devices that need libc (file I/O, tap ioctls, getrandom), and nothing else may. */

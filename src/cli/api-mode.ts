@@ -8,9 +8,8 @@
 import { readFile } from "node:fs/promises";
 import { startApiServer, type ApiServer } from "../api/index.js";
 import { loadConfigFile, VmResources, type VmConfig } from "../config/index.js";
-import { ApiVmmBackend } from "../vmm/api-backend.js";
-import { MetricsRecorder } from "../vmm/metrics.js";
-import type { VmExit } from "../vmm/vmm.js";
+import { MetricsRecorder, type VmExit } from "../lib/index.js";
+import { ApiVmmBackend } from "./api-backend.js";
 import { API_MODE_USAGE, ApiModeUsageError, EXIT_GENERIC_ERROR, parseApiModeArgs, type ApiModeArgs } from "./api-mode-args.js";
 import { MeteredController } from "./api-request-metrics.js";
 import { attachConsole, type AttachedConsole } from "./console.js";

@@ -6,7 +6,7 @@
  * before it became an action (bad JSON, unknown path) is not counted.
  */
 import { Controller, type Action, type ActionKind, type ActionResult, type ControllerOptions } from "../api/index.js";
-import type { MetricsRecorder } from "../vmm/metrics.js";
+import type { MetricsRecorder } from "../lib/index.js";
 
 type RequestCounter = readonly ["get_api_requests" | "put_api_requests" | "patch_api_requests", string];
 

@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import type { VmConfig } from "../config/vm-config.js";
 import { parseVmConfig } from "../config/vm-resources.js";
 import { parseSizeMiB } from "./size.js";
-import { LOG_LEVELS, type LogLevel } from "../vmm/logger.js";
+import { LOG_LEVELS, type LogLevel } from "../lib/index.js";
 
 export class UsageError extends Error {
   override readonly name = "UsageError";

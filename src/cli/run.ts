@@ -1,6 +1,6 @@
 /** `petasan run`: build a VM from flags, attach the console, and exit with the VM's exit code. */
 import { openSync, closeSync } from "node:fs";
-import { buildVm } from "../vmm/builder.js";
+import { createVm, type VirtualMachine } from "../lib/index.js";
 import { detectHostVirtualization } from "../arch/x86/host.js";
 import { ensureDefaultGuest } from "../guest/default-guest.js";
 import type { VmConfig } from "../config/vm-config.js";
@@ -50,23 +50,23 @@ export async function runCommand(argv: string[]): Promise<number> {
     }
   }
 
-  let vmm;
+  let vm: VirtualMachine;
   try {
     const config: VmConfig = { ...args.config, "boot-source": await bootSource(args) };
-    vmm = await buildVm(config, { serialOutputFd: serialFd, log: { fd: 2, level: args.logLevel } });
-    await vmm.start();
+    vm = createVm(config, { console: serialFd === null ? "none" : { fd: serialFd }, log: { fd: 2, level: args.logLevel } });
+    // A failed start releases what it had built.
+    await vm.start();
   } catch (e) {
     say((e as Error).message);
-    if (vmm) await vmm.stop();
     return 1;
   }
 
-  const console = args.serial.kind === "stdio" ? attachConsole(process.stdin, { input: (b) => vmm.serialInput(b), quit: () => void vmm.stop("quit from the console (Ctrl-A x)") }) : undefined;
-  const onSignal = (sig: NodeJS.Signals) => void vmm.stop(`stopped by ${sig}`);
+  const console = args.serial.kind === "stdio" ? attachConsole(process.stdin, { input: (b) => vm.console.write(b), quit: () => void vm.stop("quit from the console (Ctrl-A x)") }) : undefined;
+  const onSignal = (sig: NodeJS.Signals) => void vm.stop(`stopped by ${sig}`);
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
 
-  const exit = await vmm.whenExited();
+  const exit = await vm.exited;
   console?.detach();
   process.off("SIGINT", onSignal);
   process.off("SIGTERM", onSignal);

@@ -1,5 +1,5 @@
 /** A KVM vCPU fd: register state, CPUID, MSRs, LAPIC, MP state and the mmap'd kvm_run area. */
-import { close, errno, mmap } from "../sys/libc.js";
+import { close, errno, mmap, munmap } from "../sys/libc.js";
 import { kvmIoctl, type IoctlName } from "./ioctl-call.js";
 import { KvmError } from "./errors.js";
 import { CStruct } from "./cstruct.js";
@@ -64,12 +64,15 @@ const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
 export class Vcpu {
   /** Host address of this vCPU's kvm_run area (shared with the thread that runs it). */
   readonly runAddr: bigint;
+  /** Whether this instance made the kvm_run mapping (workers reuse the builder's), and so unmaps it. */
+  private ownsRunMapping = false;
 
   /** `runAddr`: the kvm_run mapping another thread already made for this fd; mapped here when absent. */
   constructor(readonly fd: number, readonly id: number, readonly mmapSize: number, runAddr?: bigint) {
     if (runAddr === undefined) {
       runAddr = mmap(null, mmapSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) as bigint;
       if (runAddr === MAP_FAILED) throw new KvmError("mmap of kvm_run", errno(), `vCPU ${id}`);
+      this.ownsRunMapping = true;
     }
     this.runAddr = runAddr;
   }
@@ -172,7 +175,14 @@ export class Vcpu {
     this.ioctl("KVM_SET_MP_STATE", m.bytes);
   }
 
+  /**
+   * Closes the fd and, on the instance that mapped it, unmaps kvm_run: the mapping holds a reference to the
+   * vCPU file and so to the whole VM, whose kernel side (memory slots, irqchip, its kvm-nx-lpage-recovery
+   * thread) would otherwise outlive every fd for as long as the process runs.
+   */
   close(): void {
+    if (this.ownsRunMapping) munmap(this.runAddr, this.mmapSize);
+    this.ownsRunMapping = false;
     close(this.fd);
   }
 }

@@ -62,3 +62,4 @@ export function view(addr: bigint, length: number): ArrayBuffer {
 export function addressOf(buf: Uint8Array): bigint {
   return BigInt(koffi.address(buf as unknown as object) as unknown as bigint) ;
 }
+export const pipe2 = libc.func("int pipe2(_Out_ int *fds, int flags)");

@@ -2,7 +2,9 @@
  * The controlling side of one vCPU thread: start it, and get it out of KVM_RUN when it must pause or stop.
  * A thread blocked in KVM_RUN hears nothing but a signal: set kvm_run.immediate_exit (so a signal that
  * lands just before KVM_RUN is not lost), then pthread_kill the thread. The signal must have a handler, or it
- * would kill the process: Node installs one (process-wide) once the main thread listens for SIGUSR2.
+ * would kill the process: Node installs one (process-wide) while the main thread listens for SIGUSR2.
+ * Several VMs share that one handler: each vCPU thread holds a reference while it runs, and the last one
+ * to end removes it, so a process embedding petasan gets SIGUSR2's default back once no VM runs.
  */
 import { Worker } from "node:worker_threads";
 import { pthreadKill } from "../../sys/libc.js";
@@ -13,19 +15,33 @@ import { VcpuCommand, VcpuControl, VcpuState } from "./control.js";
 import type { VcpuWorkerData, VcpuWorkerMessage } from "./protocol.js";
 
 const KICK_SIGNAL = 12; // SIGUSR2 on x86-64 Linux; SIGUSR1 belongs to Node's inspector
-let kickHandlerInstalled = false;
+let kickHandlerUsers = 0;
+const ignoreKick = () => {};
 
-/** Installs a no-op SIGUSR2 handler so that kicks interrupt KVM_RUN instead of killing the process. */
-export function installKickHandler(): void {
-  if (kickHandlerInstalled) return;
-  process.on("SIGUSR2", () => {});
-  kickHandlerInstalled = true;
+/**
+ * Takes a reference on the no-op SIGUSR2 handler that makes kicks interrupt KVM_RUN instead of killing the
+ * process (installed by the first user); the returned function drops it (idempotent).
+ */
+export function acquireKickHandler(): () => void {
+  if (kickHandlerUsers++ === 0) process.on("SIGUSR2", ignoreKick);
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    if (--kickHandlerUsers === 0) process.off("SIGUSR2", ignoreKick);
+  };
+}
+
+/** How many vCPU threads hold the kick handler (for tests). */
+export function kickHandlerUserCount(): number {
+  return kickHandlerUsers;
 }
 
 export class VcpuHandle {
   readonly control = new VcpuControl();
   private readonly run: KvmRunView;
   private worker?: Worker;
+  private releaseKickHandler?: () => void;
 
   constructor(readonly vcpu: Vcpu, private readonly doorbell: ExitDoorbell) {
     this.run = new KvmRunView(vcpu.runAddr, vcpu.mmapSize);
@@ -33,7 +49,7 @@ export class VcpuHandle {
 
   /** Starts the thread; `onMessage` hears started/stopped/fatal/system-event. */
   start(onMessage: (m: VcpuWorkerMessage) => void, onError: (e: Error) => void): void {
-    installKickHandler();
+    this.releaseKickHandler = acquireKickHandler();
     const data: VcpuWorkerData = {
       id: this.vcpu.id, fd: this.vcpu.fd, mmapSize: this.vcpu.mmapSize, runAddr: this.vcpu.runAddr,
       control: this.control.buffer, exitEventFd: this.doorbell.eventFd, exitDoorbell: this.doorbell.buffer,
@@ -81,5 +97,7 @@ export class VcpuHandle {
     const w = this.worker;
     this.worker = undefined;
     if (w) await w.terminate();
+    // The thread is gone, so no kick can be in flight to it: the handler may go.
+    this.releaseKickHandler?.();
   }
 }

@@ -1,0 +1,99 @@
+/**
+ * The VM behind the API's Controller, through petasan's public API: builds and starts the VM on
+ * InstanceStart and forwards pause, resume, Ctrl+Alt+Del, metrics flushes and drive swaps to it. It has
+ * the shape of the API's VmmBackend (src/api/vmm-backend.ts); the Controller's type checks the fit.
+ *
+ * How the guest's end is handled follows Firecracker: its process exits when the guest resets (exit
+ * code 0) or a vCPU fails (non-zero); before that it writes the metrics once more (Vmm's Drop), which the
+ * VirtualMachine does; then `onExit` runs, and the caller tells the Controller and ends the process.
+ */
+import type { VmConfig } from "../config/vm-config.js";
+import { createVm, type LogLevel, type MetricsRecorder, type VirtualMachine, type VmExit } from "../lib/index.js";
+
+/** Firecracker's DEFAULT_LEVEL (logger/logging.rs) when the logger config names none. */
+export const DEFAULT_API_LOG_LEVEL: LogLevel = "Info";
+
+export interface ApiBackendOptions {
+  /** Where the guest's COM1 output goes (Firecracker: the process's stdout), or null to discard it. */
+  serialOutputFd: number | null;
+  /** Where the log goes when the logger config names no log_path. */
+  defaultLogFd: number;
+  /** Counts API requests and writes the metrics lines; opened by the VM if the config has `metrics`. */
+  metrics: MetricsRecorder;
+  /** Called once the guest runs (for example to attach the console). */
+  onStarted?(): void;
+  /** Called once, after the last metrics line, when the guest has ended for whatever reason. */
+  onExit(exit: VmExit): void;
+}
+
+/** The backend was asked for something it cannot do in its state. */
+export class ApiBackendError extends Error {
+  override readonly name = "ApiBackendError";
+}
+
+export class ApiVmmBackend {
+  private vm?: VirtualMachine;
+
+  constructor(private readonly options: ApiBackendOptions) {}
+
+  async start(config: VmConfig): Promise<void> {
+    if (this.vm !== undefined) throw new ApiBackendError("the microVM has already been started");
+    const { serialOutputFd, defaultLogFd, metrics } = this.options;
+    const vm = createVm(config, {
+      console: serialOutputFd === null ? "none" : { fd: serialOutputFd },
+      // Firecracker's look when its logger config says nothing: no level, no origin.
+      log: { fd: defaultLogFd, level: DEFAULT_API_LOG_LEVEL, showLevel: false, showOrigin: false },
+      metrics,
+    });
+    // A failed start releases what it had built; the Controller reports the error.
+    await vm.start();
+    this.vm = vm;
+    void vm.exited.then((exit) => this.options.onExit(exit));
+    this.options.onStarted?.();
+  }
+
+  async pause(): Promise<void> {
+    const vm = this.running();
+    const startedAt = performance.now();
+    await vm.pause();
+    this.options.metrics.record("latencies_us", "pause_vm", microsecondsSince(startedAt));
+  }
+
+  async resume(): Promise<void> {
+    const vm = this.running();
+    const startedAt = performance.now();
+    vm.resume();
+    this.options.metrics.record("latencies_us", "resume_vm", microsecondsSince(startedAt));
+  }
+
+  sendCtrlAltDel(): Promise<void> {
+    return this.running().sendCtrlAltDel();
+  }
+
+  flushMetrics(): Promise<void> {
+    return this.running().flushMetrics();
+  }
+
+  async updateDrivePath(driveId: string, path: string): Promise<void> {
+    await this.running().swapDrive(driveId, path);
+  }
+
+  /** Host input for the guest's serial console; dropped when no VM runs. */
+  serialInput(bytes: Uint8Array): void {
+    this.vm?.console.write(bytes);
+  }
+
+  /** Stops the VM if one runs (onExit follows); resolves once it has stopped. */
+  async stop(message: string): Promise<void> {
+    await this.vm?.stop(message);
+  }
+
+  private running(): VirtualMachine {
+    if (this.vm === undefined) throw new ApiBackendError("the microVM has not been started");
+    return this.vm;
+  }
+}
+
+function microsecondsSince(startMs: number): number {
+  return Math.round((performance.now() - startMs) * 1000);
+}

@@ -1,0 +1,2 @@
+/** The package entry ("petasan"): the public API lives in lib/. */
+export * from "./lib/index.js";

@@ -1,0 +1,34 @@
+/**
+ * A running VM's counters as typed objects (VirtualMachine.metrics()): exits by kind per vCPU, and each
+ * device's counters since boot. The same numbers feed the Firecracker-style metrics lines
+ * (config `metrics`), which report increments instead.
+ */
+import type { ExitCounter } from "../vmm/vcpu/control.js";
+import type { SerialMetrics } from "../devices/legacy/serial.js";
+import type { I8042Metrics } from "../devices/legacy/i8042.js";
+import type { TransportMetrics } from "../devices/virtio/mmio-transport.js";
+import type { BlockMetrics } from "../devices/virtio/block/block-device.js";
+import type { NetMetrics } from "../devices/virtio/net/net-device.js";
+import type { RngMetrics } from "../devices/virtio/rng/rng-device.js";
+
+export type { ExitCounter, SerialMetrics, I8042Metrics, TransportMetrics, BlockMetrics, NetMetrics, RngMetrics };
+
+/** One vCPU's exits by kind since boot (io_in, io_out, mmio_read, mmio_write, local_io, intr, hlt, other, kicks). */
+export type VcpuExitCounts = Record<ExitCounter, number>;
+
+/** Device counters since boot; virtio devices appear as `block_<drive_id>`, `net_<iface_id>` and `rng_entropy`. */
+export interface DeviceMetrics {
+  /** COM1, the serial console. */
+  uart: SerialMetrics;
+  /** The i8042 (reset line, Ctrl+Alt+Del). */
+  i8042: I8042Metrics;
+  [block: `block_${string}`]: BlockMetrics & { transport: TransportMetrics };
+  [net: `net_${string}`]: NetMetrics & { transport: TransportMetrics };
+  [rng: `rng_${string}`]: RngMetrics & { transport: TransportMetrics };
+}
+
+export interface VmMetrics {
+  /** Indexed by vCPU id. */
+  vcpus: VcpuExitCounts[];
+  devices: DeviceMetrics;
+}

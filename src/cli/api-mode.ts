@@ -7,11 +7,11 @@
  */
 import { readFile } from "node:fs/promises";
 import { startApiServer, type ApiServer } from "../api/index.js";
-import { loadConfigFile, VmResources, type VmConfig } from "../config/index.js";
+import { FIRECRACKER_API_VERSION, loadConfigFile, VmResources, type VmConfig } from "../config/index.js";
 import { ApiVmmBackend } from "../vmm/api-backend.js";
 import { MetricsRecorder } from "../vmm/metrics.js";
 import type { VmExit } from "../vmm/vmm.js";
-import { API_MODE_USAGE, ApiModeUsageError, EXIT_GENERIC_ERROR, parseApiModeArgs, type ApiModeArgs } from "./api-mode-args.js";
+import { API_MODE_USAGE, ApiModeUsageError, EXIT_GENERIC_ERROR, parseApiModeArgs, type ApiModeArgs, type ProcessStartTimes } from "./api-mode-args.js";
 import { MeteredController } from "./api-request-metrics.js";
 import { attachConsole, type AttachedConsole } from "./console.js";
 
@@ -36,14 +36,19 @@ export async function runApiMode(argv: string[]): Promise<number> {
       process.stdout.write(`${API_MODE_USAGE}\n`);
       return 0;
     case "version":
-      process.stdout.write(`petasan v${await petasanVersion()}\n`);
+      // Firecracker prints "Firecracker vX.Y.Z" first; clients (Kata Containers) parse that line.
+      process.stdout.write(`Firecracker v${FIRECRACKER_API_VERSION}\npetasan v${await petasanVersion()}\n`);
       return 0;
+    case "unsupported":
+      say(args.message);
+      return EXIT_GENERIC_ERROR;
     case "serve":
       return serve(args);
   }
 }
 
 async function serve(args: ServeArgs): Promise<number> {
+  for (const warning of args.warnings) say(`warning: ${warning}`);
   let resources: VmResources;
   try {
     resources = await initialResources(args);
@@ -85,6 +90,7 @@ async function serve(args: ServeArgs): Promise<number> {
       say((error as Error).message);
       return EXIT_GENERIC_ERROR;
     }
+    recordStartupTimes(metrics, args.startTimes);
   }
 
   // Before boot there is nothing to stop; after, the VM's end settles the exit code (0 for "stopped").
@@ -126,6 +132,22 @@ async function initialResources(args: ServeArgs): Promise<VmResources> {
     resources.setMetrics({ metrics_path: args.metricsPath, emit_id: false });
   }
   return resources;
+}
+
+/**
+ * Firecracker's ProcessTimeReporter (vmm/src/logger/metrics.rs), once the API server listens: the wall
+ * time since the launcher's CLOCK_MONOTONIC stamp, and the process's CPU time since its stamp plus the
+ * launcher's own CPU time.
+ */
+function recordStartupTimes(metrics: MetricsRecorder, times: ProcessStartTimes): void {
+  if (times.startTimeUs !== undefined) {
+    const nowUs = Number(process.hrtime.bigint() / 1000n);
+    metrics.record("api_server", "process_startup_time_us", nowUs - times.startTimeUs);
+  }
+  if (times.startTimeCpuUs !== undefined) {
+    const { user, system } = process.cpuUsage();
+    metrics.record("api_server", "process_startup_time_cpu_us", user + system - times.startTimeCpuUs + (times.parentCpuTimeUs ?? 0));
+  }
 }
 
 /** package.json's version: this file runs from dist/src/cli/, three levels below the package root. */

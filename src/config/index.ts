@@ -2,6 +2,7 @@
 export * from "./boot-source.js";
 export * from "./drive.js";
 export * from "./entropy.js";
+export * from "./firecracker-version.js";
 export * from "./json-text.js";
 export * from "./load-config-file.js";
 export * from "./logger.js";

@@ -29,6 +29,7 @@ import {
   GET_WITH_BODY,
   INVALID_ID,
   invalidPathMethod,
+  notSupportedYet,
 } from "./errors.js";
 import { instanceActionSchema, vmStateSchema } from "./request-bodies.js";
 
@@ -122,6 +123,35 @@ const ROUTES: readonly Route[] = [
 ];
 
 /**
+ * The swagger's endpoints for features petasan does not have yet, with the feature's name: they get a
+ * 400 saying so instead of Firecracker's "Invalid request method and/or path", which would suggest a typo.
+ */
+const NOT_YET: readonly { method: string; path: string; feature: string }[] = [
+  ...["GET /balloon", "PUT /balloon", "PATCH /balloon", "GET /balloon/statistics", "PATCH /balloon/statistics",
+    "PATCH /balloon/hinting/start", "GET /balloon/hinting/status", "PATCH /balloon/hinting/stop"].map((e) => endpoint(e, "the virtio-balloon device")),
+  endpoint("PUT /cpu-config", "custom CPU templates (machine-config's cpu_template is supported)"),
+  ...["PUT /pmem/{id}", "PATCH /pmem/{id}"].map((e) => endpoint(e, "virtio-pmem devices")),
+  ...["PUT /mmds", "PATCH /mmds", "GET /mmds", "PUT /mmds/config"].map((e) => endpoint(e, "the MMDS (microVM metadata service)")),
+  endpoint("PUT /serial", "configuring the serial console (it is petasan's stdin/stdout)"),
+  ...["PUT /hotplug/memory", "PATCH /hotplug/memory", "GET /hotplug/memory"].map((e) => endpoint(e, "memory hotplug")),
+  ...["PUT /snapshot/create", "PUT /snapshot/load"].map((e) => endpoint(e, "snapshots")),
+  endpoint("PUT /vsock", "vsock devices"),
+];
+
+function endpoint(methodAndPath: string, feature: string) {
+  const [method, path] = methodAndPath.split(" ");
+  return { method, path: path.slice(1), feature };
+}
+
+/** The feature an unsupported swagger endpoint belongs to, if `segments` name one. */
+function notYetFeature(method: string, segments: string[]): string | undefined {
+  return NOT_YET.find(({ method: m, path }) => {
+    const pattern = path.split("/");
+    return m === method && pattern.length === segments.length && pattern.every((part, i) => part === "{id}" || part === segments[i]);
+  })?.feature;
+}
+
+/**
  * Maps one request to an Action or throws an ActionError (400) saying what is wrong.
  * `body` is the decoded request body, undefined when the request had none.
  */
@@ -142,6 +172,8 @@ export function parseRequest(method: string, url: string, body: string | undefin
     const id = pattern[1] === "{id}" ? checkedId(segments[1]) : "";
     return route.toAction(body, id);
   }
+  const feature = notYetFeature(method, segments);
+  if (feature !== undefined) throw badRequest(notSupportedYet(`${method} ${path}`, feature));
   throw badRequest(invalidPathMethod(method, path));
 }
 

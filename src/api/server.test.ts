@@ -3,7 +3,8 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { lstat, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { request } from "node:http";
-import { createServer } from "node:net";
+import { connect as netConnect, createServer } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -163,7 +164,7 @@ const PRE_BOOT_FAULTS: [string, string, string | object, string | RegExp][] = [
   ["PUT", "/drives/rootfs", { ...ROOTFS, is_root_device: "yes" }, `${DESERIALIZE}is_root_device: must be true or false.`],
   ["PUT", "/drives/rootfs", { drive_id: "rootfs", is_root_device: true }, `${DESERIALIZE}path_on_host: missing required field.`],
   ["PUT", "/drives/other", ROOTFS, "The id from the path does not match the id from the body!"],
-  ["PUT", "/drives/rootfs", { ...ROOTFS, socket: "/vhost.sock" }, /socket: not supported by petasan/],
+  ["PUT", "/drives/rootfs", { ...ROOTFS, socket: "/vhost.sock" }, /socket: petasan does not support vhost-user block devices/],
   ["PUT", "/drives/bad-id", { ...ROOTFS, drive_id: "bad-id" }, "API Resource IDs can only contain alphanumeric characters and underscores."],
   ["PUT", "/drives", ROOTFS, "The ID cannot be empty."],
   // PATCH /drives/{id}
@@ -332,3 +333,38 @@ test("a path that is not a socket is never removed", async () => {
   await assert.rejects(startApiServer({ socketPath: path, controller }), /exists and is not a socket; refusing to replace it/);
   assert.equal((await stat(path)).size, 7);
 });
+
+/** Sends raw HTTP/1.1 requests over one connection, as a keep-alive client (Go's http.Transport) does. */
+async function keptAliveConnection(socketPath: string) {
+  const socket = netConnect(socketPath);
+  await once(socket, "connect");
+  let received = "";
+  let closed = false;
+  socket.on("data", (chunk: Buffer) => (received += chunk.toString("latin1")));
+  socket.on("close", () => (closed = true));
+  return {
+    socket,
+    isClosed: () => closed,
+    /** Writes one GET and resolves with the status line of its response. */
+    async get(path: string): Promise<string> {
+      const start = received.length;
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\n\r\n`);
+      for (let waited = 0; !/\r\n\r\n[^]*\}/.test(received.slice(start)); waited += 10) {
+        if (closed) throw new Error(`the server closed the connection; received: ${received.slice(start)}`);
+        if (waited > 5000) throw new Error("no response");
+        await sleep(10);
+      }
+      return received.slice(start).split("\r\n")[0];
+    },
+  };
+}
+
+test("an idle kept-alive connection stays open past Node's 5 s default and serves the next request", { timeout: 20_000 }, () =>
+  withServer(async ({ server }) => {
+    const connection = await keptAliveConnection(server.socketPath);
+    assert.equal(await connection.get("/"), "HTTP/1.1 200 OK");
+    await sleep(6_000);
+    assert.equal(connection.isClosed(), false, "the server closed an idle connection");
+    assert.equal(await connection.get("/machine-config"), "HTTP/1.1 200 OK");
+    connection.socket.destroy();
+  }));

@@ -36,6 +36,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       else response.destroy();
     });
   });
+  // Firecracker's micro_http never closes an idle connection; Node's default closes it after 5 s, and a
+  // client that keeps connections alive (Go's http.Transport, as firecracker-go-sdk uses) then gets EOF on
+  // its next request over it, which it does not retry for a PUT.
+  server.keepAliveTimeout = 0;
   await listen(server, socketPath);
   const inode = (await lstat(socketPath)).ino;
   return {

@@ -46,7 +46,7 @@ test("unknown fields are rejected, including prototype keys", () => {
 });
 
 test("known Firecracker fields petasan refuses say why", () => {
-  assert.match(problem(() => driveSchema.parse({ ...drive, socket: "/s" })), /^socket: not supported by petasan: vhost-user/);
+  assert.match(problem(() => driveSchema.parse({ ...drive, socket: "/s" })), /^socket: petasan does not support vhost-user block devices \(give path_on_host for a virtio-block drive\) yet$/);
 });
 
 test("nested paths name the whole way down", () => {

@@ -77,7 +77,7 @@ export function jsonObject(value: unknown, path: string): Record<string, unknown
 /**
  * Builds an object schema. `fields` must list every property of T; properties that parse to
  * `undefined` are left out of the result. `unsupported` maps Firecracker property names petasan
- * knows but refuses to the reason given in the error.
+ * knows but refuses to the feature they need, named in the error ("petasan does not support <feature> yet").
  */
 export function objectSchema<T extends object>(
   definition: string,
@@ -99,7 +99,7 @@ export function objectSchema<T extends object>(
         const reason = Object.hasOwn(unsupported, key) ? unsupported[key] : undefined;
         if (reason !== undefined) {
           if (isAbsent(input[key])) continue;
-          throw new ConfigError(fieldPath(path, key), `not supported by petasan: ${reason}`);
+          throw new ConfigError(fieldPath(path, key), `petasan does not support ${reason} yet`);
         }
         throw new ConfigError(fieldPath(path, key), `unknown field; expected one of: ${names.join(", ")}`);
       }

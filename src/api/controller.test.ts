@@ -66,7 +66,7 @@ test("a drive swap reaches the VMM before it is recorded", async () => {
   const backend = new FakeVmmBackend();
   const resources = VmResources.fromConfig({
     "boot-source": { kernel_image_path: "/k" },
-    "machine-config": { vcpu_count: 1, mem_size_mib: 128, smt: false, track_dirty_pages: false, cpu_template: "host", huge_pages: "None" },
+    "machine-config": { vcpu_count: 1, mem_size_mib: 128, smt: false, track_dirty_pages: false, huge_pages: "None" },
     drives: [driveSchema.parse({ drive_id: "scratch", path_on_host: "/a", is_root_device: false })],
     "network-interfaces": [],
   });

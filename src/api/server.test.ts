@@ -77,7 +77,7 @@ test("getting-started sequence boots the fake VMM with the assembled config", ()
       method: "start",
       config: {
         "boot-source": KERNEL,
-        "machine-config": { ...MACHINE, smt: false, track_dirty_pages: false, cpu_template: "host", huge_pages: "None" },
+        "machine-config": { ...MACHINE, smt: false, track_dirty_pages: false, huge_pages: "None" },
         drives: [{ ...ROOTFS, cache_type: "Unsafe", io_engine: "Sync" }],
         "network-interfaces": [{ ...NET, guest_mac: "06:00:ac:10:00:02" }],
       },
@@ -93,7 +93,7 @@ test("GET shapes before boot", () =>
     assert.deepEqual((await call("GET", "/version")).json, { firecracker_version: "0.1.0" });
     const machine = await call("GET", "/machine-config");
     assert.equal(machine.status, 200);
-    assert.deepEqual(machine.json, { vcpu_count: 1, mem_size_mib: 128, smt: false, track_dirty_pages: false, cpu_template: "host", huge_pages: "None" });
+    assert.deepEqual(machine.json, { vcpu_count: 1, mem_size_mib: 128, smt: false, track_dirty_pages: false, huge_pages: "None" });
     assert.deepEqual((await call("GET", "/vm/config")).json, { "machine-config": machine.json, drives: [], "network-interfaces": [] });
   }));
 
@@ -152,7 +152,7 @@ const PRE_BOOT_FAULTS: [string, string, string | object, string | RegExp][] = [
   ["PUT", "/machine-config", { ...MACHINE, vcpu_count: 33 }, `${DESERIALIZE}vcpu_count: must be an integer between 1 and 32.`],
   ["PUT", "/machine-config", { vcpu_count: "-2", mem_size_mib: 128 }, `${DESERIALIZE}vcpu_count: must be an integer between 1 and 32.`],
   ["PUT", "/machine-config", { mem_size_mib: 128 }, `${DESERIALIZE}vcpu_count: missing required field.`],
-  ["PUT", "/machine-config", { ...MACHINE, cpu_template: "random_string" }, /^An error .*: cpu_template: must be one of "host", "minimal"/],
+  ["PUT", "/machine-config", { ...MACHINE, cpu_template: "random_string" }, /^An error .*: cpu_template: must be one of "None", "C3", "T2", "T2S", "T2CL", "T2A", "host", "minimal"/],
   ["PUT", "/machine-config", { vcpu_count: 3, mem_size_mib: 128, smt: true }, "Machine config error: vcpu_count: must be 1 or an even number when smt is enabled"],
   // PATCH /machine-config
   ["PATCH", "/machine-config", {}, "Empty PATCH request."],

@@ -72,13 +72,13 @@ test("every enum value in the yaml is accepted", () => {
   }
 });
 
-test("CpuTemplate: every x86 template maps onto a petasan template, the aarch64 one is refused", () => {
+test("CpuTemplate: every x86 template is accepted as itself, the aarch64 one is refused", () => {
   const values = definitions.get("CpuTemplate")?.values ?? [];
   assert.ok(values.length > 0);
   for (const value of values) {
     const parse = () => machineConfigSchema.parse({ vcpu_count: 1, mem_size_mib: 128, cpu_template: value });
     if (value === "V1N1") assert.throws(parse, /cpu_template: V1N1 is an aarch64 template/);
-    else assert.match(String((parse() as { cpu_template: string }).cpu_template), /^(host|minimal)$/);
+    else assert.equal((parse() as { cpu_template: string }).cpu_template, value);
   }
 });
 

@@ -1,11 +1,20 @@
 /**
  * MachineConfiguration (firecracker-api.yaml; rules from Firecracker vmm_config/machine_config.rs):
- * PUT replaces the whole config (absent optional fields take their defaults), PATCH merges.
+ * PATCH merges; PUT sets every field, absent ones to their defaults, except `cpu_template`, which an absent
+ * field leaves as it was (Firecracker turns a PUT into MachineConfigUpdate::from(config), whose
+ * cpu_template is None when the body has none; "None" clears it).
  */
 import { boolean, ConfigError, defaulted, integer, objectSchema, oneOf, optional, required, type Check, type ObjectSchema } from "./schema.js";
 
 /** petasan's CPU templates: "host" passes the host CPUID through, "minimal" masks it to a baseline. */
 export type CpuTemplate = "host" | "minimal";
+/**
+ * A configured template: one of Firecracker's static x86 templates (yaml CpuTemplate), or petasan's
+ * "minimal"; "None" (or petasan's "host") in a request means no template. No template is stored as an
+ * absent field, so GET /machine-config never reports a value outside Firecracker's enum unless the user
+ * chose petasan's own "minimal" (as Firecracker, which leaves the field out when no template is set).
+ */
+export type CpuTemplateName = "C3" | "T2" | "T2S" | "T2CL" | "T2A" | "minimal";
 export type HugePages = "None" | "Transparent" | "2M";
 
 export interface MachineConfig {
@@ -14,7 +23,8 @@ export interface MachineConfig {
   /** Simultaneous multithreading: vCPUs are presented as sibling pairs. */
   smt: boolean;
   track_dirty_pages: boolean;
-  cpu_template: CpuTemplate;
+  /** Absent: no template (the host's CPUID). Only a parsed request carries "None", meaning "clear it". */
+  cpu_template?: CpuTemplateName | "None";
   huge_pages: HugePages;
 }
 
@@ -32,26 +42,22 @@ export const DEFAULT_MACHINE_CONFIG: Readonly<MachineConfig> = Object.freeze({
   mem_size_mib: 128,
   smt: false,
   track_dirty_pages: false,
-  cpu_template: "host",
   huge_pages: "None",
 });
 
-/**
- * Firecracker's static templates (yaml CpuTemplate) map onto petasan's: "None" means no masking
- * (host); the x86 instance-type templates all hide features down to a baseline (minimal).
- */
-const CPU_TEMPLATE_NAMES: Readonly<Record<string, CpuTemplate>> = {
-  host: "host",
+/** The names a request may give, as stored: Firecracker's x86 templates, its "None", petasan's names. */
+const CPU_TEMPLATE_NAMES: Readonly<Record<string, CpuTemplateName | "None">> = {
+  None: "None",
+  C3: "C3",
+  T2: "T2",
+  T2S: "T2S",
+  T2CL: "T2CL",
+  T2A: "T2A",
+  host: "None",
   minimal: "minimal",
-  None: "host",
-  C3: "minimal",
-  T2: "minimal",
-  T2S: "minimal",
-  T2CL: "minimal",
-  T2A: "minimal",
 };
 
-const cpuTemplate: Check<CpuTemplate> = (value, path) => {
+const cpuTemplate: Check<CpuTemplateName | "None"> = (value, path) => {
   if (value === "V1N1") throw new ConfigError(path, "V1N1 is an aarch64 template; petasan runs x86_64 guests");
   const template = typeof value === "string" && Object.hasOwn(CPU_TEMPLATE_NAMES, value) ? CPU_TEMPLATE_NAMES[value] : undefined;
   if (template === undefined) {
@@ -59,6 +65,14 @@ const cpuTemplate: Check<CpuTemplate> = (value, path) => {
   }
   return template;
 };
+
+/**
+ * The template the VMM applies: none is the host's CPUID; Firecracker's x86 instance-type templates all
+ * hide features down to a baseline, which is petasan's "minimal".
+ */
+export function cpuTemplateOf(config: Pick<MachineConfig, "cpu_template">): CpuTemplate {
+  return config.cpu_template === undefined || config.cpu_template === "None" ? "host" : "minimal";
+}
 
 const hugePages = oneOf<HugePages>(["None", "Transparent", "2M"]);
 
@@ -71,7 +85,7 @@ export const machineConfigSchema: ObjectSchema<MachineConfig> = objectSchema<Mac
   mem_size_mib: required(memSizeMib),
   smt: defaulted(boolean, DEFAULT_MACHINE_CONFIG.smt),
   track_dirty_pages: defaulted(boolean, DEFAULT_MACHINE_CONFIG.track_dirty_pages),
-  cpu_template: defaulted(cpuTemplate, DEFAULT_MACHINE_CONFIG.cpu_template),
+  cpu_template: optional(cpuTemplate),
   huge_pages: defaulted(hugePages, DEFAULT_MACHINE_CONFIG.huge_pages),
 });
 
@@ -100,9 +114,13 @@ export function checkMachineConfig(config: MachineConfig): void {
   }
 }
 
-/** Merges a PATCH into `current` and checks the result. */
+/**
+ * Merges a PATCH, or a PUT's fields, into `current` and checks the result (Firecracker MachineConfig::update):
+ * fields the update leaves out keep their values, and cpu_template "None" removes the template.
+ */
 export function applyMachineConfigUpdate(current: MachineConfig, update: MachineConfigUpdate): MachineConfig {
   const merged: MachineConfig = { ...current, ...update };
+  if (merged.cpu_template === "None") delete merged.cpu_template;
   checkMachineConfig(merged);
   return merged;
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { driveSchema, type DriveConfig } from "./drive.js";
-import { DEFAULT_MACHINE_CONFIG } from "./machine-config.js";
+import { DEFAULT_MACHINE_CONFIG, machineConfigSchema } from "./machine-config.js";
 import { networkInterfaceSchema } from "./network-interface.js";
 import { parseVmConfig, VmResources } from "./vm-resources.js";
 
@@ -77,4 +77,13 @@ test("parseVmConfig names the list item that breaks a rule", () => {
     /machine-config\.vcpu_count: must be 1 or an even number when smt is enabled/,
   );
   assert.throws(() => parseVmConfig({ ...config, vsock: { guest_cid: 3, uds_path: "/v" } }), /^ConfigError: vsock: petasan does not support vsock devices yet$/);
+});
+
+test("PUT /machine-config without cpu_template keeps the template set before, as Firecracker's MachineConfig::update", () => {
+  const resources = new VmResources();
+  resources.setMachineConfig(machineConfigSchema.parse({ vcpu_count: 2, mem_size_mib: 256, cpu_template: "T2", smt: true }));
+  resources.setMachineConfig(machineConfigSchema.parse({ vcpu_count: 1, mem_size_mib: 128 }));
+  assert.deepEqual(resources.getMachineConfig(), { ...DEFAULT_MACHINE_CONFIG, cpu_template: "T2" });
+  resources.setMachineConfig(machineConfigSchema.parse({ vcpu_count: 1, mem_size_mib: 128, cpu_template: "None" }));
+  assert.deepEqual(resources.getMachineConfig(), DEFAULT_MACHINE_CONFIG);
 });

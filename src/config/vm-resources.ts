@@ -9,7 +9,6 @@ import type { EntropyConfig } from "./entropy.js";
 import type { LoggerConfig } from "./logger.js";
 import {
   applyMachineConfigUpdate,
-  checkMachineConfig,
   DEFAULT_MACHINE_CONFIG,
   type MachineConfig,
   type MachineConfigUpdate,
@@ -52,9 +51,9 @@ export class VmResources {
     this.bootSource = structuredClone(bootSource);
   }
 
+  /** PUT /machine-config: every field but an absent cpu_template, which stays (see machine-config.ts). */
   setMachineConfig(config: MachineConfig): void {
-    checkMachineConfig(config);
-    this.machineConfig = structuredClone(config);
+    this.machineConfig = applyMachineConfigUpdate(this.machineConfig, structuredClone(config));
   }
 
   updateMachineConfig(update: MachineConfigUpdate): void {

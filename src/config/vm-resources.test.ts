@@ -87,3 +87,10 @@ test("PUT /machine-config without cpu_template keeps the template set before, as
   resources.setMachineConfig(machineConfigSchema.parse({ vcpu_count: 1, mem_size_mib: 128, cpu_template: "None" }));
   assert.deepEqual(resources.getMachineConfig(), DEFAULT_MACHINE_CONFIG);
 });
+
+test("PUT /logger keeps the fields it was not given, except level, as Firecracker's Logger::update", () => {
+  const resources = new VmResources();
+  resources.setLogger({ log_path: "/a", level: "Debug", show_level: true, module: "vmm" });
+  resources.setLogger({ log_path: "/b", show_log_origin: true });
+  assert.deepEqual(resources.snapshot().logger, { log_path: "/b", show_level: true, module: "vmm", show_log_origin: true });
+});

@@ -116,8 +116,14 @@ export class VmResources {
     this.entropy = structuredClone(entropy);
   }
 
+  /**
+   * PUT /logger as Firecracker's Logger::update: log_path, show_level, show_log_origin and module are
+   * changed only when given; level is always set, to the default (Info) when absent.
+   */
   setLogger(logger: LoggerConfig): void {
-    this.logger = structuredClone(logger);
+    const merged: LoggerConfig = { ...this.logger, ...structuredClone(logger) };
+    if (logger.level === undefined) delete merged.level;
+    this.logger = merged;
   }
 
   setMetrics(metrics: MetricsConfig): void {

@@ -4,11 +4,12 @@ import { driveSchema, VmResources } from "../config/index.js";
 import type { Action, ActionResult } from "./actions.js";
 import { Controller } from "./controller.js";
 import { NOT_SUPPORTED_POST_BOOT, NOT_SUPPORTED_PRE_BOOT, VM_STOPPED } from "./errors.js";
+import { FakeHostFiles } from "./fake-host-files.js";
 import { FakeVmmBackend } from "./fake-vmm-backend.js";
 import type { VmmBackend } from "./vmm-backend.js";
 
 function setup(backend: VmmBackend = new FakeVmmBackend()) {
-  return new Controller({ backend, vmmVersion: "0.1.0" });
+  return new Controller({ backend, vmmVersion: "0.1.0", hostFiles: new FakeHostFiles() });
 }
 
 function fault(result: ActionResult): string {
@@ -70,7 +71,7 @@ test("a drive swap reaches the VMM before it is recorded", async () => {
     drives: [driveSchema.parse({ drive_id: "scratch", path_on_host: "/a", is_root_device: false })],
     "network-interfaces": [],
   });
-  const controller = new Controller({ backend, vmmVersion: "0.1.0", resources });
+  const controller = new Controller({ backend, vmmVersion: "0.1.0", resources, hostFiles: new FakeHostFiles() });
   await controller.handle({ kind: "instanceStart" });
   backend.failNext.set("updateDrivePath", new Error("open /b: ENOENT"));
   const swap: Action = { kind: "patchDrive", update: { drive_id: "scratch", path_on_host: "/b" } };

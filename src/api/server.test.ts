@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { requestOverSocket, type ApiResponse } from "./api-client.js";
 import { Controller } from "./controller.js";
+import { FakeHostFiles } from "./fake-host-files.js";
 import { FakeVmmBackend } from "./fake-vmm-backend.js";
 import { DEFAULT_MAX_PAYLOAD_BYTES, startApiServer, type ApiServer } from "./server.js";
 
@@ -32,7 +33,8 @@ interface Harness {
 async function withServer(run: (harness: Harness) => Promise<void>): Promise<void> {
   const socketPath = join(dir, `api-${socketCount++}.sock`);
   const backend = new FakeVmmBackend();
-  const controller = new Controller({ backend, vmmVersion: "0.1.0", instanceId: "test-vm" });
+  // The paths below are made up: a fake file system says they open (host-files tests use real files).
+  const controller = new Controller({ backend, vmmVersion: "0.1.0", instanceId: "test-vm", hostFiles: new FakeHostFiles() });
   const server = await startApiServer({ socketPath, controller });
   try {
     await run({ backend, controller, server, call: (method, path, body) => requestOverSocket(socketPath, method, path, body) });

@@ -6,7 +6,7 @@
  * fault or VMM error. SIGINT/SIGTERM stop the VM and end the process with 0. The socket is removed at exit.
  */
 import { readFile } from "node:fs/promises";
-import { startApiServer, type ApiServer } from "../api/index.js";
+import { HostFileError, nodeHostFiles, startApiServer, type ApiServer } from "../api/index.js";
 import { FIRECRACKER_API_VERSION, loadConfigFile, VmResources, type VmConfig } from "../config/index.js";
 import { ApiVmmBackend } from "../vmm/api-backend.js";
 import { MetricsRecorder } from "../vmm/metrics.js";
@@ -123,6 +123,9 @@ async function serve(args: ServeArgs): Promise<number> {
  * the flags configure first and the file's `logger` fields override theirs; the file's `metrics` wins.
  */
 async function initialResources(args: ServeArgs): Promise<VmResources> {
+  // Firecracker opens --log-path and --metrics-path before anything else (main.rs LOGGER.update, init_metrics).
+  await openAtStart(args.logger.log_path, "Could not initialize logger: Failed to open target file:");
+  await openAtStart(args.metricsPath, "Could not initialize metrics: Cannot initialize the metrics system due to bad user input:");
   const config: VmConfig | undefined = args.configFile === undefined ? undefined : await loadConfigFile(args.configFile);
   const resources = config === undefined ? new VmResources() : VmResources.fromConfig(config);
   if (Object.keys(args.logger).length > 0 || config?.logger !== undefined) {
@@ -132,6 +135,16 @@ async function initialResources(args: ServeArgs): Promise<VmResources> {
     resources.setMetrics({ metrics_path: args.metricsPath, emit_id: false });
   }
   return resources;
+}
+
+async function openAtStart(path: string | undefined, problem: string): Promise<void> {
+  if (path === undefined) return;
+  try {
+    await nodeHostFiles.check(path, "create");
+  } catch (error) {
+    if (error instanceof HostFileError) throw new Error(`${problem} ${error.ioMessage}`, { cause: error });
+    throw error;
+  }
 }
 
 /**

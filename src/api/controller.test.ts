@@ -102,9 +102,9 @@ test("configuration conflicts carry Firecracker's prefixes", async () => {
   const controller = setup();
   const root = (drive_id: string): Action => ({ kind: "putDrive", drive: driveSchema.parse({ drive_id, path_on_host: "/d", is_root_device: true }) });
   await controller.handle(root("a"));
-  assert.equal(fault(await controller.handle(root("b"))), 'Drive config error: is_root_device: a root block device already exists (drive_id "a")');
+  assert.equal(fault(await controller.handle(root("b"))), 'Drive config error: A root block device already exists! (drive "a")');
   assert.equal(
     fault(await controller.handle({ kind: "patchMachineConfig", update: { vcpu_count: 3, smt: true } })),
-    "Machine config error: vcpu_count: must be 1 or an even number when smt is enabled",
+    "Machine config error: The number of vCPUs must be greater than 0, less than 32 and must be 1 or an even number if SMT is enabled.",
   );
 });

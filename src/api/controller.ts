@@ -228,7 +228,9 @@ export class Controller {
     if (error instanceof ActionError) return error;
     if (error instanceof ConfigError) {
       const prefix = CONFLICT_PREFIX[kind];
-      return badRequest(prefix === undefined ? error.message : `${prefix}: ${error.message}`, error);
+      // Firecracker's texts for broken rules name no field ("Machine config error: The number of vCPUs ...").
+      const text = error.code === "conflict" ? error.problem : error.message;
+      return badRequest(prefix === undefined ? text : `${prefix}: ${text}`, error);
     }
     return new ActionError(INTERNAL_SERVER_ERROR, `Internal server error: ${describeError(error)}`, { cause: error });
   }

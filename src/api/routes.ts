@@ -18,6 +18,7 @@ import {
   networkInterfaceSchema,
   networkInterfaceUpdateSchema,
   parseJsonText,
+  serdeMessage,
   type ObjectSchema,
 } from "../config/index.js";
 import type { Action } from "./actions.js";
@@ -189,11 +190,14 @@ function checkedId(segment: string): string {
   return id;
 }
 
+/** A body that does not fit its schema gets serde's wording where serde has one (see serde-message.ts). */
 function parseBody<T>(schema: ObjectSchema<T>, body: string | undefined): T {
+  const text = body ?? "";
   try {
-    return schema.parse(parseJsonText(body ?? ""));
+    return schema.parse(parseJsonText(text));
   } catch (error) {
-    if (error instanceof JsonSyntaxError || error instanceof ConfigError) throw badRequest(deserializeFailure(error.message), error);
+    if (error instanceof ConfigError) throw badRequest(deserializeFailure(serdeMessage(error, text) ?? error.message), error);
+    if (error instanceof JsonSyntaxError) throw badRequest(deserializeFailure(error.message), error);
     throw error;
   }
 }

@@ -11,5 +11,6 @@ export * from "./metrics.js";
 export * from "./network-interface.js";
 export * from "./rate-limiter.js";
 export * from "./schema.js";
+export * from "./serde-message.js";
 export * from "./vm-config.js";
 export * from "./vm-resources.js";

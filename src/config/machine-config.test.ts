@@ -32,14 +32,14 @@ test("smt needs 1 or an even number of vCPUs", () => {
   assert.deepEqual(applyMachineConfigUpdate(DEFAULT_MACHINE_CONFIG, { smt: true }).smt, true);
   assert.throws(
     () => applyMachineConfigUpdate({ ...DEFAULT_MACHINE_CONFIG, vcpu_count: 3 }, { smt: true }),
-    /vcpu_count: must be 1 or an even number when smt is enabled/,
+    /^ConfigError: vcpu_count: The number of vCPUs must be greater than 0, less than 32 and must be 1 or an even number if SMT is enabled\.$/,
   );
 });
 
 test("huge pages need an even number of MiB", () => {
   assert.throws(
     () => applyMachineConfigUpdate({ ...DEFAULT_MACHINE_CONFIG, mem_size_mib: 129 }, { huge_pages: "2M" }),
-    /mem_size_mib: must be a multiple of 2 when huge_pages is "2M"/,
+    /^ConfigError: mem_size_mib: The memory size \(MiB\) is either 0, or not a multiple of the configured page size\.$/,
   );
 });
 

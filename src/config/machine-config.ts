@@ -4,7 +4,7 @@
  * field leaves as it was (Firecracker turns a PUT into MachineConfigUpdate::from(config), whose
  * cpu_template is None when the body has none; "None" clears it).
  */
-import { boolean, ConfigError, defaulted, integer, objectSchema, oneOf, optional, required, type Check, type ObjectSchema } from "./schema.js";
+import { boolean, ConfigError, serdeExpected, defaulted, integer, objectSchema, oneOf, optional, required, type Check, type ObjectSchema } from "./schema.js";
 
 /** petasan's CPU templates: "host" passes the host CPUID through, "minimal" masks it to a baseline. */
 export type CpuTemplate = "host" | "minimal";
@@ -61,7 +61,9 @@ const cpuTemplate: Check<CpuTemplateName | "None"> = (value, path) => {
   if (value === "V1N1") throw new ConfigError(path, "V1N1 is an aarch64 template; petasan runs x86_64 guests");
   const template = typeof value === "string" && Object.hasOwn(CPU_TEMPLATE_NAMES, value) ? CPU_TEMPLATE_NAMES[value] : undefined;
   if (template === undefined) {
-    throw new ConfigError(path, `must be one of ${Object.keys(CPU_TEMPLATE_NAMES).map((name) => JSON.stringify(name)).join(", ")}`);
+    const names = Object.keys(CPU_TEMPLATE_NAMES);
+    const serde = typeof value === "string" ? ({ kind: "value", text: `unknown variant \`${value}\`, expected ${serdeExpected(names)}` } as const) : undefined;
+    throw new ConfigError(path, `must be one of ${names.map((name) => JSON.stringify(name)).join(", ")}`, "invalid", serde);
   }
   return template;
 };
@@ -76,8 +78,9 @@ export function cpuTemplateOf(config: Pick<MachineConfig, "cpu_template">): CpuT
 
 const hugePages = oneOf<HugePages>(["None", "Transparent", "2M"]);
 
-const vcpuCount = integer(1, MAX_VCPUS);
-const memSizeMib = integer(1, MAX_MEM_SIZE_MIB);
+// Firecracker's types (vcpu_count: u8, mem_size_mib: usize); the ranges within them are checkMachineConfig's.
+const vcpuCount = integer(0, 255, "u8");
+const memSizeMib = integer(0, MAX_MEM_SIZE_MIB, "usize");
 
 /** PUT /machine-config and the config file's "machine-config". */
 export const machineConfigSchema: ObjectSchema<MachineConfig> = objectSchema<MachineConfig>("MachineConfiguration", {
@@ -102,15 +105,20 @@ export const machineConfigUpdateSchema: ObjectSchema<MachineConfigUpdate> = obje
   },
 );
 
+/** Firecracker's MachineConfigError texts (vmm_config/machine_config.rs), which its tests match. */
+export const INVALID_VCPU_COUNT = `The number of vCPUs must be greater than 0, less than ${MAX_VCPUS} and must be 1 or an even number if SMT is enabled.`;
+export const INVALID_MEMORY_SIZE = "The memory size (MiB) is either 0, or not a multiple of the configured page size.";
+
 /** Rules between fields (Firecracker MachineConfig::update); throws a `conflict` ConfigError. */
 export function checkMachineConfig(config: MachineConfig): void {
   // With SMT, vCPUs come in sibling pairs, so the count must be 1 or even (yaml PUT description).
-  if (config.smt && config.vcpu_count > 1 && config.vcpu_count % 2 === 1) {
-    throw new ConfigError("vcpu_count", "must be 1 or an even number when smt is enabled", "conflict");
+  const oddWithSmt = config.smt && config.vcpu_count > 1 && config.vcpu_count % 2 === 1;
+  if (config.vcpu_count === 0 || config.vcpu_count > MAX_VCPUS || oddWithSmt) {
+    throw new ConfigError("vcpu_count", INVALID_VCPU_COUNT, "conflict");
   }
   // 2 MiB pages (hugetlbfs, and THP to keep alignment) need a whole number of them (yaml PUT description).
-  if (config.huge_pages !== "None" && config.mem_size_mib % 2 !== 0) {
-    throw new ConfigError("mem_size_mib", `must be a multiple of 2 when huge_pages is "${config.huge_pages}"`, "conflict");
+  if (config.mem_size_mib === 0 || (config.huge_pages !== "None" && config.mem_size_mib % 2 !== 0)) {
+    throw new ConfigError("mem_size_mib", INVALID_MEMORY_SIZE, "conflict");
   }
 }
 

@@ -64,7 +64,8 @@ export class VmResources {
   insertDrive(drive: DriveConfig): void {
     const root = this.drives.find((d) => d.is_root_device);
     if (drive.is_root_device && root !== undefined && root.drive_id !== drive.drive_id) {
-      throw new ConfigError("is_root_device", `a root block device already exists (drive_id "${root.drive_id}")`, "conflict");
+      // Firecracker's DriveError::RootBlockDeviceAlreadyAdded text.
+      throw new ConfigError("is_root_device", `A root block device already exists! (drive "${root.drive_id}")`, "conflict");
     }
     const others = this.drives.filter((d) => d.drive_id !== drive.drive_id);
     const copy = structuredClone(drive);
@@ -92,7 +93,8 @@ export class VmResources {
     const others = this.networkInterfaces.filter((i) => i.iface_id !== iface.iface_id);
     const sameMac = iface.guest_mac === undefined ? undefined : others.find((i) => i.guest_mac === iface.guest_mac);
     if (sameMac !== undefined) {
-      throw new ConfigError("guest_mac", `${iface.guest_mac} is already in use by network interface "${sameMac.iface_id}"`, "conflict");
+      // Firecracker's NetworkInterfaceError::GuestMacAddressInUse text.
+      throw new ConfigError("guest_mac", `The MAC address is already in use: ${iface.guest_mac} (network interface "${sameMac.iface_id}")`, "conflict");
     }
     const sameTap = others.find((i) => i.host_dev_name === iface.host_dev_name);
     if (sameTap !== undefined) {
@@ -166,7 +168,7 @@ function withPrefix(prefix: string, apply: () => void): void {
     apply();
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    throw new ConfigError(error.field === "" ? prefix : `${prefix}.${error.field}`, error.problem, error.code);
+    throw new ConfigError(error.field === "" ? prefix : `${prefix}.${error.field}`, error.problem, error.code, error.serde);
   }
 }
 

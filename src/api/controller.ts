@@ -4,7 +4,7 @@
  * other action runs one at a time, in arrival order, so a slow backend call (boot, pause) never
  * interleaves with another change. `handle` never rejects: failures are ActionResults.
  */
-import { ConfigError, VmResources, type BootSourceConfig, type DriveConfig, type DriveUpdate } from "../config/index.js";
+import { ConfigError, FIRECRACKER_API_VERSION, VmResources, type BootSourceConfig, type DriveConfig, type DriveUpdate } from "../config/index.js";
 import type { Action, ActionKind, ActionResult, Command, InstanceInfo, InstanceState, Phase } from "./actions.js";
 import { ActionError, badRequest, describeError, INTERNAL_SERVER_ERROR, MISSING_KERNEL } from "./errors.js";
 import { HostFileError, nodeHostFiles, type FileAccess, type HostFiles } from "./host-files.js";
@@ -13,7 +13,7 @@ import type { VmmBackend } from "./vmm-backend.js";
 
 export interface ControllerOptions {
   backend: VmmBackend;
-  /** Reported as InstanceInfo.vmm_version and by GET /version. */
+  /** Reported as InstanceInfo.vmm_version (GET /version reports the Firecracker API version). */
   vmmVersion: string;
   /** InstanceInfo.id; Firecracker's default when no --id is given. */
   instanceId?: string;
@@ -70,7 +70,9 @@ export class Controller {
       case "getInstanceInfo":
         return Promise.resolve({ ok: true, data: this.instanceInfo() });
       case "getVersion":
-        return Promise.resolve({ ok: true, data: { firecracker_version: this.vmmVersion } });
+        // The Firecracker version whose API this is, as `--version` prints it (Firecracker's test_api_version
+        // checks the two agree); petasan's own version is InstanceInfo.vmm_version.
+        return Promise.resolve({ ok: true, data: { firecracker_version: FIRECRACKER_API_VERSION } });
       case "getMachineConfig":
         return Promise.resolve({ ok: true, data: this.resources.getMachineConfig() });
       case "getVmConfig":

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { requestOverSocket, type ApiResponse } from "./api-client.js";
 import { Controller } from "./controller.js";
+import { FIRECRACKER_API_VERSION } from "../config/index.js";
 import { FakeHostFiles } from "./fake-host-files.js";
 import { FakeVmmBackend } from "./fake-vmm-backend.js";
 import { DEFAULT_MAX_PAYLOAD_BYTES, startApiServer, type ApiServer } from "./server.js";
@@ -92,7 +93,7 @@ test("getting-started sequence boots the fake VMM with the assembled config", ()
 test("GET shapes before boot", () =>
   withServer(async ({ call }) => {
     assert.deepEqual((await call("GET", "/")).json, { app_name: "petasan", id: "test-vm", state: "Not started", vmm_version: "0.1.0" });
-    assert.deepEqual((await call("GET", "/version")).json, { firecracker_version: "0.1.0" });
+    assert.deepEqual((await call("GET", "/version")).json, { firecracker_version: FIRECRACKER_API_VERSION });
     const machine = await call("GET", "/machine-config");
     assert.equal(machine.status, 200);
     assert.deepEqual(machine.json, { vcpu_count: 1, mem_size_mib: 128, smt: false, track_dirty_pages: false, huge_pages: "None" });

@@ -190,6 +190,16 @@ function checkedId(segment: string): string {
   return id;
 }
 
+/**
+ * Whether the request uses a field Firecracker deprecates (api_server/request/machine_configuration.rs:
+ * cpu_template in PUT and PATCH /machine-config), which its response marks with a Deprecation header.
+ */
+export function isDeprecated(action: Action): boolean {
+  if (action.kind === "putMachineConfig") return action.machineConfig.cpu_template !== undefined;
+  if (action.kind === "patchMachineConfig") return action.update.cpu_template !== undefined;
+  return false;
+}
+
 /** A body that does not fit its schema gets serde's wording where serde has one (see serde-message.ts). */
 function parseBody<T>(schema: ObjectSchema<T>, body: string | undefined): T {
   const text = body ?? "";

@@ -376,3 +376,12 @@ test("an idle kept-alive connection stays open past Node's 5 s default and serve
     assert.equal(await connection.get("/machine-config"), "HTTP/1.1 200 OK");
     connection.socket.destroy();
   }));
+
+test("cpu_template in PUT/PATCH /machine-config is answered with Firecracker's Deprecation header", () =>
+  withServer(async ({ call }) => {
+    assert.equal((await call("PUT", "/machine-config", { ...MACHINE, cpu_template: "T2" })).headers.deprecation, "true");
+    assert.equal((await call("PATCH", "/machine-config", { cpu_template: "None" })).headers.deprecation, "true");
+    assert.equal((await call("PUT", "/machine-config", MACHINE)).headers.deprecation, undefined);
+    const machine = (await call("GET", "/machine-config")).json as { cpu_template?: string };
+    assert.equal(machine.cpu_template, undefined);
+  }));

@@ -245,3 +245,13 @@ test("Kata's --config-file without the vsock section boots the guest", { skip },
   assert.equal(finished.code, 0, finished.stderr);
   assert.equal(existsSync(socketPath), false);
 });
+
+test("--log-path and --metrics-path are opened at start, as Firecracker does: a bad one ends petasan at once", async () => {
+  const badLog = path.join(workDir, "no-such-dir", "fc.log");
+  const log = await runPetasan(["--api-sock", path.join(workDir, "log.sock"), "--log-path", badLog], PROCESS_TIMEOUT_MS);
+  assert.equal(log.code, 1);
+  assert.equal(log.stderr, "petasan: Could not initialize logger: Failed to open target file: No such file or directory (os error 2)\n");
+  const metrics = await runPetasan(["--api-sock", path.join(workDir, "metrics.sock"), "--metrics-path", badLog], PROCESS_TIMEOUT_MS);
+  assert.equal(metrics.code, 1);
+  assert.match(metrics.stderr, /^petasan: Could not initialize metrics: Cannot initialize the metrics system due to bad user input: No such file or directory \(os error 2\)\n$/);
+});

@@ -138,12 +138,13 @@ export function parseApiModeArgs(argv: string[]): ApiModeArgs {
     throw new ApiModeUsageError("Argument 'no-seccomp' cannot be used together with argument 'seccomp-filter'.");
   }
   if (values["snapshot-version"] || values["describe-snapshot"] !== undefined) {
-    return { kind: "unsupported", message: "petasan does not support snapshots yet, so it has no snapshot data format version" };
+    const flag = values["snapshot-version"] ? "--snapshot-version" : `--describe-snapshot ${values["describe-snapshot"]}`;
+    return { kind: "unsupported", message: `${flag}: petasan does not support snapshots yet` };
   }
   if (values["no-api"] && values["config-file"] === undefined) throw new ApiModeUsageError("--no-api requires --config-file");
   if (values["no-api"] && values["api-sock"] !== undefined) throw new ApiModeUsageError("--api-sock and --no-api exclude each other");
   if (values.metadata !== undefined) {
-    return { kind: "unsupported", message: `--metadata ${values.metadata}: petasan has no MMDS (microVM metadata service) yet` };
+    return { kind: "unsupported", message: `--metadata ${values.metadata}: petasan does not support the MMDS (microVM metadata service) yet` };
   }
 
   const instanceId = values.id ?? DEFAULT_INSTANCE_ID;

@@ -13,7 +13,7 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { closeSync, constants, existsSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -254,4 +254,23 @@ test("--log-path and --metrics-path are opened at start, as Firecracker does: a 
   const metrics = await runPetasan(["--api-sock", path.join(workDir, "metrics.sock"), "--metrics-path", badLog], PROCESS_TIMEOUT_MS);
   assert.equal(metrics.code, 1);
   assert.match(metrics.stderr, /^petasan: Could not initialize metrics: Cannot initialize the metrics system due to bad user input: No such file or directory \(os error 2\)\n$/);
+});
+
+test("the jailer's --start-time-us/--start-time-cpu-us/--parent-cpu-time-us feed api_server.process_startup_time_*", { skip }, async () => {
+  const configPath = path.join(workDir, "start-times.json");
+  const metricsPath = path.join(workDir, "start-times.metrics");
+  writeFileSync(configPath, JSON.stringify({ "boot-source": { kernel_image_path: await buildTestGuest("long64") }, metrics: { metrics_path: metricsPath } }));
+  // CLOCK_MONOTONIC in microseconds, as the jailer passes it.
+  const startUs = Number(process.hrtime.bigint() / 1000n);
+  const finished = await runPetasan(
+    ["--api-sock", path.join(workDir, "start-times.sock"), "--config-file", configPath,
+      "--start-time-us", String(startUs), "--start-time-cpu-us", "0", "--parent-cpu-time-us", "5000"],
+    PROCESS_TIMEOUT_MS,
+  );
+  assert.equal(finished.code, 0, finished.stderr);
+  const elapsedUs = Number(process.hrtime.bigint() / 1000n) - startUs;
+  const lines = readFileSync(metricsPath, "utf8").trimEnd().split("\n");
+  const { api_server } = JSON.parse(lines.at(-1)!) as { api_server: { process_startup_time_us: number; process_startup_time_cpu_us: number } };
+  assert.ok(api_server.process_startup_time_us > 0 && api_server.process_startup_time_us < elapsedUs, JSON.stringify(api_server));
+  assert.ok(api_server.process_startup_time_cpu_us > 5000, JSON.stringify(api_server));
 });

@@ -115,6 +115,8 @@ export class Controller {
       case "patchMachineConfig":
         return this.resources.updateMachineConfig(action.update);
       case "putDrive":
+        // As Firecracker's BlockBuilder::insert: the one-root-device rule, then the file.
+        this.resources.checkDriveInsert(action.drive);
         await this.openDrive(action.drive);
         return this.resources.insertDrive(action.drive);
       case "putNetworkInterface":

@@ -78,3 +78,11 @@ test("fs errors read as Rust's io::Error", () => {
   assert.equal(ioErrorText(Object.assign(new Error("EACCES: permission denied, open '/x'"), { code: "EACCES", errno: -13 })), "Permission denied (os error 13)");
   assert.equal(ioErrorText(Object.assign(new Error("EXDEV: cross-device link not permitted, open '/x'"), { code: "EXDEV", errno: -18 })), "cross-device link not permitted (os error 18)");
 });
+
+test("a second root drive is refused before its file is opened, as Firecracker's BlockBuilder::insert", async () => {
+  const root = (drive_id: string, path_on_host: string) =>
+    ({ kind: "putDrive", drive: driveSchema.parse({ drive_id, path_on_host, is_root_device: true, is_read_only: true }) }) as const;
+  const [first, second] = await run([root("a", kernel), root("b", missing)]);
+  assert.deepEqual(first, { ok: true });
+  assert.equal(fault(second), 'Drive config error: A root block device already exists! (drive "a")');
+});

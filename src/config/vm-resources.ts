@@ -63,13 +63,18 @@ export class VmResources {
     this.machineConfig = applyMachineConfigUpdate(this.machineConfig, update);
   }
 
-  /** Adds a drive, or replaces the one with the same drive_id. */
-  insertDrive(drive: DriveConfig): void {
+  /** Throws the ConfigError insertDrive would, without inserting (Firecracker checks this before opening the file). */
+  checkDriveInsert(drive: DriveConfig): void {
     const root = this.drives.find((d) => d.is_root_device);
     if (drive.is_root_device && root !== undefined && root.drive_id !== drive.drive_id) {
       // Firecracker's DriveError::RootBlockDeviceAlreadyAdded text.
       throw new ConfigError("is_root_device", `A root block device already exists! (drive "${root.drive_id}")`, "conflict");
     }
+  }
+
+  /** Adds a drive, or replaces the one with the same drive_id. */
+  insertDrive(drive: DriveConfig): void {
+    this.checkDriveInsert(drive);
     const others = this.drives.filter((d) => d.drive_id !== drive.drive_id);
     const copy = structuredClone(drive);
     const index = this.drives.findIndex((d) => d.drive_id === drive.drive_id);

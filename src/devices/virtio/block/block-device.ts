@@ -1,4 +1,5 @@
 /** virtio-blk (virtio 1.2 §5.2): one request queue served synchronously from a DiskBackend. */
+import { LogRateLimiter } from "../../log-rate-limit.js";
 import type { GuestMemory } from "../../../memory/guest-memory.js";
 import { COMMON_FEATURES, DEFAULT_QUEUE_SIZE, DEVICE_ID_BLOCK, readConfigBytes, serveQueue, silentLogger, type ActivateContext, type Logger, type VirtioDevice } from "../device.js";
 import { ChainBuffers, totalLength, writeSegments, type GuestSegment } from "../queue/chain-buffers.js";
@@ -83,6 +84,12 @@ export class VirtioBlock implements VirtioDevice {
   private readonly id: Uint8Array;
   private capacity: number;
   private readonly log: Logger;
+  /** One log rate limiter per guest-triggerable call site (log-rate-limit.ts). */
+  private readonly configWriteLog = new LogRateLimiter();
+  private readonly badRequestLog = new LogRateLimiter();
+  private readonly ioErrorLog = new LogRateLimiter();
+  private readonly rejectLog = new LogRateLimiter();
+  private readonly unsupportedLog = new LogRateLimiter();
   private readonly name: string;
   private active: { mem: GuestMemory; queue: Queue; interrupt: () => void; acked: bigint } | null = null;
 
@@ -131,7 +138,7 @@ export class VirtioBlock implements VirtioDevice {
 
   /** Nothing in the config space is writable without VIRTIO_BLK_F_CONFIG_WCE, which is not offered. */
   writeConfig(offset: number): void {
-    this.log("warn", `${this.name}: ignored config write at ${offset}`);
+    this.configWriteLog.log(this.log, "warn", `${this.name}: ignored config write at ${offset}`);
   }
 
   activate(ctx: ActivateContext): void {
@@ -160,10 +167,10 @@ export class VirtioBlock implements VirtioDevice {
     } catch (err) {
       if (err instanceof VirtqError || err instanceof BlockRequestError) {
         this.metrics.invalidRequests++;
-        this.log("warn", `${this.name}: bad request in chain ${chain.head}: ${err.message}`);
+        this.badRequestLog.log(this.log, "warn", `${this.name}: bad request in chain ${chain.head}: ${err.message}`);
       } else {
         this.metrics.ioErrors++;
-        this.log("error", `${this.name}: request in chain ${chain.head} failed: ${(err as Error).message}`);
+        this.ioErrorLog.log(this.log, "error", `${this.name}: request in chain ${chain.head} failed: ${(err as Error).message}`);
       }
       statusByte ??= err instanceof BlockRequestError ? err.status : null;
       if (!statusByte) return 0;
@@ -237,13 +244,13 @@ export class VirtioBlock implements VirtioDevice {
 
   private reject(why: string): { code: number; written: number } {
     this.metrics.rejectedRequests++;
-    this.log("warn", `${this.name}: ${why}`);
+    this.rejectLog.log(this.log, "warn", `${this.name}: ${why}`);
     return { code: VIRTIO_BLK_S_IOERR, written: 0 };
   }
 
   private unsupported(why: string): { code: number; written: number } {
     this.metrics.rejectedRequests++;
-    this.log("debug", `${this.name}: unsupported ${why}`);
+    this.unsupportedLog.log(this.log, "debug", `${this.name}: unsupported ${why}`);
     return { code: VIRTIO_BLK_S_UNSUPP, written: 0 };
   }
 }

@@ -2,6 +2,7 @@
  * virtio-net (virtio 1.2 §5.1) over a NetBackend: receiveq 0 takes frames from the host,
  * transmitq 1 sends the guest's frames. Both carry a virtio_net_hdr_v1 in front of each frame.
  */
+import { LogRateLimiter } from "../../log-rate-limit.js";
 import type { GuestMemory } from "../../../memory/guest-memory.js";
 import { COMMON_FEATURES, DEFAULT_QUEUE_SIZE, DEVICE_ID_NET, readConfigBytes, silentLogger, type ActivateContext, type Logger, type VirtioDevice } from "../device.js";
 import { ChainBuffers, subSegments, writeSegments, type GuestSegment } from "../queue/chain-buffers.js";
@@ -79,6 +80,11 @@ export class VirtioNet implements VirtioDevice {
   private readonly backend: NetBackend;
   private readonly config = new Uint8Array(CONFIG_SIZE);
   private readonly log: Logger;
+  /** One log rate limiter per guest-triggerable call site (log-rate-limit.ts). */
+  private readonly configWriteLog = new LogRateLimiter();
+  private readonly rxErrorLog = new LogRateLimiter();
+  private readonly txErrorLog = new LogRateLimiter();
+  private readonly badChainLog = new LogRateLimiter();
   private readonly name: string;
   private active: ActiveNet | null = null;
   /** True after the guest ran out of RX buffers, until it adds some (and kicks receiveq). */
@@ -118,7 +124,7 @@ export class VirtioNet implements VirtioDevice {
 
   /** The MAC is read-only without VIRTIO_NET_F_CTRL_MAC_ADDR (virtio 1.2 §5.1.4.2), which is not offered. */
   writeConfig(offset: number): void {
-    this.log("warn", `${this.name}: ignored config write at ${offset}`);
+    this.configWriteLog.log(this.log, "warn", `${this.name}: ignored config write at ${offset}`);
   }
 
   activate(ctx: ActivateContext): void {
@@ -189,7 +195,7 @@ export class VirtioNet implements VirtioDevice {
       return length;
     } catch (err) {
       this.metrics.hostErrors++;
-      this.log("error", `${this.name}: receive failed: ${(err as Error).message}`);
+      this.rxErrorLog.log(this.log, "error", `${this.name}: receive failed: ${(err as Error).message}`);
       return 0;
     }
   }
@@ -229,12 +235,12 @@ export class VirtioNet implements VirtioDevice {
       }
     } catch (err) {
       this.metrics.hostErrors++;
-      this.log("error", `${this.name}: transmit failed: ${(err as Error).message}`);
+      this.txErrorLog.log(this.log, "error", `${this.name}: transmit failed: ${(err as Error).message}`);
     }
   }
 
   private invalid(chain: DescriptorChain, err: unknown): void {
     this.metrics.invalidRequests++;
-    this.log("warn", `${this.name}: bad chain ${chain.head}: ${(err as Error).message}`);
+    this.badChainLog.log(this.log, "warn", `${this.name}: bad chain ${chain.head}: ${(err as Error).message}`);
   }
 }

@@ -2,6 +2,7 @@
  * virtio entropy device (virtio 1.2 §5.4): one queue of device-writable buffers that it fills
  * with random bytes from the host.
  */
+import { LogRateLimiter } from "../../log-rate-limit.js";
 import type { GuestMemory } from "../../../memory/guest-memory.js";
 import { COMMON_FEATURES, DEFAULT_QUEUE_SIZE, DEVICE_ID_ENTROPY, serveQueue, silentLogger, type ActivateContext, type Logger, type VirtioDevice } from "../device.js";
 import { hostContiguousPieces } from "../guest-pieces.js";
@@ -45,6 +46,9 @@ export class VirtioRng implements VirtioDevice {
   readonly metrics: RngMetrics = { requests: 0, bytes: 0, invalidRequests: 0, hostErrors: 0 };
   private readonly source: EntropySource;
   private readonly log: Logger;
+  /** One log rate limiter per guest-triggerable call site (log-rate-limit.ts). */
+  private readonly badChainLog = new LogRateLimiter();
+  private readonly sourceErrorLog = new LogRateLimiter();
   private active: { mem: GuestMemory; queue: Queue; interrupt: () => void } | null = null;
 
   constructor(options: RngDeviceOptions) {
@@ -82,7 +86,7 @@ export class VirtioRng implements VirtioDevice {
       if (buffers.readable.length > 0) throw new VirtqError("chain-layout", "entropy request has device-readable buffers");
     } catch (err) {
       this.metrics.invalidRequests++;
-      this.log("warn", `virtio-rng: bad request chain ${chain.head}: ${(err as Error).message}`);
+      this.badChainLog.log(this.log, "warn", `virtio-rng: bad request chain ${chain.head}: ${(err as Error).message}`);
       return 0;
     }
     const length = Math.min(buffers.writableBytes, MAX_ENTROPY_PER_REQUEST);
@@ -94,7 +98,7 @@ export class VirtioRng implements VirtioDevice {
       }
     } catch (err) {
       this.metrics.hostErrors++;
-      this.log("error", `virtio-rng: entropy source failed: ${(err as Error).message}`);
+      this.sourceErrorLog.log(this.log, "error", `virtio-rng: entropy source failed: ${(err as Error).message}`);
     }
     this.metrics.bytes += written;
     return written;

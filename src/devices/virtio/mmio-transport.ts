@@ -159,6 +159,11 @@ export class MmioTransport implements BusDevice {
     if (this.running()) this.guarded(() => this.device.onHostReady?.());
   }
 
+  /** The device's DeviceTimer fired (event loop): it resumes what it put off. */
+  timerFired(): void {
+    if (this.running()) this.guarded(() => this.device.onTimer?.());
+  }
+
   /** The device's host fd, if it has one: poll it for EPOLLIN while hostPollWanted() is true. */
   get hostFd(): number | undefined {
     return this.device.hostFd;

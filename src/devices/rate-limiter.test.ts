@@ -92,3 +92,18 @@ test("replenish gives back what a request took; update replaces, keeps or remove
   assert.equal(l.blockedFor(), 0, "removing every bucket unblocks");
   assert.equal(l.consume(1 << 30, "bytes"), true);
 });
+
+test("consumeAfter charges work already done: a debt blocks until it is repaid", () => {
+  const c = clock();
+  const l = new RateLimiter({ bandwidth: { size: 1000, refill_time: 1000 } }, c.now);
+  l.consumeAfter(600, "bytes");
+  assert.equal(l.blockedFor(), 0);
+  l.consumeAfter(600, "bytes");
+  assert.equal(l.blockedFor(), 200, "200 bytes of debt at 1 byte/ms");
+  assert.equal(l.consume(1, "bytes"), false);
+  c.t += 200;
+  assert.equal(l.consume(1, "bytes"), false, "the debt is repaid, nothing earned yet");
+  c.t += REFILL_TIMER_MS;
+  assert.equal(l.consume(100, "bytes"), true, "earned after the debt");
+  assert.equal(l.consume(1, "bytes"), false);
+});

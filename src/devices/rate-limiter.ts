@@ -55,6 +55,8 @@ export class TokenBucket {
   private autoReplenish(): void {
     const now = this.now();
     const delta = now - this.lastUpdate;
+    // A debt being repaid (charge) puts lastUpdate in the future: nothing is earned until then.
+    if (delta <= 0) return;
     if (delta >= this.refillTimeMs) {
       this.budget = this.size;
       this.lastUpdate = now;
@@ -92,6 +94,27 @@ export class TokenBucket {
     }
     this.budget -= tokens;
     return SUCCESS;
+  }
+
+  /**
+   * Takes `tokens` for work already done (a frame read from a tap before its size was known): what
+   * the bucket lacks becomes a debt; returns the milliseconds until it is repaid (0 when none).
+   */
+  charge(tokens: number): number {
+    const fromBurst = Math.min(this.oneTimeBurst, tokens);
+    this.oneTimeBurst -= fromBurst;
+    tokens -= fromBurst;
+    if (tokens > this.budget) this.autoReplenish();
+    if (tokens <= this.budget) {
+      this.budget -= tokens;
+      return 0;
+    }
+    const debt = tokens - this.budget;
+    this.budget = 0;
+    const waitMs = (debt / this.size) * this.refillTimeMs;
+    // The wait repays the debt: tokens are earned again only after it.
+    this.lastUpdate = this.now() + waitMs;
+    return waitMs;
   }
 
   /** Gives back tokens taken for a request that was then not served. */
@@ -137,6 +160,17 @@ export class RateLimiter {
         this.blockedUntil = this.now() + r.ratio * bucket.refillTimeMs;
         return true;
     }
+  }
+
+  /**
+   * Charges `tokens` for work already done, whatever the buckets hold (virtio-net RX learns a frame's size
+   * only by reading it): a debt blocks the limiter until it is repaid, as an over-consumption does.
+   */
+  consumeAfter(tokens: number, kind: TokenKind): void {
+    const bucket = kind === "bytes" ? this.bandwidth : this.ops;
+    if (!bucket) return;
+    const waitMs = bucket.charge(tokens);
+    if (waitMs > 0) this.blockedUntil = Math.max(this.blockedUntil ?? 0, this.now() + waitMs);
   }
 
   /** Returns tokens consume() took for a request that then could not go ahead (its other bucket was empty). */

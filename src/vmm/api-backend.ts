@@ -11,6 +11,7 @@
  */
 import { closeSync, constants, openSync } from "node:fs";
 import type { VmConfig } from "../config/vm-config.js";
+import type { RateLimiterUpdate } from "../config/rate-limiter.js";
 import type { LoggerConfig } from "../config/logger.js";
 import { buildVm } from "./builder.js";
 import { createLogger, type Logger, type LogLevel, type LogSettings } from "./logger.js";
@@ -94,6 +95,10 @@ export class ApiVmmBackend {
 
   async updateDrivePath(driveId: string, path: string): Promise<void> {
     await this.running().updateDrivePath(driveId, path);
+  }
+
+  async updateRateLimiters(update: RateLimiterUpdate): Promise<void> {
+    await this.running().updateRateLimiters(update);
   }
 
   /** Host input for the guest's serial console; dropped when no VM runs. */

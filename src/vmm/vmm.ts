@@ -11,6 +11,7 @@ import { VcpuHandle } from "./vcpu/handle.js";
 import type { VcpuWorkerMessage } from "./vcpu/protocol.js";
 import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./device-thread/protocol.js";
 import { VcpuCommand, VcpuState } from "./vcpu/control.js";
+import type { RateLimiterUpdate } from "../config/rate-limiter.js";
 
 /** A vCPU thread is a fresh worker that loads its modules first; on a loaded host that can take a while. */
 const VCPU_START_TIMEOUT_MS = 10_000;
@@ -166,6 +167,16 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
     return new Promise((resolve, reject) => {
       this.doneWaiters.set(id, (error) => (error ? reject(new Error(error)) : resolve()));
       this.post({ kind: "swap-drive", id, driveId, path });
+    });
+  }
+
+  /** Applies new rate limiters to a running drive or network interface (PATCH /drives, /network-interfaces). */
+  updateRateLimiters(update: RateLimiterUpdate): Promise<void> {
+    if (this.state === "Stopped") return Promise.reject(new Error("the VM has stopped"));
+    const id = this.nextRequestId++;
+    return new Promise((resolve, reject) => {
+      this.doneWaiters.set(id, (error) => (error ? reject(new Error(error)) : resolve()));
+      this.post({ kind: "update-rate-limiters", id, update });
     });
   }
 

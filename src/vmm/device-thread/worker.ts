@@ -16,7 +16,7 @@ import { drainEventFd } from "../../sys/eventfd.js";
 import { ExitServer } from "./exit-server.js";
 import { ExitDoorbell } from "../exit-doorbell.js";
 import { attachLegacyDevices, type LegacyDevices } from "./legacy-devices.js";
-import { attachVirtioDevices, swapDriveImage, type AttachedVirtioDevice } from "./virtio-devices.js";
+import { attachVirtioDevices, closeAttached, swapDriveImage, updateRateLimiters, type AttachedVirtioDevice } from "./virtio-devices.js";
 import { guestMemoryOver } from "../../memory/host-mapping.js";
 import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./protocol.js";
 
@@ -68,6 +68,14 @@ function main(): void {
             emit({ kind: "done", id: req.id, error: (e as Error).message });
           }
           break;
+        case "update-rate-limiters":
+          try {
+            updateRateLimiters(virtio, req.update);
+            emit({ kind: "done", id: req.id });
+          } catch (e) {
+            emit({ kind: "done", id: req.id, error: (e as Error).message });
+          }
+          break;
         case "stop":
           loop.stop();
           break;
@@ -79,7 +87,7 @@ function main(): void {
   try {
     loop.run();
   } finally {
-    for (const v of virtio) v.close();
+    for (const v of virtio) closeAttached(v);
     loop.close();
   }
 }

@@ -98,7 +98,10 @@ export interface BlockDeviceOptions {
   name?: string;
   /** Firecracker's rate_limiter for the drive; none by default. */
   rateLimiter?: RateLimiterSettings;
-  /** Called back (onTimer) when throttled or over the kick budget; without one nothing is put off. */
+  /**
+   * Called back (onTimer) when throttled or over the kick budget. Without one a kick serves every request
+   * (no budget), and requests the rate limiter holds back wait for the next kick.
+   */
   timer?: DeviceTimer;
 }
 
@@ -114,6 +117,8 @@ export class VirtioBlock implements VirtioDevice {
   /** The drive's rate limiter; PATCH /drives updates it (updateRateLimiter). */
   readonly rateLimiter: RateLimiter;
   private readonly timer: DeviceTimer;
+  /** KICK_BUDGET_BYTES per kick, or no limit when there is no timer to carry on with the rest. */
+  private readonly kickBudget: number;
   /** Disk bytes the last served request cost, for the kick budget. */
   private lastCost = 0;
   private disk: DiskBackend;
@@ -136,6 +141,7 @@ export class VirtioBlock implements VirtioDevice {
     this.name = options.name ?? "virtio-blk";
     this.rateLimiter = new RateLimiter(options.rateLimiter);
     this.timer = options.timer ?? noTimer;
+    this.kickBudget = options.timer ? KICK_BUDGET_BYTES : Infinity;
     this.id = new Uint8Array(BLOCK_ID_BYTES);
     this.id.set(new TextEncoder().encode(options.id ?? "").subarray(0, BLOCK_ID_BYTES));
     this.capacity = Math.floor(this.disk.sizeBytes / SECTOR_SIZE);
@@ -210,7 +216,7 @@ export class VirtioBlock implements VirtioDevice {
    */
   private drain(): void {
     const { queue, interrupt } = this.active!;
-    let budget = KICK_BUDGET_BYTES;
+    let budget = this.kickBudget;
     for (;;) {
       if (budget <= 0) {
         this.metrics.kickBudgetYields++;

@@ -18,6 +18,7 @@ import { ExitDoorbell } from "../exit-doorbell.js";
 import { attachLegacyDevices, type LegacyDevices } from "./legacy-devices.js";
 import { attachVirtioDevices, closeAttached, swapDriveImage, updateRateLimiters, type AttachedVirtioDevice } from "./virtio-devices.js";
 import { guestMemoryOver } from "../../memory/host-mapping.js";
+import { logRateLimitMetrics } from "../../devices/log-rate-limit.js";
 import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./protocol.js";
 
 const data = workerData as DeviceThreadData;
@@ -94,7 +95,12 @@ function main(): void {
 
 /** Device metrics by device, Firecracker-style names where it has one. */
 function deviceMetrics(legacy: LegacyDevices, virtio: readonly AttachedVirtioDevice[]): Record<string, unknown> {
-  const out: Record<string, unknown> = { uart: { ...legacy.serial.metrics }, i8042: { ...legacy.i8042.metrics } };
+  const out: Record<string, unknown> = {
+    uart: { ...legacy.serial.metrics },
+    i8042: { ...legacy.i8042.metrics },
+    // Guest-triggerable log lines dropped by their call site's rate limiter (Firecracker's logger metric).
+    logger: { rate_limited_log_count: logRateLimitMetrics.rateLimitedLogCount },
+  };
   for (const v of virtio) {
     out[`${v.spec.backend.kind}_${v.spec.backend.id}`] = { ...(v.device as { metrics?: object }).metrics, transport: { ...v.transport.metrics } };
   }

@@ -82,6 +82,31 @@ test("a drive swap reaches the VMM before it is recorded", async () => {
   assert.match(fault(await controller.handle({ kind: "patchDrive", update: { drive_id: "nope", path_on_host: "/c" } })), /no drive "nope" is configured/);
 });
 
+test("PATCH rate limiters reach the running drive and network interface before they are recorded", async () => {
+  const backend = new FakeVmmBackend();
+  const resources = VmResources.fromConfig({
+    "boot-source": { kernel_image_path: "/k" },
+    "machine-config": { vcpu_count: 1, mem_size_mib: 128, smt: false, track_dirty_pages: false, huge_pages: "None" },
+    drives: [driveSchema.parse({ drive_id: "scratch", path_on_host: "/a", is_root_device: false })],
+    "network-interfaces": [{ iface_id: "eth0", host_dev_name: "tap0" }],
+  });
+  const controller = new Controller({ backend, vmmVersion: "0.1.0", resources });
+  await controller.handle({ kind: "instanceStart" });
+  const ops = { ops: { size: 10, refill_time: 1000 } };
+  assert.deepEqual(await controller.handle({ kind: "patchDrive", update: { drive_id: "scratch", rate_limiter: ops } }), { ok: true });
+  backend.failNext.set("updateRateLimiters", new Error("no network interface"));
+  assert.match(fault(await controller.handle({ kind: "patchNetworkInterface", update: { iface_id: "eth0", tx_rate_limiter: ops } })), /Unable to patch the network interface: no network interface/);
+  assert.deepEqual(await controller.handle({ kind: "patchNetworkInterface", update: { iface_id: "eth0", rx_rate_limiter: ops } }), { ok: true });
+  assert.deepEqual(backend.calls.slice(1), [
+    { method: "updateRateLimiters", update: { device: "drive", id: "scratch", rateLimiter: ops } },
+    { method: "updateRateLimiters", update: { device: "network-interface", id: "eth0", rx: undefined, tx: ops } },
+    { method: "updateRateLimiters", update: { device: "network-interface", id: "eth0", rx: ops, tx: undefined } },
+  ]);
+  const config = await controller.handle({ kind: "getVmConfig" });
+  const ifaces = config.ok && "network-interfaces" in config.data! ? config.data["network-interfaces"] : [];
+  assert.deepEqual([ifaces[0].rx_rate_limiter, ifaces[0].tx_rate_limiter], [ops, undefined], "the failed PATCH recorded nothing");
+});
+
 test("state-changing actions run one at a time, in order", async () => {
   let releaseStart = () => {};
   const backend = new FakeVmmBackend();

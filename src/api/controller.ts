@@ -4,7 +4,7 @@
  * other action runs one at a time, in arrival order, so a slow backend call (boot, pause) never
  * interleaves with another change. `handle` never rejects: failures are ActionResults.
  */
-import { ConfigError, FIRECRACKER_API_VERSION, VmResources, type BootSourceConfig, type DriveConfig, type DriveUpdate } from "../config/index.js";
+import { ConfigError, FIRECRACKER_API_VERSION, VmResources, type BootSourceConfig, type DriveConfig, type DriveUpdate, type NetworkInterfaceUpdate } from "../config/index.js";
 import type { Action, ActionKind, ActionResult, Command, InstanceInfo, InstanceState, Phase } from "./actions.js";
 import { ActionError, badRequest, describeError, INTERNAL_SERVER_ERROR, MISSING_KERNEL } from "./errors.js";
 import { HostFileError, nodeHostFiles, type FileAccess, type HostFiles } from "./host-files.js";
@@ -122,7 +122,7 @@ export class Controller {
       case "putNetworkInterface":
         return this.resources.insertNetworkInterface(action.networkInterface);
       case "patchNetworkInterface":
-        return this.resources.updateNetworkInterface(action.update);
+        return this.patchNetworkInterface(action.update);
       case "putEntropy":
         return this.resources.setEntropy(action.entropy);
       case "putVsock":
@@ -212,14 +212,27 @@ export class Controller {
     if (update.path_on_host === undefined && update.rate_limiter === undefined) {
       throw badRequest(`${unable} give path_on_host and/or rate_limiter. ${advice}`);
     }
-    if (update.path_on_host !== undefined) {
-      try {
-        await this.backend.updateDrivePath(update.drive_id, update.path_on_host);
-      } catch (error) {
-        throw badRequest(`${unable} ${describeError(error)}. ${advice}`, error);
-      }
+    try {
+      if (update.path_on_host !== undefined) await this.backend.updateDrivePath(update.drive_id, update.path_on_host);
+      if (update.rate_limiter !== undefined) await this.backend.updateRateLimiters({ device: "drive", id: update.drive_id, rateLimiter: update.rate_limiter });
+    } catch (error) {
+      throw badRequest(`${unable} ${describeError(error)}. ${advice}`, error);
     }
     this.resources.updateDrive(update);
+  }
+
+  /** Applies the new rate limiters in the VMM first, then records them, so a failed update changes nothing. */
+  private async patchNetworkInterface(update: NetworkInterfaceUpdate): Promise<void> {
+    const known = this.resources.snapshot()["network-interfaces"].some((i) => i.iface_id === update.iface_id);
+    // An unknown interface gets updateNetworkInterface's own error below.
+    if (known && (update.rx_rate_limiter !== undefined || update.tx_rate_limiter !== undefined)) {
+      try {
+        await this.backend.updateRateLimiters({ device: "network-interface", id: update.iface_id, rx: update.rx_rate_limiter, tx: update.tx_rate_limiter });
+      } catch (error) {
+        throw badRequest(`Network config error: Unable to patch the network interface: ${describeError(error)}. Please verify the request arguments.`, error);
+      }
+    }
+    this.resources.updateNetworkInterface(update);
   }
 
   private async callVmm(call: () => Promise<void>): Promise<void> {

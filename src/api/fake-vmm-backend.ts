@@ -1,11 +1,12 @@
 /** A VmmBackend for tests: records every call, fails or holds a call on request. */
-import type { VmConfig } from "../config/index.js";
+import type { RateLimiterUpdate, VmConfig } from "../config/index.js";
 import type { VmmBackend } from "./vmm-backend.js";
 
 export type BackendCall =
   | { method: "start"; config: VmConfig }
   | { method: "pause" | "resume" | "sendCtrlAltDel" | "flushMetrics" }
-  | { method: "updateDrivePath"; driveId: string; path: string };
+  | { method: "updateDrivePath"; driveId: string; path: string }
+  | { method: "updateRateLimiters"; update: RateLimiterUpdate };
 
 export class FakeVmmBackend implements VmmBackend {
   readonly calls: BackendCall[] = [];
@@ -31,6 +32,9 @@ export class FakeVmmBackend implements VmmBackend {
   }
   updateDrivePath(driveId: string, path: string): Promise<void> {
     return this.record({ method: "updateDrivePath", driveId, path });
+  }
+  updateRateLimiters(update: RateLimiterUpdate): Promise<void> {
+    return this.record({ method: "updateRateLimiters", update: structuredClone(update) });
   }
 
   private async record(call: BackendCall): Promise<void> {

@@ -112,7 +112,7 @@ test("GET /vm/config after configuration has Firecracker's keys", () =>
     assert.deepEqual(config.metrics, { metrics_path: "/tmp/metrics", emit_id: false });
   }));
 
-test("runtime actions reach the VMM: pause, resume, Ctrl+Alt+Del, flush, drive swap", () =>
+test("runtime actions reach the VMM: pause, resume, Ctrl+Alt+Del, flush, drive swap, rate limiters", () =>
   withServer(async ({ backend, call }) => {
     await configureAndStart(call);
     assert.equal((await call("PATCH", "/vm", { state: "Paused" })).status, 204);
@@ -128,6 +128,7 @@ test("runtime actions reach the VMM: pause, resume, Ctrl+Alt+Del, flush, drive s
       { method: "sendCtrlAltDel" },
       { method: "flushMetrics" },
       { method: "updateDrivePath", driveId: "rootfs", path: "/guest/other.ext4" },
+      { method: "updateRateLimiters", update: { device: "network-interface", id: "net1", rx: { ops: { size: 10, refill_time: 100 } }, tx: undefined } },
     ]);
     const config = (await call("GET", "/vm/config")).json as { drives: { path_on_host: string }[] };
     assert.equal(config.drives[0].path_on_host, "/guest/other.ext4");

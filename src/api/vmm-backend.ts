@@ -1,5 +1,5 @@
 /** The Controller's only way to reach the VMM; tests inject a fake. */
-import type { VmConfig } from "../config/index.js";
+import type { RateLimiterUpdate, VmConfig } from "../config/index.js";
 
 export interface VmmBackend {
   /** Builds and boots the VM, resolving once the vCPUs run; rejects with an Error naming what failed. */
@@ -13,4 +13,6 @@ export interface VmmBackend {
   flushMetrics(): Promise<void>;
   /** Swaps the file behind a running drive (PATCH /drives/{id}). */
   updateDrivePath(driveId: string, path: string): Promise<void>;
+  /** Applies new rate limiters to a running drive or network interface (PATCH). */
+  updateRateLimiters(update: RateLimiterUpdate): Promise<void>;
 }

@@ -7,7 +7,7 @@
  * code 0) or a vCPU fails (non-zero); before that it writes the metrics once more (Vmm's Drop), which the
  * VirtualMachine does; then `onExit` runs, and the caller tells the Controller and ends the process.
  */
-import type { VmConfig } from "../config/vm-config.js";
+import type { RateLimiterUpdate, VmConfig } from "../config/index.js";
 import { createVm, type LogLevel, type MetricsRecorder, type VirtualMachine, type VmExit } from "../lib/index.js";
 
 /** Firecracker's DEFAULT_LEVEL (logger/logging.rs) when the logger config names none. */
@@ -76,6 +76,10 @@ export class ApiVmmBackend {
 
   async updateDrivePath(driveId: string, path: string): Promise<void> {
     await this.running().swapDrive(driveId, path);
+  }
+
+  async updateRateLimiters(update: RateLimiterUpdate): Promise<void> {
+    await this.running().updateRateLimiters(update);
   }
 
   /** Host input for the guest's serial console; dropped when no VM runs. */

@@ -81,17 +81,6 @@ async function serve(args: ServeArgs): Promise<number> {
     metrics,
   );
 
-  let server: ApiServer | undefined;
-  if (args.apiSocketPath !== undefined) {
-    try {
-      server = await startApiServer({ socketPath: args.apiSocketPath, controller, maxPayloadBytes: args.maxPayloadBytes });
-    } catch (error) {
-      say((error as Error).message);
-      return EXIT_GENERIC_ERROR;
-    }
-    recordStartupTimes(metrics, args.startTimes);
-  }
-
   // Before boot there is nothing to stop; after, the VM's end settles the exit code (0 for "stopped").
   const onSignal = (signal: NodeJS.Signals) => {
     if (controller.phase === "Configuring") settle(0);
@@ -100,11 +89,28 @@ async function serve(args: ServeArgs): Promise<number> {
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
 
+  // With a config file the VM boots before the API serves, as in Firecracker (whose VMM thread answers no request
+  // until build_microvm_from_json is done): a client that sees the socket sees the VM Running.
+  let bootFailed = false;
   if (args.configFile !== undefined) {
     const started = await controller.handle({ kind: "instanceStart" });
     if (!started.ok) {
       say(started.error.faultMessage);
       settle(EXIT_GENERIC_ERROR);
+      bootFailed = true;
+    }
+  }
+
+  let server: ApiServer | undefined;
+  if (args.apiSocketPath !== undefined && !bootFailed) {
+    try {
+      server = await startApiServer({ socketPath: args.apiSocketPath, controller, maxPayloadBytes: args.maxPayloadBytes });
+      recordStartupTimes(metrics, args.startTimes);
+    } catch (error) {
+      say((error as Error).message);
+      // Settled first: a VM the config file booted ends with the process, and its exit code is not the one to report.
+      settle(EXIT_GENERIC_ERROR);
+      if (controller.phase !== "Configuring") await backend.stop("the API socket could not be served");
     }
   }
 

@@ -1,4 +1,7 @@
-/** RateLimiter / TokenBucket (firecracker-api.yaml definitions): accepted and stored, not enforced. */
+/**
+ * RateLimiter / TokenBucket (firecracker-api.yaml definitions), enforced by the devices (virtio-blk, virtio-net
+ * rx/tx, entropy; src/devices/rate-limiter.ts) and updated live by PATCH /drives and /network-interfaces.
+ */
 import { integer, nested, objectSchema, optional, required, type ObjectSchema } from "./schema.js";
 
 export interface TokenBucketConfig {
@@ -30,6 +33,14 @@ export const rateLimiterSchema: ObjectSchema<RateLimiterConfig> = objectSchema<R
   bandwidth: optional(nested(tokenBucketSchema)),
   ops: optional(nested(tokenBucketSchema)),
 });
+
+/**
+ * New rate limiters for a running device (PATCH): an absent limiter or bucket is left as it is, a bucket
+ * with size or refill_time 0 is removed (Firecracker's BucketUpdate).
+ */
+export type RateLimiterUpdate =
+  | { device: "drive"; id: string; rateLimiter: RateLimiterConfig }
+  | { device: "network-interface"; id: string; rx?: RateLimiterConfig; tx?: RateLimiterConfig };
 
 /** Shorthand for the optional `rate_limiter`-style properties of devices. */
 export const optionalRateLimiter = optional(nested(rateLimiterSchema));

@@ -50,5 +50,7 @@ export type {
   MetricsConfig,
   NetworkInterfaceConfig,
   RateLimiterConfig,
+  RateLimiterUpdate,
   VmConfig,
+  VsockConfig,
 } from "../config/index.js";

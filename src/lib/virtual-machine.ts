@@ -15,7 +15,7 @@ import { buildVm } from "../vmm/builder.js";
 import { openLogTarget, type LogTarget } from "../vmm/log-target.js";
 import { MetricsRecorder } from "../vmm/metrics.js";
 import { createLogger, type Logger } from "../vmm/logger.js";
-import type { LogLevel, VmConfig } from "../config/index.js";
+import type { LogLevel, RateLimiterUpdate, VmConfig } from "../config/index.js";
 import type { Vmm, VmExit } from "../vmm/vmm.js";
 import { SerialConsole } from "./serial-console.js";
 import { readLogLines, type LogLineReader } from "./log-lines.js";
@@ -171,6 +171,14 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
   /** Serves drive `driveId` from the image at `path` from now on (Firecracker's PATCH /drives after boot). */
   async swapDrive(driveId: string, path: string): Promise<void> {
     await this.live("swapDrive()").updateDrivePath(driveId, path);
+  }
+
+  /**
+   * New token buckets for a running drive (`device: "drive"`) or network interface (`"net"`), as Firecracker's PATCH
+   * /drives and /network-interfaces: a bucket left out is unchanged, one of size 0 is removed.
+   */
+  async updateRateLimiters(update: RateLimiterUpdate): Promise<void> {
+    await this.live("updateRateLimiters()").updateRateLimiters(update);
   }
 
   /** Counters since boot: exits per vCPU and each device's counters. */

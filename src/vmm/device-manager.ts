@@ -37,9 +37,11 @@ export interface PlacedDevices {
 export function virtioBackends(config: VmConfig): VirtioBackendSpec[] {
   const drives = [...config.drives].sort((a, b) => Number(b.is_root_device) - Number(a.is_root_device));
   return [
-    ...drives.map((d): VirtioBackendSpec => ({ kind: "block", id: d.drive_id, path: d.path_on_host, readOnly: d.is_read_only })),
-    ...config["network-interfaces"].map((n): VirtioBackendSpec => ({ kind: "net", id: n.iface_id, tap: n.host_dev_name, mac: n.guest_mac })),
-    ...(config.entropy ? [{ kind: "rng", id: "entropy" } as VirtioBackendSpec] : []),
+    ...drives.map((d): VirtioBackendSpec => ({ kind: "block", id: d.drive_id, path: d.path_on_host, readOnly: d.is_read_only, rateLimiter: d.rate_limiter })),
+    ...config["network-interfaces"].map((n): VirtioBackendSpec => ({
+      kind: "net", id: n.iface_id, tap: n.host_dev_name, mac: n.guest_mac, rxRateLimiter: n.rx_rate_limiter, txRateLimiter: n.tx_rate_limiter,
+    })),
+    ...(config.entropy ? [{ kind: "rng", id: "entropy", rateLimiter: config.entropy.rate_limiter } as VirtioBackendSpec] : []),
     ...(config.vsock ? [{ kind: "vsock", id: config.vsock.vsock_id ?? "vsock", guestCid: config.vsock.guest_cid, udsPath: config.vsock.uds_path } as VirtioBackendSpec] : []),
   ];
 }

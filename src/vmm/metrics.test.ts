@@ -83,6 +83,22 @@ test("a line has the timestamp first, id and properties when asked, and counters
   }
 });
 
+test("the device thread's logger counters join the main thread's instead of replacing them", async () => {
+  const { file, cleanup } = tempPath("m.json");
+  try {
+    const metrics = new MetricsRecorder("vm1", () => 0);
+    metrics.open({ metrics_path: file, emit_id: false });
+    const source = new FakeSource();
+    source.devices = { logger: { rate_limited_log_count: 7 } };
+    metrics.count("logger", "metrics_fails");
+    await metrics.flush(source);
+    metrics.close();
+    assert.deepEqual(lines(file)[0].logger, { metrics_fails: 1, rate_limited_log_count: 7 });
+  } finally {
+    cleanup();
+  }
+});
+
 test("an unopenable metrics path is a MetricsError naming it", () => {
   const metrics = new MetricsRecorder("vm1");
   assert.throws(() => metrics.open({ metrics_path: "/nonexistent-dir/m.json", emit_id: false }), (e: unknown) => {

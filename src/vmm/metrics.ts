@@ -126,7 +126,10 @@ export class MetricsRecorder {
     for (const values of [this.increments, this.latestValues]) {
       for (const [component, fields] of Object.entries(values)) line[component] = { ...(line[component] as object | undefined), ...fields };
     }
-    Object.assign(line, difference(devices, this.previousDevices));
+    // Merged by component: the device thread's "logger" counters join the main thread's.
+    for (const [component, fields] of Object.entries(difference(devices, this.previousDevices))) {
+      line[component] = typeof fields === "object" ? { ...(line[component] as object | undefined), ...fields } : fields;
+    }
     this.increments = {};
     this.previousVcpu = vcpu;
     this.previousDevices = devices;

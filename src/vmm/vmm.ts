@@ -11,6 +11,7 @@ import { VcpuHandle } from "./vcpu/handle.js";
 import type { VcpuWorkerMessage } from "./vcpu/protocol.js";
 import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./device-thread/protocol.js";
 import { VcpuCommand, VcpuState } from "./vcpu/control.js";
+import type { RateLimiterUpdate } from "../config/rate-limiter.js";
 
 /** A vCPU thread is a fresh worker that loads its modules first; on a loaded host that can take a while. */
 const VCPU_START_TIMEOUT_MS = 10_000;
@@ -176,6 +177,11 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
       this.doneWaiters.set(id, (error) => (error ? reject(new Error(error)) : resolve()));
       this.post(request(id));
     });
+  }
+
+  /** Applies new rate limiters to a running drive or network interface (PATCH /drives, /network-interfaces). */
+  updateRateLimiters(update: RateLimiterUpdate): Promise<void> {
+    return this.ask((id) => ({ kind: "update-rate-limiters", id, update }));
   }
 
   vcpuMetrics(): Record<string, number>[] {

@@ -4,7 +4,9 @@
  * it back and compares. A read-only drive refuses the write; that is reported and the run goes on.
  * With the word "hostile" on the kernel command line it also submits two broken descriptor chains (a
  * buffer outside guest RAM, a looping chain), prints what came back, and shows a normal read still
- * works. Ends with "virtio-blk: done" and halts with interrupts off: the test kills the VMM.
+ * works. With "reads=N" it then reads one sector N times, between the lines "virtio-blk: reading" and
+ * "virtio-blk: N reads done" (the host times them against a drive rate limiter). Ends with
+ * "virtio-blk: done" and halts with interrupts off: the test kills the VMM.
  *
  * No interrupts: requests are completed by polling the used ring (the driver asks for none with
  * VIRTQ_AVAIL_F_NO_INTERRUPT). One request is in flight at a time. */
@@ -86,6 +88,30 @@ static int has_word(const char *line, const char *word)
 		}
 		if (!*w && (*l == ' ' || !*l))
 			return 1;
+		while (*line && *line != ' ')
+			line++;
+		while (*line == ' ')
+			line++;
+	}
+	return 0;
+}
+
+/* The decimal number after `prefix` (e.g. "reads=") in a word of `line`, or 0 when there is none. */
+static uint64_t word_value(const char *line, const char *prefix)
+{
+	while (*line) {
+		const char *p = prefix;
+		const char *l = line;
+		while (*p && *l == *p) {
+			p++;
+			l++;
+		}
+		if (!*p) {
+			uint64_t value = 0;
+			while (*l >= '0' && *l <= '9')
+				value = value * 10 + (uint64_t)(*l++ - '0');
+			return value;
+		}
 		while (*line && *line != ' ')
 			line++;
 		while (*line == ' ')
@@ -356,9 +382,27 @@ static void submit_hostile_chains(void)
 	read_back_and_compare("after hostile chains");
 }
 
+/* `count` one-sector reads, one request at a time: each is one op for a rate limiter. */
+static void timed_reads(uint64_t count)
+{
+	uart_puts("virtio-blk: reading\n");
+	for (uint64_t i = 0; i < count; i++) {
+		struct completion done;
+		uint8_t status = block_request(VIRTIO_BLK_T_IN, PATTERN_SECTOR, readback, VIRTIO_BLK_SECTOR_SIZE, &done);
+		if (!done.ok || status != VIRTIO_BLK_S_OK) {
+			fail("timed read, status", status);
+			return;
+		}
+	}
+	uart_puts("virtio-blk: ");
+	uart_put_dec(count);
+	uart_puts(" reads done\n");
+}
+
 void main(const uint8_t *zero_page)
 {
 	int hostile = has_word(kernel_cmdline(zero_page), "hostile");
+	uint64_t reads = word_value(kernel_cmdline(zero_page), "reads=");
 	if (init_device() == 0) {
 		uart_puts("virtio-blk: capacity ");
 		uart_put_dec(read_capacity());
@@ -366,6 +410,8 @@ void main(const uint8_t *zero_page)
 		write_pattern();
 		if (hostile)
 			submit_hostile_chains();
+		if (reads)
+			timed_reads(reads);
 	}
 	uart_puts("virtio-blk: done\n");
 	for (;;)

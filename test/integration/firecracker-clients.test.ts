@@ -28,10 +28,11 @@ const PROCESS_TIMEOUT_MS = 30_000;
 
 const workDir = mkdtempSync(path.join(tmpdir(), "petasan-fc-clients-"));
 const children: Running[] = [];
-const openFds: number[] = [];
+/** Stop each FIFO reader's timer, then close its fd: a read on a closed (or reused) fd must never happen. */
+const fifoClosers: (() => void)[] = [];
 after(() => {
   for (const child of children) child.child.kill("SIGKILL");
-  for (const fd of openFds) closeSync(fd);
+  for (const close of fifoClosers) close();
   rmSync(workDir, { recursive: true, force: true });
 });
 
@@ -54,7 +55,6 @@ function mkfifo(name: string): string {
  */
 function fifoReader(fifo: string): { text(): string } {
   const fd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
-  openFds.push(fd);
   let text = "";
   const buffer = Buffer.alloc(65536);
   const timer = setInterval(() => {
@@ -71,6 +71,10 @@ function fifoReader(fifo: string): { text(): string } {
     }
   }, 20);
   timer.unref();
+  fifoClosers.push(() => {
+    clearInterval(timer);
+    closeSync(fd);
+  });
   return { text: () => text };
 }
 

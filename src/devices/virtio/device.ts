@@ -63,6 +63,8 @@ export interface VirtioDevice {
   onHostReady?(): void;
   /** Whether `hostFd` should be polled now (false while the guest has given no RX buffers). */
   hostPollWanted?(): boolean;
+  /** Called when the device's DeviceTimer fires: resume work a rate limiter or a per-kick budget put off. */
+  onTimer?(): void;
   /** For devices with many host fds: called once, before the guest runs, with the poller to register them on. */
   attachHost?(io: HostIo): void;
 }
@@ -85,6 +87,19 @@ export interface HostIo {
   /** Stops watching `fd`; call before closing it. */
   unwatch(fd: number): void;
 }
+
+/**
+ * A one-shot timer a device arms to be called back (onTimer) later, on the thread that runs it: a timerfd
+ * in the device thread's epoll, a fake in tests. Arming again replaces the previous deadline.
+ */
+export interface DeviceTimer {
+  /** Fires once after `delayMs` (0: as soon as the event loop has served what is already pending). */
+  arm(delayMs: number): void;
+  disarm(): void;
+}
+
+/** A timer that never fires, for devices built without one (then nothing is ever put off). */
+export const noTimer: DeviceTimer = { arm() {}, disarm() {} };
 
 /** Copies config bytes at `offset` into `data`, zero-filling past the end of `config`. */
 export function readConfigBytes(config: Uint8Array, offset: number, data: Uint8Array): void {

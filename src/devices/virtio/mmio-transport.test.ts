@@ -161,3 +161,13 @@ test("a broken ring fails only this device until the driver resets it", () => {
   const fresh = [new FakeVirtqueue(mem, 8, 0x4000), new FakeVirtqueue(mem, 16, 0x5000)];
   assert.equal(driver.initialize(fresh), 0xf);
 });
+
+test("a flood of bad register writes gives a bounded number of log lines (rate limited per call site)", () => {
+  const mem = GuestMemory.anonymous([{ guestAddr: 0, size: 0x10000 }]);
+  const lines: string[] = [];
+  const transport = new MmioTransport(new RecordingDevice(), { mem, interrupt: new CountingInterrupt(), logger: (_l, m) => lines.push(m) });
+  const word = new Uint8Array(4);
+  for (let i = 0; i < 100_000; i++) transport.write(0x0fc, word); // an unknown register
+  assert.equal(transport.metrics.invalidAccesses, 100_000, "every bad access is still counted");
+  assert.ok(lines.length <= 20, `${lines.length} log lines for 100,000 bad writes`);
+});

@@ -3,6 +3,7 @@
  * file the guest driver programs, the device status state machine (§2.1, §3.1.1), and the
  * queue-notify / interrupt paths between the guest and a VirtioDevice.
  */
+import { LogRateLimiter } from "../log-rate-limit.js";
 import type { BusDevice } from "../bus.js";
 import type { InterruptLine } from "../interrupt.js";
 import type { GuestMemory } from "../../memory/guest-memory.js";
@@ -93,6 +94,12 @@ export class MmioTransport implements BusDevice {
   private readonly mem: GuestMemory;
   private readonly irq: InterruptLine;
   private readonly log: Logger;
+  /** One log rate limiter per guest-triggerable call site (log-rate-limit.ts). */
+  private readonly failedLog = new LogRateLimiter();
+  private readonly featuresLog = new LogRateLimiter();
+  private readonly version1Log = new LogRateLimiter();
+  private readonly deviceFailureLog = new LogRateLimiter();
+  private readonly invalidLog = new LogRateLimiter();
   private readonly name: string;
   private status = 0;
   private deviceFeaturesSel = 0;
@@ -158,6 +165,11 @@ export class MmioTransport implements BusDevice {
    */
   hostEvent(work: () => void): void {
     if (this.running()) this.guarded(work);
+  }
+
+  /** The device's DeviceTimer fired (event loop): it resumes what it put off. */
+  timerFired(): void {
+    if (this.running()) this.guarded(() => this.device.onTimer?.());
   }
 
   /** The device's host fd, if it has one: poll it for EPOLLIN while hostPollWanted() is true. */
@@ -253,7 +265,7 @@ export class MmioTransport implements BusDevice {
     if (value === 0) return this.reset();
     if (value & STATUS_FAILED) {
       this.status |= STATUS_FAILED;
-      this.log("warn", `${this.name}: driver set FAILED`);
+      this.failedLog.log(this.log, "warn", `${this.name}: driver set FAILED`);
       return;
     }
     const current = this.status & ~STATUS_DEVICE_NEEDS_RESET;
@@ -275,11 +287,11 @@ export class MmioTransport implements BusDevice {
   private featuresAcceptable(): boolean {
     const unoffered = this.ackedFeatures & ~this.device.features;
     if (unoffered !== 0n) {
-      this.log("warn", `${this.name}: driver accepted features 0x${unoffered.toString(16)} that were not offered; FEATURES_OK refused`);
+      this.featuresLog.log(this.log, "warn", `${this.name}: driver accepted features 0x${unoffered.toString(16)} that were not offered; FEATURES_OK refused`);
       return false;
     }
     if ((this.ackedFeatures & VIRTIO_F_VERSION_1) === 0n) {
-      this.log("warn", `${this.name}: driver did not accept VIRTIO_F_VERSION_1 (legacy drivers are not supported); FEATURES_OK refused`);
+      this.version1Log.log(this.log, "warn", `${this.name}: driver did not accept VIRTIO_F_VERSION_1 (legacy drivers are not supported); FEATURES_OK refused`);
       return false;
     }
     return true;
@@ -321,7 +333,7 @@ export class MmioTransport implements BusDevice {
   /** Stops this device only and tells the driver (DEVICE_NEEDS_RESET + configuration change, virtio 1.2 §2.1.1). */
   private failDevice(reason: string): void {
     this.metrics.deviceFailures++;
-    this.log("error", `${this.name}: ${reason}; device needs reset`);
+    this.deviceFailureLog.log(this.log, "error", `${this.name}: ${reason}; device needs reset`);
     this.status |= STATUS_DEVICE_NEEDS_RESET;
     this.raise(INTERRUPT_CONFIG_CHANGE);
   }
@@ -350,7 +362,7 @@ export class MmioTransport implements BusDevice {
 
   private invalid(what: string): void {
     this.metrics.invalidAccesses++;
-    this.log("warn", `${this.name}: ignored ${what}`);
+    this.invalidLog.log(this.log, "warn", `${this.name}: ignored ${what}`);
   }
 }
 

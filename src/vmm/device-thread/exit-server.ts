@@ -1,7 +1,7 @@
 /**
  * Serves vCPU exits posted to the device thread: decodes the exit in the vCPU's own kvm_run (shared memory,
- * zero copy), dispatches it to the PIO or MMIO bus, and wakes the vCPU. An access nothing claims is logged,
- * a few times per address.
+ * zero copy), dispatches it to the PIO or MMIO bus, and wakes the vCPU. An access nothing claims is logged
+ * through a per-call-site rate limiter, and nothing is kept per address: a guest can touch any number of them.
  */
 import { KvmRunView, EXIT, IO_OUT } from "../../kvm/run.js";
 import { dispatchMmio, dispatchPio } from "../io-dispatch.js";
@@ -9,6 +9,7 @@ import type { Bus } from "../../devices/bus.js";
 import type { VcpuControl } from "../vcpu/control.js";
 import { ExitMailbox } from "../vcpu/control.js";
 import type { Logger } from "../logger.js";
+import { LogRateLimiter } from "../../devices/log-rate-limit.js";
 
 export interface ServedVcpu {
   id: number;
@@ -16,10 +17,10 @@ export interface ServedVcpu {
   run: KvmRunView;
 }
 
-const UNCLAIMED_REPORTS_PER_ADDRESS = 3;
-
 export class ExitServer {
-  private readonly unclaimedSeen = new Map<string, number>();
+  private readonly deviceFailureLog = new LogRateLimiter();
+  private readonly unclaimedPioLog = new LogRateLimiter();
+  private readonly unclaimedMmioLog = new LogRateLimiter();
 
   constructor(
     private readonly vcpus: readonly ServedVcpu[],
@@ -36,7 +37,7 @@ export class ExitServer {
       try {
         this.serve(v);
       } catch (e) {
-        this.log("Error", `vCPU ${v.id}: device failed while serving an exit: ${(e as Error).stack ?? e}`);
+        this.deviceFailureLog.log(this.log, "Error", () => `vCPU ${v.id}: device failed while serving an exit: ${(e as Error).stack ?? e}`);
       }
       v.control.completeExit();
       served++;
@@ -47,17 +48,13 @@ export class ExitServer {
   private serve(v: ServedVcpu): void {
     const run = v.run;
     if (run.exitReason === EXIT.IO) {
-      if (!dispatchPio(run, this.pio)) this.unclaimed("Debug", v.id, run.ioDirection === IO_OUT ? "write to" : "read from", "port", run.ioPort, run.ioSize);
+      if (!dispatchPio(run, this.pio)) this.unclaimedPioLog.log(this.log, "Debug", () => unclaimed(v.id, run.ioDirection === IO_OUT, "port", run.ioPort, run.ioSize));
     } else if (run.exitReason === EXIT.MMIO) {
-      if (!dispatchMmio(run, this.mmio)) this.unclaimed("Warning", v.id, run.mmioIsWrite ? "write to" : "read from", "address", run.mmioAddr, run.mmioLen);
+      if (!dispatchMmio(run, this.mmio)) this.unclaimedMmioLog.log(this.log, "Warning", () => unclaimed(v.id, run.mmioIsWrite, "address", run.mmioAddr, run.mmioLen));
     }
   }
+}
 
-  private unclaimed(level: "Debug" | "Warning", vcpu: number, what: string, space: string, addr: number, size: number): void {
-    const key = `${space}${addr}`;
-    const seen = this.unclaimedSeen.get(key) ?? 0;
-    if (seen >= UNCLAIMED_REPORTS_PER_ADDRESS) return;
-    this.unclaimedSeen.set(key, seen + 1);
-    this.log(level, `vCPU ${vcpu}: ${size}-byte ${what} ${space} 0x${addr.toString(16)} that no device claims${what === "read from" ? " (reads as all ones)" : ""}${seen + 1 === UNCLAIMED_REPORTS_PER_ADDRESS ? "; not reported again" : ""}`);
-  }
+function unclaimed(vcpu: number, write: boolean, space: string, addr: number, size: number): string {
+  return `vCPU ${vcpu}: ${size}-byte ${write ? "write to" : "read from"} ${space} 0x${addr.toString(16)} that no device claims${write ? "" : " (reads as all ones)"}`;
 }

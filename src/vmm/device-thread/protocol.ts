@@ -2,6 +2,8 @@
 import type { MessagePort } from "node:worker_threads";
 import type { MemoryRegionDescriptor } from "../../memory/guest-memory.js";
 import type { LogSettings } from "../logger.js";
+import type { RateLimiterUpdate } from "../../config/rate-limiter.js";
+import type { RateLimiterSettings } from "../../devices/rate-limiter.js";
 
 export interface DeviceThreadVcpu {
   id: number;
@@ -11,9 +13,9 @@ export interface DeviceThreadVcpu {
 }
 
 export type VirtioBackendSpec =
-  | { kind: "block"; id: string; path: string; readOnly: boolean }
-  | { kind: "net"; id: string; tap: string; mac?: string }
-  | { kind: "rng"; id: string }
+  | { kind: "block"; id: string; path: string; readOnly: boolean; rateLimiter?: RateLimiterSettings }
+  | { kind: "net"; id: string; tap: string; mac?: string; rxRateLimiter?: RateLimiterSettings; txRateLimiter?: RateLimiterSettings }
+  | { kind: "rng"; id: string; rateLimiter?: RateLimiterSettings }
   | { kind: "vsock"; id: string; guestCid: number; udsPath: string };
 
 /** A virtio device as placed by the device manager: its backend, MMIO window, GSI and eventfds. */
@@ -53,6 +55,8 @@ export type DeviceThreadRequest =
   | { kind: "metrics"; id: number }
   /** PATCH /drives/{id}: serve drive `driveId` from the image at `path` from now on. */
   | { kind: "swap-drive"; id: number; driveId: string; path: string }
+  /** PATCH /drives/{id} or /network-interfaces/{id} with rate limiters: apply them to the running device. */
+  | { kind: "update-rate-limiters"; id: number; update: RateLimiterUpdate }
   | { kind: "stop" };
 
 export type DeviceThreadEvent =

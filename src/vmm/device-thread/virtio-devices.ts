@@ -1,14 +1,18 @@
 /**
  * Builds the virtio devices the device manager placed, on the device thread that owns them: backend
- * (image file, tap, getrandom) → device → MMIO transport on the bus; each queue's ioeventfd and the tap fd
- * join the event loop, and interrupts leave through the device's irqfd.
+ * (image file, tap, getrandom) → device → MMIO transport on the bus; each queue's ioeventfd, the tap fd
+ * and the device's timerfd (its DeviceTimer: rate limiters, kick budgets) join the event loop, and
+ * interrupts leave through the device's irqfd.
  */
 import type { Bus } from "../../devices/bus.js";
 import type { GuestMemory } from "../../memory/guest-memory.js";
 import {
   FileDisk, MmioTransport, MMIO_DEVICE_WINDOW, UnixVsockHost, VirtioBlock, VirtioNet, VirtioRng, VirtioVsock, getrandomSource, openTap, parseMac,
-  type HostIo, type Logger as VirtioLogger, type VirtioDevice,
+  type DeviceTimer, type HostIo, type Logger as VirtioLogger, type VirtioDevice,
 } from "../../devices/virtio/index.js";
+import type { RateLimiterUpdate } from "../../config/rate-limiter.js";
+import { close as closeFd } from "../../sys/libc.js";
+import { armTimerFd, drainTimerFd, newTimerFd } from "../../sys/timerfd.js";
 import type { Logger } from "../logger.js";
 import { EPOLLERR, EPOLLET, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP, type EventLoop } from "./event-loop.js";
 import { drainEventFd } from "../../sys/eventfd.js";
@@ -21,25 +25,43 @@ export interface AttachedVirtioDevice {
   transport: MmioTransport;
   /** Releases the backend (file, tap). */
   close: () => void;
+  /** The timerfd behind the device's DeviceTimer, closed with the device (closeAttached). */
+  timerFd: number;
+}
+
+/** Releases what attachVirtioDevices opened for one device: its backend and its timerfd. */
+export function closeAttached(a: AttachedVirtioDevice): void {
+  a.close();
+  closeFd(a.timerFd);
+}
+
+function timerOver(fd: number): DeviceTimer {
+  return { arm: (delayMs) => armTimerFd(fd, delayMs), disarm: () => armTimerFd(fd, null) };
 }
 
 const LEVELS = { error: "Error", warn: "Warning", info: "Info", debug: "Debug" } as const;
 
-function createDevice(spec: VirtioDeviceSpec, log: VirtioLogger): { device: VirtioDevice; close: () => void } {
+function createDevice(spec: VirtioDeviceSpec, log: VirtioLogger, timer: DeviceTimer): { device: VirtioDevice; close: () => void } {
   const b = spec.backend;
   switch (b.kind) {
     case "block": {
       const disk = FileDisk.open(b.path, { readOnly: b.readOnly });
-      const device = new VirtioBlock({ disk, id: b.id, logger: log, name: `virtio-blk ${b.id}` });
+      const device = new VirtioBlock({ disk, id: b.id, logger: log, name: `virtio-blk ${b.id}`, rateLimiter: b.rateLimiter, timer });
       return { device, close: () => disk.close() };
     }
     case "net": {
       const tap = openTap(b.tap);
-      const mac = b.mac ? parseMac(b.mac) : undefined;
-      return { device: new VirtioNet({ backend: tap, mac, logger: log, name: `virtio-net ${b.id}` }), close: () => tap.close() };
+      try {
+        const mac = b.mac ? parseMac(b.mac) : undefined;
+        const device = new VirtioNet({ backend: tap, mac, logger: log, name: `virtio-net ${b.id}`, rxRateLimiter: b.rxRateLimiter, txRateLimiter: b.txRateLimiter, timer });
+        return { device, close: () => tap.close() };
+      } catch (e) {
+        tap.close();
+        throw e;
+      }
     }
     case "rng":
-      return { device: new VirtioRng({ source: getrandomSource, logger: log }), close: () => {} };
+      return { device: new VirtioRng({ source: getrandomSource, logger: log, rateLimiter: b.rateLimiter, timer }), close: () => {} };
     case "vsock": {
       const host = UnixVsockHost.listen(b.udsPath);
       try {
@@ -50,6 +72,19 @@ function createDevice(spec: VirtioDeviceSpec, log: VirtioLogger): { device: Virt
         throw e;
       }
     }
+  }
+}
+
+/** PATCH with rate limiters: hands them to the running drive or network interface. */
+export function updateRateLimiters(devices: readonly AttachedVirtioDevice[], update: RateLimiterUpdate): void {
+  if (update.device === "drive") {
+    const a = devices.find((d) => d.spec.backend.kind === "block" && d.spec.backend.id === update.id);
+    if (!a) throw new Error(`no drive "${update.id}"`);
+    (a.device as VirtioBlock).updateRateLimiter(update.rateLimiter);
+  } else {
+    const a = devices.find((d) => d.spec.backend.kind === "net" && d.spec.backend.id === update.id);
+    if (!a) throw new Error(`no network interface "${update.id}"`);
+    (a.device as VirtioNet).updateRateLimiters(update.rx, update.tx);
   }
 }
 
@@ -88,15 +123,18 @@ export function attachVirtioDevices(specs: readonly VirtioDeviceSpec[], mmio: Bu
   for (const spec of specs) {
     const name = `virtio-${spec.backend.kind} ${spec.backend.id}`;
     let created;
+    let timerFd = -1;
     try {
-      created = createDevice(spec, log);
+      timerFd = newTimerFd();
+      created = createDevice(spec, log, timerOver(timerFd));
     } catch (e) {
-      for (const a of attached) a.close();
+      if (timerFd >= 0) closeFd(timerFd);
+      for (const a of attached) closeAttached(a);
       throw new Error(`${name}: ${(e as Error).message}`, { cause: e });
     }
     const transport = new MmioTransport(created.device, { mem, interrupt: irqfdLine(spec.irqFd), logger: log, name });
     mmio.insert(transport, spec.base, MMIO_DEVICE_WINDOW, name);
-    const a: AttachedVirtioDevice = { spec, transport, ...created };
+    const a: AttachedVirtioDevice = { spec, transport, timerFd, ...created };
     attached.push(a);
     created.device.attachHost?.(hostIo(loop, transport));
 
@@ -118,6 +156,11 @@ export function attachVirtioDevices(specs: readonly VirtioDeviceSpec[], mmio: Bu
         syncHostPoll();
       }),
     );
+    loop.add(timerFd, () => {
+      drainTimerFd(timerFd);
+      transport.timerFired();
+      syncHostPoll();
+    });
     if (hostFd !== undefined) {
       loop.add(hostFd, () => {
         transport.hostReady();

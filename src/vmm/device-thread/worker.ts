@@ -16,8 +16,9 @@ import { drainEventFd } from "../../sys/eventfd.js";
 import { ExitServer } from "./exit-server.js";
 import { ExitDoorbell } from "../exit-doorbell.js";
 import { attachLegacyDevices, type LegacyDevices } from "./legacy-devices.js";
-import { attachVirtioDevices, swapDriveImage, type AttachedVirtioDevice } from "./virtio-devices.js";
+import { attachVirtioDevices, closeAttached, swapDriveImage, updateRateLimiters, type AttachedVirtioDevice } from "./virtio-devices.js";
 import { guestMemoryOver } from "../../memory/host-mapping.js";
+import { logRateLimitMetrics } from "../../devices/log-rate-limit.js";
 import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./protocol.js";
 
 const data = workerData as DeviceThreadData;
@@ -60,7 +61,7 @@ function main(): void {
     emit({ kind: "ready" });
     loop.run();
   } finally {
-    for (const v of virtio) v.close();
+    for (const v of virtio) closeAttached(v);
     loop.close();
   }
 }
@@ -90,6 +91,9 @@ function serveRequest(req: DeviceThreadRequest, legacy: LegacyDevices, virtio: r
     case "swap-drive":
       answer(req.id, () => swapDriveImage(virtio, req.driveId, req.path));
       break;
+    case "update-rate-limiters":
+      answer(req.id, () => updateRateLimiters(virtio, req.update));
+      break;
     case "stop":
       loop.stop();
       break;
@@ -104,7 +108,12 @@ function oneLine(e: unknown): string {
 
 /** Device metrics by device, Firecracker-style names where it has one. */
 function deviceMetrics(legacy: LegacyDevices, virtio: readonly AttachedVirtioDevice[]): Record<string, unknown> {
-  const out: Record<string, unknown> = { uart: { ...legacy.serial.metrics }, i8042: { ...legacy.i8042.metrics } };
+  const out: Record<string, unknown> = {
+    uart: { ...legacy.serial.metrics },
+    i8042: { ...legacy.i8042.metrics },
+    // Guest-triggerable log lines dropped by their call site's rate limiter (Firecracker's logger metric).
+    logger: { rate_limited_log_count: logRateLimitMetrics.rateLimitedLogCount },
+  };
   for (const v of virtio) {
     out[`${v.spec.backend.kind}_${v.spec.backend.id}`] = { ...(v.device as { metrics?: object }).metrics, transport: { ...v.transport.metrics } };
   }

@@ -2,8 +2,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { GuestMemory } from "../../../memory/guest-memory.js";
 import { MmioTransport, STATUS_DEVICE_NEEDS_RESET } from "../mmio-transport.js";
-import { CountingInterrupt, FakeMmioDriver, FakeVirtqueue, type TestBuffer } from "../testing/fake-driver.js";
-import { VIRTIO_BLK_F_DISCARD, VIRTIO_BLK_F_RO, VIRTIO_BLK_F_WRITE_ZEROES, VirtioBlock } from "./block-device.js";
+import { CountingInterrupt, FakeMmioDriver, FakeTimer, FakeVirtqueue, type TestBuffer } from "../testing/fake-driver.js";
+import {
+  KICK_BUDGET_BYTES, MAX_DISCARD_SECTORS, MAX_DISCARD_SEG, MAX_WRITE_ZEROES_SECTORS, MAX_WRITE_ZEROES_SEG,
+  VIRTIO_BLK_F_DISCARD, VIRTIO_BLK_F_RO, VIRTIO_BLK_F_WRITE_ZEROES, VirtioBlock,
+} from "./block-device.js";
+import type { DiskBackend } from "./disk-backend.js";
+import type { RateLimiterSettings } from "../../rate-limiter.js";
 import { MemoryDisk } from "./memory-disk.js";
 import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP, VIRTIO_BLK_T_DISCARD, VIRTIO_BLK_T_FLUSH, VIRTIO_BLK_T_GET_ID, VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_WRITE_ZEROES } from "./request.js";
 
@@ -134,4 +139,122 @@ test("requests for features the driver did not accept are UNSUPP", () => {
   env.mem.writeU32(DATA + 8, 1);
   env.mem.writeU32(DATA + 12, 0);
   assert.equal(submit(env, [header(env.mem, VIRTIO_BLK_T_DISCARD, 0), { addr: DATA, len: 16 }, status]).status, VIRTIO_BLK_S_UNSUPP);
+});
+
+test("config space advertises the DISCARD and WRITE_ZEROES limits the device enforces", () => {
+  const { driver } = boot();
+  assert.equal(driver.read(0x100 + 36), MAX_DISCARD_SECTORS);
+  assert.equal(driver.read(0x100 + 40), MAX_DISCARD_SEG);
+  assert.equal(driver.read(0x100 + 48), MAX_WRITE_ZEROES_SECTORS);
+  assert.equal(driver.read(0x100 + 52), MAX_WRITE_ZEROES_SEG);
+  assert.ok(MAX_WRITE_ZEROES_SECTORS * 512 <= 32 * 2 ** 20, "one write-zeroes request zeroes at most 32 MiB");
+});
+
+/** A disk that only counts what it is asked to do, of any size, for requests too big to really run. */
+class CountingDisk implements DiskBackend {
+  readonly readOnly = false;
+  readonly canDiscard = true;
+  asked = 0;
+  constructor(readonly sizeBytes: number) {}
+  read(_mem: GuestMemory, segments: readonly { len: number }[]): void { for (const s of segments) this.asked += s.len; }
+  write(_mem: GuestMemory, segments: readonly { len: number }[]): void { for (const s of segments) this.asked += s.len; }
+  flush(): void {}
+  discard(_offset: number, length: number): void { this.asked += length; }
+  writeZeroes(_offset: number, length: number): void { this.asked += length; }
+  close(): void {}
+}
+
+function bootCounting(sizeBytes: number, ramBytes = 0x40000, options: { rateLimiter?: RateLimiterSettings } = {}) {
+  const mem = GuestMemory.anonymous([{ guestAddr: 0, size: ramBytes }]);
+  const disk = new CountingDisk(sizeBytes);
+  const timer = new FakeTimer();
+  const blk = new VirtioBlock({ disk, timer, rateLimiter: options.rateLimiter });
+  const transport = new MmioTransport(blk, { mem, interrupt: new CountingInterrupt() });
+  const q = new FakeVirtqueue(mem, 256, 0x1000);
+  assert.equal(new FakeMmioDriver(transport).initialize([q]), 0xf);
+  return { mem, disk, timer, blk, transport, q };
+}
+
+function rangesAt(mem: GuestMemory, list: [sector: number, sectors: number][]): TestBuffer {
+  list.forEach(([sector, sectors], i) => {
+    mem.writeU64(DATA + 16 * i, BigInt(sector));
+    mem.writeU32(DATA + 16 * i + 8, sectors);
+    mem.writeU32(DATA + 16 * i + 12, 0);
+  });
+  return { addr: DATA, len: 16 * list.length };
+}
+
+test("WRITE_ZEROES and DISCARD refuse overlapping ranges and ranges past the advertised limits, before any work", () => {
+  const env = bootCounting(2 ** 30);
+  const run = (type: number, list: [number, number][]) => {
+    env.mem.writeU8(STATUS, 0xff);
+    env.q.addChain([header(env.mem, type, 0), rangesAt(env.mem, list), status]);
+    env.transport.notify(0);
+    env.q.takeUsed();
+    return env.mem.readU8(STATUS);
+  };
+  // The 1 KiB request that used to zero 1 GiB: 63 ranges over the same 16 MiB.
+  assert.equal(run(VIRTIO_BLK_T_WRITE_ZEROES, Array.from({ length: 63 }, () => [0, 32768])), VIRTIO_BLK_S_IOERR);
+  assert.equal(run(VIRTIO_BLK_T_DISCARD, [[0, 100], [50, 10]]), VIRTIO_BLK_S_IOERR, "overlapping discard");
+  assert.equal(run(VIRTIO_BLK_T_DISCARD, [[100, 10], [0, 101]]), VIRTIO_BLK_S_IOERR, "overlap in any order");
+  assert.equal(run(VIRTIO_BLK_T_WRITE_ZEROES, [[0, MAX_WRITE_ZEROES_SECTORS + 1]]), VIRTIO_BLK_S_IOERR, "more than max_write_zeroes_sectors");
+  assert.equal(run(VIRTIO_BLK_T_DISCARD, [[0, MAX_DISCARD_SECTORS + 1]]), VIRTIO_BLK_S_IOERR, "more than max_discard_sectors");
+  assert.equal(run(VIRTIO_BLK_T_DISCARD, Array.from({ length: MAX_DISCARD_SEG + 1 }, (_, i) => [i, 1])), VIRTIO_BLK_S_IOERR, "more than max_discard_seg");
+  assert.equal(env.disk.asked, 0, "nothing reached the disk");
+  assert.equal(run(VIRTIO_BLK_T_DISCARD, [[0, 100], [100, 10]]), VIRTIO_BLK_S_OK, "ranges that only touch are fine");
+  assert.equal(run(VIRTIO_BLK_T_WRITE_ZEROES, [[0, MAX_WRITE_ZEROES_SECTORS]]), VIRTIO_BLK_S_OK);
+  assert.equal(env.disk.asked, 110 * 512 + MAX_WRITE_ZEROES_SECTORS * 512);
+});
+
+test("a read of more than 4 GiB is refused before any I/O, and the device keeps working", () => {
+  const MiB = 2 ** 20;
+  const env = bootCounting(8 * 1024 * MiB, 64 * MiB);
+  env.mem.writeU8(STATUS, 0xff);
+  // 254 descriptors of 17 MiB over the same guest RAM: 4.2 GiB.
+  const data = Array.from({ length: 254 }, () => ({ addr: 16 * MiB, len: 17 * MiB, writable: true }));
+  env.q.addChain([header(env.mem, VIRTIO_BLK_T_IN, 0), ...data, status]);
+  env.transport.notify(0);
+  assert.deepEqual(env.q.takeUsed().map((u) => u.len), [1]);
+  assert.equal(env.mem.readU8(STATUS), VIRTIO_BLK_S_IOERR);
+  assert.equal(env.disk.asked, 0);
+  assert.equal(env.transport.deviceStatus & STATUS_DEVICE_NEEDS_RESET, 0);
+});
+
+test("one kick does at most KICK_BUDGET_BYTES of disk work, and the timer carries on with the rest", () => {
+  const MiB = 2 ** 20;
+  const env = bootCounting(1024 * MiB, 32 * MiB);
+  const perRequest = 16 * MiB;
+  const requests = 2 * (KICK_BUDGET_BYTES / perRequest) + 1;
+  for (let i = 0; i < requests; i++) env.q.addChain([header(env.mem, VIRTIO_BLK_T_IN, 0), { addr: 8 * MiB, len: perRequest, writable: true }, status]);
+  env.transport.notify(0);
+  assert.equal(env.q.takeUsed().length, KICK_BUDGET_BYTES / perRequest);
+  assert.equal(env.timer.armedMs, 0, "the rest goes on at the next turn of the event loop");
+  let turns = 1;
+  while (env.timer.take()) {
+    env.transport.timerFired();
+    env.q.takeUsed();
+    turns++;
+  }
+  assert.equal(turns, 3);
+  assert.equal(env.disk.asked, requests * perRequest);
+  assert.equal(env.blk.metrics.kickBudgetYields, 2);
+});
+
+test("the rate limiter holds requests on the ring, counts throttling, and the timer lets them go on", () => {
+  const env = bootCounting(2 ** 20, 0x40000, { rateLimiter: { ops: { size: 2, refill_time: 1000 } } });
+  for (let i = 0; i < 5; i++) env.q.addChain([header(env.mem, VIRTIO_BLK_T_IN, i), { addr: DATA, len: 512, writable: true }, status]);
+  env.transport.notify(0);
+  assert.equal(env.q.takeUsed().length, 2, "two ops in the bucket");
+  assert.equal(env.blk.metrics.rate_limiter_throttled_events, 1);
+  assert.ok(env.timer.armedMs! > 0 && env.timer.armedMs! <= 100, `timer armed for ${env.timer.armedMs} ms`);
+  // A kick while throttled serves nothing.
+  env.transport.notify(0);
+  assert.equal(env.q.takeUsed().length, 0);
+  // PATCH: a bigger bucket, at once.
+  env.blk.updateRateLimiter({ ops: { size: 100, refill_time: 1000 } });
+  assert.equal(env.timer.armedMs, 0);
+  env.timer.take();
+  env.transport.timerFired();
+  assert.equal(env.q.takeUsed().length, 3);
+  assert.equal(env.disk.asked, 5 * 512);
 });

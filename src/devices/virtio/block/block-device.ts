@@ -1,6 +1,14 @@
-/** virtio-blk (virtio 1.2 §5.2): one request queue served synchronously from a DiskBackend. */
+/**
+ * virtio-blk (virtio 1.2 §5.2): one request queue served synchronously from a DiskBackend. What one
+ * request and one kick may cost is bounded (a hostile guest must not hold the device thread): chains by
+ * the queue size, data by MAX_REQUEST_DATA_BYTES, DISCARD/WRITE_ZEROES by the limits the config space
+ * advertises, and a kick by KICK_BUDGET_BYTES, after which the rest waits for the DeviceTimer. The
+ * optional rate limiter (Firecracker's, rate-limiter.ts) charges one op and the data bytes per request.
+ */
+import { LogRateLimiter } from "../../log-rate-limit.js";
 import type { GuestMemory } from "../../../memory/guest-memory.js";
-import { COMMON_FEATURES, DEFAULT_QUEUE_SIZE, DEVICE_ID_BLOCK, readConfigBytes, serveQueue, silentLogger, type ActivateContext, type Logger, type VirtioDevice } from "../device.js";
+import { COMMON_FEATURES, DEFAULT_QUEUE_SIZE, DEVICE_ID_BLOCK, noTimer, readConfigBytes, silentLogger, type ActivateContext, type DeviceTimer, type Logger, type VirtioDevice } from "../device.js";
+import { RateLimiter, type RateLimiterSettings } from "../../rate-limiter.js";
 import { ChainBuffers, totalLength, writeSegments, type GuestSegment } from "../queue/chain-buffers.js";
 import type { DescriptorChain } from "../queue/descriptor-chain.js";
 import type { Queue } from "../queue/queue.js";
@@ -36,10 +44,27 @@ const CFG_WRITE_ZEROES_MAY_UNMAP = 56;
 
 /** Data descriptors per request: the ring size minus the header and status descriptors (Linux adds those 2 to seg_max). */
 const SEG_MAX = DEFAULT_QUEUE_SIZE - 2;
-/** Ranges per discard/write-zeroes request: bounds one request's work (Linux caps it at 256 itself). */
-const MAX_RANGES = 64;
-/** Sectors per range: the whole u32 field, as the host file system does the work in one fallocate. */
-const MAX_RANGE_SECTORS = 0xffff_ffff;
+/**
+ * DISCARD limits (config max_discard_seg, max_discard_sectors; virtio 1.2 §5.2.4): ranges per request and
+ * sectors per range. A discard is a hole punched by the host file system, and the ranges of one request
+ * may not overlap, so one request touches at most the disk once.
+ */
+export const MAX_DISCARD_SEG = 64;
+export const MAX_DISCARD_SECTORS = 4 * 1024 * 1024;
+/**
+ * WRITE_ZEROES limits (max_write_zeroes_seg, max_write_zeroes_sectors): one range of at most 32 MiB, since
+ * a file system without FALLOC_FL_ZERO_RANGE (tmpfs) makes the device write real zeros. Linux sends
+ * write-zeroes requests as one range and splits them at max_write_zeroes_sectors.
+ */
+export const MAX_WRITE_ZEROES_SEG = 1;
+export const MAX_WRITE_ZEROES_SECTORS = 64 * 1024;
+/** Range descriptors parse() reads at most (the larger of the two seg limits). */
+const MAX_RANGES = Math.max(MAX_DISCARD_SEG, MAX_WRITE_ZEROES_SEG);
+/**
+ * Bytes of disk work one kick may do before the device lets the event loop serve others (vCPU exits,
+ * other devices) and goes on when its timer fires: the queue may hold 256 requests of up to 4 GiB each.
+ */
+export const KICK_BUDGET_BYTES = 64 * 1024 * 1024;
 /** Discard granularity hint: 8 sectors = 4 KiB, the usual host file system block. */
 const DISCARD_ALIGNMENT_SECTORS = 8;
 
@@ -58,6 +83,10 @@ export interface BlockMetrics {
   rejectedRequests: number;
   /** Backend failures (completed with IOERR). */
   ioErrors: number;
+  /** Times a request waited for the rate limiter (Firecracker's block metric of this name). */
+  rate_limiter_throttled_events: number;
+  /** Times a kick stopped at KICK_BUDGET_BYTES and the rest waited for the timer. */
+  kickBudgetYields: number;
 }
 
 export interface BlockDeviceOptions {
@@ -67,6 +96,13 @@ export interface BlockDeviceOptions {
   logger?: Logger;
   /** Name for log lines, e.g. "virtio-blk rootfs". */
   name?: string;
+  /** Firecracker's rate_limiter for the drive; none by default. */
+  rateLimiter?: RateLimiterSettings;
+  /**
+   * Called back (onTimer) when throttled or over the kick budget. Without one a kick serves every request
+   * (no budget), and requests the rate limiter holds back wait for the next kick.
+   */
+  timer?: DeviceTimer;
 }
 
 export class VirtioBlock implements VirtioDevice {
@@ -76,13 +112,26 @@ export class VirtioBlock implements VirtioDevice {
   readonly queueMaxSizes = [DEFAULT_QUEUE_SIZE];
   readonly metrics: BlockMetrics = {
     readOps: 0, readBytes: 0, writeOps: 0, writeBytes: 0, flushOps: 0, discardOps: 0, writeZeroesOps: 0, getIdOps: 0,
-    invalidRequests: 0, rejectedRequests: 0, ioErrors: 0,
+    invalidRequests: 0, rejectedRequests: 0, ioErrors: 0, rate_limiter_throttled_events: 0, kickBudgetYields: 0,
   };
+  /** The drive's rate limiter; PATCH /drives updates it (updateRateLimiter). */
+  readonly rateLimiter: RateLimiter;
+  private readonly timer: DeviceTimer;
+  /** KICK_BUDGET_BYTES per kick, or no limit when there is no timer to carry on with the rest. */
+  private readonly kickBudget: number;
+  /** Disk bytes the last served request cost, for the kick budget. */
+  private lastCost = 0;
   private disk: DiskBackend;
   private readonly config = new Uint8Array(CONFIG_SIZE);
   private readonly id: Uint8Array;
   private capacity: number;
   private readonly log: Logger;
+  /** One log rate limiter per guest-triggerable call site (log-rate-limit.ts). */
+  private readonly configWriteLog = new LogRateLimiter();
+  private readonly badRequestLog = new LogRateLimiter();
+  private readonly ioErrorLog = new LogRateLimiter();
+  private readonly rejectLog = new LogRateLimiter();
+  private readonly unsupportedLog = new LogRateLimiter();
   private readonly name: string;
   private active: { mem: GuestMemory; queue: Queue; interrupt: () => void; acked: bigint } | null = null;
 
@@ -90,6 +139,9 @@ export class VirtioBlock implements VirtioDevice {
     this.disk = options.disk;
     this.log = options.logger ?? silentLogger;
     this.name = options.name ?? "virtio-blk";
+    this.rateLimiter = new RateLimiter(options.rateLimiter);
+    this.timer = options.timer ?? noTimer;
+    this.kickBudget = options.timer ? KICK_BUDGET_BYTES : Infinity;
     this.id = new Uint8Array(BLOCK_ID_BYTES);
     this.id.set(new TextEncoder().encode(options.id ?? "").subarray(0, BLOCK_ID_BYTES));
     this.capacity = Math.floor(this.disk.sizeBytes / SECTOR_SIZE);
@@ -106,11 +158,11 @@ export class VirtioBlock implements VirtioDevice {
     cfg.setBigUint64(CFG_CAPACITY, BigInt(this.capacity), true);
     cfg.setUint32(CFG_SEG_MAX, SEG_MAX, true);
     cfg.setUint32(CFG_BLK_SIZE, SECTOR_SIZE, true);
-    cfg.setUint32(CFG_MAX_DISCARD_SECTORS, MAX_RANGE_SECTORS, true);
-    cfg.setUint32(CFG_MAX_DISCARD_SEG, MAX_RANGES, true);
+    cfg.setUint32(CFG_MAX_DISCARD_SECTORS, MAX_DISCARD_SECTORS, true);
+    cfg.setUint32(CFG_MAX_DISCARD_SEG, MAX_DISCARD_SEG, true);
     cfg.setUint32(CFG_DISCARD_SECTOR_ALIGNMENT, DISCARD_ALIGNMENT_SECTORS, true);
-    cfg.setUint32(CFG_MAX_WRITE_ZEROES_SECTORS, MAX_RANGE_SECTORS, true);
-    cfg.setUint32(CFG_MAX_WRITE_ZEROES_SEG, MAX_RANGES, true);
+    cfg.setUint32(CFG_MAX_WRITE_ZEROES_SECTORS, MAX_WRITE_ZEROES_SECTORS, true);
+    cfg.setUint32(CFG_MAX_WRITE_ZEROES_SEG, MAX_WRITE_ZEROES_SEG, true);
     cfg.setUint8(CFG_WRITE_ZEROES_MAY_UNMAP, this.disk.canDiscard ? 1 : 0);
   }
 
@@ -131,7 +183,7 @@ export class VirtioBlock implements VirtioDevice {
 
   /** Nothing in the config space is writable without VIRTIO_BLK_F_CONFIG_WCE, which is not offered. */
   writeConfig(offset: number): void {
-    this.log("warn", `${this.name}: ignored config write at ${offset}`);
+    this.configWriteLog.log(this.log, "warn", `${this.name}: ignored config write at ${offset}`);
   }
 
   activate(ctx: ActivateContext): void {
@@ -140,30 +192,75 @@ export class VirtioBlock implements VirtioDevice {
 
   reset(): void {
     this.active = null;
+    this.timer.disarm();
+  }
+
+  /** PATCH /drives/{id} rate_limiter: absent buckets stay, size 0 removes one; throttled requests go on at the next timer. */
+  updateRateLimiter(settings: RateLimiterSettings): void {
+    this.rateLimiter.update(settings);
+    if (this.active) this.timer.arm(0);
   }
 
   processQueue(index: number): void {
-    if (!this.active || index !== 0) return;
-    serveQueue(this.active.queue, this.active.interrupt, (chain) => this.serve(chain));
+    if (this.active && index === 0) this.drain();
   }
 
-  /** Runs one request; returns the used length (bytes written into the chain). Never throws for guest errors. */
+  onTimer(): void {
+    if (this.active) this.drain();
+  }
+
+  /**
+   * Serves available requests until the queue is empty, the rate limiter says wait (the request goes back
+   * on the ring and the timer is armed for when tokens are due), or the kick budget is spent (the timer
+   * is armed to go on at once, after the event loop has served what else is pending). Interrupts once.
+   */
+  private drain(): void {
+    const { queue, interrupt } = this.active!;
+    let budget = this.kickBudget;
+    for (;;) {
+      if (budget <= 0) {
+        this.metrics.kickBudgetYields++;
+        this.timer.arm(0);
+        break;
+      }
+      const chain = queue.pop();
+      if (!chain) break;
+      const used = this.serve(chain);
+      if (used === THROTTLED) {
+        queue.undoPop();
+        this.metrics.rate_limiter_throttled_events++;
+        this.timer.arm(this.rateLimiter.blockedFor());
+        break;
+      }
+      queue.addUsed(chain.head, used);
+      budget -= this.lastCost;
+    }
+    if (queue.needsNotification()) interrupt();
+  }
+
+  /**
+   * Runs one request; returns the used length (bytes written into the chain), or THROTTLED when the rate
+   * limiter has no tokens for it (nothing was done). Never throws for guest errors.
+   */
   private serve(chain: DescriptorChain): number {
     const mem = this.active!.mem;
     let statusByte: GuestSegment | null = null;
+    this.lastCost = 0;
     try {
       const { request, status } = parseRequest(mem, ChainBuffers.of(chain), MAX_RANGES);
       statusByte = status;
+      if (!this.admit(request)) return THROTTLED;
+      this.lastCost = requestCost(request);
       const { code, written } = this.execute(mem, request);
       mem.writeU8(status.addr, code);
       return written + 1;
     } catch (err) {
       if (err instanceof VirtqError || err instanceof BlockRequestError) {
         this.metrics.invalidRequests++;
-        this.log("warn", `${this.name}: bad request in chain ${chain.head}: ${err.message}`);
+        this.badRequestLog.log(this.log, "warn", `${this.name}: bad request in chain ${chain.head}: ${err.message}`);
       } else {
         this.metrics.ioErrors++;
-        this.log("error", `${this.name}: request in chain ${chain.head} failed: ${(err as Error).message}`);
+        this.ioErrorLog.log(this.log, "error", `${this.name}: request in chain ${chain.head} failed: ${(err as Error).message}`);
       }
       statusByte ??= err instanceof BlockRequestError ? err.status : null;
       if (!statusByte) return 0;
@@ -207,7 +304,24 @@ export class VirtioBlock implements VirtioDevice {
     }
   }
 
-  /** DISCARD and WRITE_ZEROES (virtio 1.2 §5.2.6.2: unknown flags, and unmap on discard, are UNSUPP). */
+  /**
+   * Firecracker's block rate limiting: one op per request, and its data bytes for reads and writes; when
+   * the bytes are not there the op is given back. False: the request must wait.
+   */
+  private admit(request: BlockRequest): boolean {
+    if (!this.rateLimiter.consume(1, "ops")) return false;
+    if ((request.kind === "in" || request.kind === "out") && !this.rateLimiter.consume(request.bytes, "bytes")) {
+      this.rateLimiter.replenish(1, "ops");
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * DISCARD and WRITE_ZEROES (virtio 1.2 §5.2.6.2: unknown flags, and unmap on discard, are UNSUPP).
+   * More ranges or sectors than the config space advertises (§5.2.4), and ranges that overlap (so one
+   * small request cannot zero the same sectors over and over), are IOERR.
+   */
   private executeRanges(kind: "discard" | "write-zeroes", ranges: readonly SectorRange[]): { code: number; written: number } {
     const feature = kind === "discard" ? VIRTIO_BLK_F_DISCARD : VIRTIO_BLK_F_WRITE_ZEROES;
     if (!this.negotiated(feature)) return this.unsupported(`${kind} without its feature`);
@@ -215,9 +329,14 @@ export class VirtioBlock implements VirtioDevice {
       if (r.unknownFlags !== 0 || (kind === "discard" && r.unmap)) return this.unsupported(`${kind} with flags 0x${(r.unknownFlags | (r.unmap ? 1 : 0)).toString(16)}`);
     }
     if (this.disk.readOnly) return this.reject(`${kind} on a read-only disk`);
+    const [maxSeg, maxSectors, field] = kind === "discard" ? [MAX_DISCARD_SEG, MAX_DISCARD_SECTORS, "discard"] : [MAX_WRITE_ZEROES_SEG, MAX_WRITE_ZEROES_SECTORS, "write_zeroes"];
+    if (ranges.length > maxSeg) return this.reject(`${kind} of ${ranges.length} ranges, more than max_${field}_seg ${maxSeg}`);
     for (const r of ranges) {
+      if (r.sectors > maxSectors) return this.reject(`${kind} of ${r.sectors} sectors at ${r.sector}, more than max_${field}_sectors ${maxSectors}`);
       if (!this.inDisk(r.sector, r.sectors)) return this.reject(`${kind} of ${r.sectors} sectors at ${r.sector} is past the end`);
     }
+    const overlap = firstOverlap(ranges);
+    if (overlap) return this.reject(`${kind} ranges overlap at sector ${overlap.sector}`);
     for (const r of ranges) {
       if (kind === "discard") this.disk.discard(r.sector * SECTOR_SIZE, r.sectors * SECTOR_SIZE);
       else this.disk.writeZeroes(r.sector * SECTOR_SIZE, r.sectors * SECTOR_SIZE, r.unmap);
@@ -237,14 +356,36 @@ export class VirtioBlock implements VirtioDevice {
 
   private reject(why: string): { code: number; written: number } {
     this.metrics.rejectedRequests++;
-    this.log("warn", `${this.name}: ${why}`);
+    this.rejectLog.log(this.log, "warn", `${this.name}: ${why}`);
     return { code: VIRTIO_BLK_S_IOERR, written: 0 };
   }
 
   private unsupported(why: string): { code: number; written: number } {
     this.metrics.rejectedRequests++;
-    this.log("debug", `${this.name}: unsupported ${why}`);
+    this.unsupportedLog.log(this.log, "debug", `${this.name}: unsupported ${why}`);
     return { code: VIRTIO_BLK_S_UNSUPP, written: 0 };
   }
 }
 
+
+/** serve()'s answer for a request the rate limiter holds back. */
+const THROTTLED = -1;
+
+/** Disk bytes a request moves or clears, counted against the kick budget. */
+function requestCost(request: BlockRequest): number {
+  if (request.kind === "in" || request.kind === "out") return request.bytes;
+  if (request.kind !== "discard" && request.kind !== "write-zeroes") return 0;
+  let sectors = 0;
+  for (const r of request.ranges) sectors += r.sectors;
+  return sectors * SECTOR_SIZE;
+}
+
+/** The later of the first two ranges found to share a sector, if any (at most MAX_RANGES ranges, sorted). */
+function firstOverlap(ranges: readonly SectorRange[]): SectorRange | undefined {
+  if (ranges.length < 2) return undefined;
+  const sorted = [...ranges].filter((r) => r.sectors > 0).sort((a, b) => a.sector - b.sector);
+  for (let i = 1; i < sorted.length; i++) {
+    if (sorted[i - 1].sector + sorted[i - 1].sectors > sorted[i].sector) return sorted[i];
+  }
+  return undefined;
+}

@@ -24,6 +24,11 @@ export const SECTOR_SIZE = 512;
 export const REQUEST_HEADER_SIZE = 16;
 /** struct virtio_blk_discard_write_zeroes: le64 sector, le32 num_sectors, le32 flags. */
 export const RANGE_DESCRIPTOR_SIZE = 16;
+/**
+ * Most data bytes one read or write may carry: the used length of a read (data + status byte) is a le32
+ * (virtio 1.2 §2.7.8), so anything larger could never be completed. Checked before any I/O is done.
+ */
+export const MAX_REQUEST_DATA_BYTES = 2 ** 32 - SECTOR_SIZE;
 /** VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP. */
 const RANGE_FLAG_UNMAP = 1;
 
@@ -79,10 +84,12 @@ export function parseRequest(mem: GuestMemory, buffers: ChainBuffers, maxRanges:
     case VIRTIO_BLK_T_IN:
       if (payloadIn > 0) throw new BlockRequestError(`read request carries ${payloadIn} device-readable data bytes`, status);
       if (payloadOut % SECTOR_SIZE !== 0) throw new BlockRequestError(`read of ${payloadOut} bytes is not a multiple of ${SECTOR_SIZE}`, status);
+      if (payloadOut > MAX_REQUEST_DATA_BYTES) throw new BlockRequestError(`read of ${payloadOut} bytes is more than the ${MAX_REQUEST_DATA_BYTES} one request may carry`, status);
       return { request: { kind: "in", sector, data: subSegments(buffers.writable, 0, payloadOut), bytes: payloadOut }, status };
     case VIRTIO_BLK_T_OUT:
       if (payloadOut > 0) throw new BlockRequestError(`write request carries ${payloadOut} device-writable data bytes`, status);
       if (payloadIn % SECTOR_SIZE !== 0) throw new BlockRequestError(`write of ${payloadIn} bytes is not a multiple of ${SECTOR_SIZE}`, status);
+      if (payloadIn > MAX_REQUEST_DATA_BYTES) throw new BlockRequestError(`write of ${payloadIn} bytes is more than the ${MAX_REQUEST_DATA_BYTES} one request may carry`, status);
       return { request: { kind: "out", sector, data: subSegments(buffers.readable, REQUEST_HEADER_SIZE, payloadIn), bytes: payloadIn }, status };
     case VIRTIO_BLK_T_FLUSH:
       return { request: { kind: "flush" }, status };

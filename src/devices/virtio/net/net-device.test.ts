@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { GuestMemory } from "../../../memory/guest-memory.js";
 import { MmioTransport } from "../mmio-transport.js";
 import { readSegments, writeSegments, type GuestSegment } from "../queue/chain-buffers.js";
-import { CountingInterrupt, FakeMmioDriver, FakeVirtqueue } from "../testing/fake-driver.js";
+import { CountingInterrupt, FakeMmioDriver, FakeTimer, FakeVirtqueue } from "../testing/fake-driver.js";
+import type { RateLimiterSettings } from "../../rate-limiter.js";
 import { formatMac, generateMac, parseMac } from "./mac.js";
 import type { GuestOffloads, NetBackend } from "./net-backend.js";
 import { RX_QUEUE, TX_QUEUE, VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS, VirtioNet } from "./net-device.js";
@@ -31,17 +32,18 @@ class FakeLink implements NetBackend {
   close(): void {}
 }
 
-function boot(offloads: GuestOffloads = { csum: true, tso4: true, tso6: false }) {
+function boot(offloads: GuestOffloads = { csum: true, tso4: true, tso6: false }, limits: { rx?: RateLimiterSettings; tx?: RateLimiterSettings } = {}) {
   const mem = GuestMemory.anonymous([{ guestAddr: 0, size: 0x40000 }]);
   const link = new FakeLink(offloads);
-  const net = new VirtioNet({ backend: link, mac: parseMac("52:54:00:12:34:56") });
+  const timer = new FakeTimer();
+  const net = new VirtioNet({ backend: link, mac: parseMac("52:54:00:12:34:56"), timer, rxRateLimiter: limits.rx, txRateLimiter: limits.tx });
   const irq = new CountingInterrupt();
   const transport = new MmioTransport(net, { mem, interrupt: irq });
   const rx = new FakeVirtqueue(mem, 16, 0x1000);
   const tx = new FakeVirtqueue(mem, 16, 0x2000);
   const driver = new FakeMmioDriver(transport);
   assert.equal(driver.initialize([rx, tx]), 0xf);
-  return { mem, link, net, irq, transport, rx, tx, driver };
+  return { mem, link, net, irq, transport, rx, tx, driver, timer };
 }
 
 const frame = (n: number, fill: number) => new Uint8Array(n).fill(fill);
@@ -102,6 +104,40 @@ test("TX sends each chain, header included; bad chains are completed and counted
   tx.addChain([{ addr: 0x10000, len: 72 }]);
   transport.notify(TX_QUEUE);
   assert.equal(net.metrics.txDropped, 1);
+});
+
+test("the TX rate limiter keeps frames on the ring until its timer, and counts it", () => {
+  const { mem, link, net, transport, tx, timer } = boot(undefined, { tx: { bandwidth: { size: 200, refill_time: 60_000 } } });
+  mem.fill(0x10000, 100, 0);
+  for (let i = 0; i < 3; i++) tx.addChain([{ addr: 0x10000, len: 100 }]);
+  transport.notify(TX_QUEUE);
+  assert.equal(link.sent.length, 2, "200 bytes in the bucket: two frames of 100");
+  assert.equal(tx.takeUsed().length, 2);
+  assert.equal(net.metrics.tx_rate_limiter_throttled, 1);
+  assert.ok(timer.armedMs! > 0);
+  transport.notify(TX_QUEUE);
+  assert.equal(link.sent.length, 2, "a kick while throttled sends nothing");
+  assert.equal(net.metrics.tx_rate_limiter_throttled, 2);
+  net.updateRateLimiters(undefined, { bandwidth: { size: 0, refill_time: 0 } });
+  assert.ok(timer.take());
+  transport.timerFired();
+  assert.equal(link.sent.length, 3);
+});
+
+test("the RX rate limiter stops polling the tap until its timer", () => {
+  const { link, net, transport, rx, timer } = boot(undefined, { rx: { ops: { size: 2, refill_time: 60_000 } } });
+  for (let i = 0; i < 4; i++) rx.addChain([{ addr: 0x10000 + i * 0x1000, len: 2048, writable: true }]);
+  link.incoming.push(frame(64, 1), frame(64, 2), frame(64, 3));
+  transport.hostReady();
+  assert.equal(rx.takeUsed().length, 2);
+  assert.equal(transport.hostPollWanted(), false, "throttled: the tap is not polled");
+  assert.equal(net.metrics.rx_rate_limiter_throttled, 1);
+  assert.ok(timer.armedMs! > 0);
+  net.updateRateLimiters({ ops: { size: 100, refill_time: 1000 } }, undefined);
+  assert.ok(timer.take());
+  transport.timerFired();
+  assert.equal(rx.takeUsed().length, 1);
+  assert.equal(transport.hostPollWanted(), true);
 });
 
 test("MAC parsing and generation", () => {

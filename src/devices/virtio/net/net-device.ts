@@ -1,9 +1,13 @@
 /**
  * virtio-net (virtio 1.2 §5.1) over a NetBackend: receiveq 0 takes frames from the host,
  * transmitq 1 sends the guest's frames. Both carry a virtio_net_hdr_v1 in front of each frame.
+ * Optional rx and tx rate limiters (Firecracker's) charge one op and the frame's bytes per frame; while
+ * one makes its side wait, TX stops taking frames and RX stops polling the tap, until the DeviceTimer.
  */
+import { LogRateLimiter } from "../../log-rate-limit.js";
 import type { GuestMemory } from "../../../memory/guest-memory.js";
-import { COMMON_FEATURES, DEFAULT_QUEUE_SIZE, DEVICE_ID_NET, readConfigBytes, silentLogger, type ActivateContext, type Logger, type VirtioDevice } from "../device.js";
+import { COMMON_FEATURES, DEFAULT_QUEUE_SIZE, DEVICE_ID_NET, noTimer, readConfigBytes, silentLogger, type ActivateContext, type DeviceTimer, type Logger, type VirtioDevice } from "../device.js";
+import { RateLimiter, type RateLimiterSettings } from "../../rate-limiter.js";
 import { ChainBuffers, subSegments, writeSegments, type GuestSegment } from "../queue/chain-buffers.js";
 import type { DescriptorChain } from "../queue/descriptor-chain.js";
 import type { Queue } from "../queue/queue.js";
@@ -52,6 +56,9 @@ export interface NetMetrics {
   invalidRequests: number;
   /** Backend failures. */
   hostErrors: number;
+  /** Times RX or TX waited for its rate limiter (Firecracker's net metrics of these names). */
+  rx_rate_limiter_throttled: number;
+  tx_rate_limiter_throttled: number;
 }
 
 export interface NetDeviceOptions {
@@ -61,6 +68,11 @@ export interface NetDeviceOptions {
   logger?: Logger;
   /** Name for log lines, e.g. "virtio-net eth0". */
   name?: string;
+  /** Firecracker's rx_rate_limiter and tx_rate_limiter; none by default. */
+  rxRateLimiter?: RateLimiterSettings;
+  txRateLimiter?: RateLimiterSettings;
+  /** Called back (onTimer) when a side is throttled; without one it waits for the next kick or tap event. */
+  timer?: DeviceTimer;
 }
 
 interface ActiveNet {
@@ -74,11 +86,25 @@ export class VirtioNet implements VirtioDevice {
   readonly deviceType = DEVICE_ID_NET;
   readonly features: bigint;
   readonly queueMaxSizes = [DEFAULT_QUEUE_SIZE, DEFAULT_QUEUE_SIZE];
-  readonly metrics: NetMetrics = { rxFrames: 0, rxBytes: 0, txFrames: 0, txBytes: 0, txDropped: 0, rxNoBuffers: 0, invalidRequests: 0, hostErrors: 0 };
+  readonly metrics: NetMetrics = {
+    rxFrames: 0, rxBytes: 0, txFrames: 0, txBytes: 0, txDropped: 0, rxNoBuffers: 0, invalidRequests: 0, hostErrors: 0,
+    rx_rate_limiter_throttled: 0, tx_rate_limiter_throttled: 0,
+  };
+  readonly rxRateLimiter: RateLimiter;
+  readonly txRateLimiter: RateLimiter;
+  private readonly timer: DeviceTimer;
+  /** A side that stopped for its rate limiter, until the timer fires. */
+  private rxThrottled = false;
+  private txThrottled = false;
   readonly mac: Uint8Array;
   private readonly backend: NetBackend;
   private readonly config = new Uint8Array(CONFIG_SIZE);
   private readonly log: Logger;
+  /** One log rate limiter per guest-triggerable call site (log-rate-limit.ts). */
+  private readonly configWriteLog = new LogRateLimiter();
+  private readonly rxErrorLog = new LogRateLimiter();
+  private readonly txErrorLog = new LogRateLimiter();
+  private readonly badChainLog = new LogRateLimiter();
   private readonly name: string;
   private active: ActiveNet | null = null;
   /** True after the guest ran out of RX buffers, until it adds some (and kicks receiveq). */
@@ -88,6 +114,9 @@ export class VirtioNet implements VirtioDevice {
     this.backend = options.backend;
     this.log = options.logger ?? silentLogger;
     this.name = options.name ?? "virtio-net";
+    this.rxRateLimiter = new RateLimiter(options.rxRateLimiter);
+    this.txRateLimiter = new RateLimiter(options.txRateLimiter);
+    this.timer = options.timer ?? noTimer;
     this.mac = options.mac ?? generateMac();
     if (this.mac.length !== MAC_BYTES) throw new RangeError(`MAC address has ${this.mac.length} bytes, needs ${MAC_BYTES}`);
     this.config.set(this.mac);
@@ -109,7 +138,7 @@ export class VirtioNet implements VirtioDevice {
   }
 
   hostPollWanted(): boolean {
-    return this.active !== null && !this.rxStalled;
+    return this.active !== null && !this.rxStalled && !this.rxThrottled;
   }
 
   readConfig(offset: number, data: Uint8Array): void {
@@ -118,7 +147,7 @@ export class VirtioNet implements VirtioDevice {
 
   /** The MAC is read-only without VIRTIO_NET_F_CTRL_MAC_ADDR (virtio 1.2 §5.1.4.2), which is not offered. */
   writeConfig(offset: number): void {
-    this.log("warn", `${this.name}: ignored config write at ${offset}`);
+    this.configWriteLog.log(this.log, "warn", `${this.name}: ignored config write at ${offset}`);
   }
 
   activate(ctx: ActivateContext): void {
@@ -135,16 +164,49 @@ export class VirtioNet implements VirtioDevice {
   reset(): void {
     this.active = null;
     this.rxStalled = false;
+    this.rxThrottled = false;
+    this.txThrottled = false;
+    this.timer.disarm();
+  }
+
+  /** PATCH /network-interfaces/{id}: new rx/tx limits (absent buckets stay, size 0 removes one), applied at once. */
+  updateRateLimiters(rx: RateLimiterSettings | undefined, tx: RateLimiterSettings | undefined): void {
+    if (rx) this.rxRateLimiter.update(rx);
+    if (tx) this.txRateLimiter.update(tx);
+    if (this.active && (this.rxThrottled || this.txThrottled)) this.timer.arm(0);
   }
 
   processQueue(index: number): void {
     if (!this.active) return;
     if (index === RX_QUEUE) {
       this.rxStalled = false;
-      this.receiveFrames();
+      if (this.rxThrottled) this.metrics.rx_rate_limiter_throttled++;
+      else this.receiveFrames();
     } else if (index === TX_QUEUE) {
+      if (this.txThrottled) this.metrics.tx_rate_limiter_throttled++;
+      else this.transmitFrames();
+    }
+  }
+
+  /** A rate limiter's wait is over (or the limits changed): both sides go on. */
+  onTimer(): void {
+    if (!this.active) return;
+    if (this.txThrottled) {
+      this.txThrottled = false;
       this.transmitFrames();
     }
+    if (this.rxThrottled) {
+      this.rxThrottled = false;
+      this.receiveFrames();
+    }
+  }
+
+  /** Arms the timer for the nearer end of the throttled sides' waits. */
+  private armForThrottled(): void {
+    let ms = Infinity;
+    if (this.rxThrottled) ms = Math.min(ms, this.rxRateLimiter.blockedFor());
+    if (this.txThrottled) ms = Math.min(ms, this.txRateLimiter.blockedFor());
+    if (ms !== Infinity) this.timer.arm(ms);
   }
 
   onHostReady(): void {
@@ -155,18 +217,28 @@ export class VirtioNet implements VirtioDevice {
   private receiveFrames(): void {
     const { mem, rx, interrupt } = this.active!;
     for (let i = 0; i < RX_FRAMES_PER_WAKEUP; i++) {
+      // A frame's size is known only once it is read: its op is taken first, its bytes after (consumeAfter).
+      if (!this.rxRateLimiter.consume(1, "ops")) {
+        this.rxThrottled = true;
+        this.metrics.rx_rate_limiter_throttled++;
+        this.armForThrottled();
+        break;
+      }
       const chain = rx.pop();
       if (!chain) {
+        this.rxRateLimiter.replenish(1, "ops");
         this.rxStalled = true;
         this.metrics.rxNoBuffers++;
         break;
       }
       const received = this.receiveInto(mem, chain);
       if (received === null) {
+        this.rxRateLimiter.replenish(1, "ops");
         rx.undoPop();
         break;
       }
       rx.addUsed(chain.head, received);
+      this.rxRateLimiter.consumeAfter(received, "bytes");
     }
     if (rx.needsNotification()) interrupt();
   }
@@ -189,7 +261,7 @@ export class VirtioNet implements VirtioDevice {
       return length;
     } catch (err) {
       this.metrics.hostErrors++;
-      this.log("error", `${this.name}: receive failed: ${(err as Error).message}`);
+      this.rxErrorLog.log(this.log, "error", `${this.name}: receive failed: ${(err as Error).message}`);
       return 0;
     }
   }
@@ -204,13 +276,20 @@ export class VirtioNet implements VirtioDevice {
   private transmitFrames(): void {
     const { mem, tx, interrupt } = this.active!;
     for (let chain = tx.pop(); chain; chain = tx.pop()) {
-      this.transmit(mem, chain);
+      if (!this.transmit(mem, chain)) {
+        tx.undoPop();
+        this.txThrottled = true;
+        this.metrics.tx_rate_limiter_throttled++;
+        this.armForThrottled();
+        break;
+      }
       tx.addUsed(chain.head, 0);
     }
     if (tx.needsNotification()) interrupt();
   }
 
-  private transmit(mem: GuestMemory, chain: DescriptorChain): void {
+  /** Sends the chain's frame; false when the TX rate limiter holds it back (nothing was done). */
+  private transmit(mem: GuestMemory, chain: DescriptorChain): boolean {
     let buffers: ChainBuffers;
     try {
       buffers = ChainBuffers.of(chain);
@@ -218,7 +297,14 @@ export class VirtioNet implements VirtioDevice {
       if (buffers.writable.length > 0) throw new VirtqError("chain-layout", "transmit buffer has device-writable parts");
       if (bytes < NET_HDR_SIZE || bytes > MAX_TX_BYTES) throw new VirtqError("chain-layout", `transmit buffer of ${bytes} bytes is not between ${NET_HDR_SIZE} and ${MAX_TX_BYTES}`);
     } catch (err) {
-      return this.invalid(chain, err);
+      this.invalid(chain, err);
+      return true;
+    }
+    // Firecracker's rate_limiter_consume_op: one op, then the frame's bytes (the op is given back without them).
+    if (!this.txRateLimiter.consume(1, "ops")) return false;
+    if (!this.txRateLimiter.consume(buffers.readableBytes, "bytes")) {
+      this.txRateLimiter.replenish(1, "ops");
+      return false;
     }
     try {
       if (this.backend.send(mem, buffers.readable)) {
@@ -229,12 +315,13 @@ export class VirtioNet implements VirtioDevice {
       }
     } catch (err) {
       this.metrics.hostErrors++;
-      this.log("error", `${this.name}: transmit failed: ${(err as Error).message}`);
+      this.txErrorLog.log(this.log, "error", `${this.name}: transmit failed: ${(err as Error).message}`);
     }
+    return true;
   }
 
   private invalid(chain: DescriptorChain, err: unknown): void {
     this.metrics.invalidRequests++;
-    this.log("warn", `${this.name}: bad chain ${chain.head}: ${(err as Error).message}`);
+    this.badChainLog.log(this.log, "warn", `${this.name}: bad chain ${chain.head}: ${(err as Error).message}`);
   }
 }

@@ -11,7 +11,7 @@ const DESC_F_NEXT = 1;
 const DESC_F_WRITE = 2;
 const DESC_F_INDIRECT = 4;
 
-/** Largest split queue the spec allows (virtio 1.2 §2.7: "Queue Size ... maximum 32768"); bounds indirect tables too. */
+/** Largest split queue the spec allows (virtio 1.2 §2.7: "Queue Size ... maximum 32768"). */
 export const MAX_QUEUE_SIZE = 32768;
 
 /** One guest buffer of a chain: `writable` means device-writable (VIRTQ_DESC_F_WRITE). */
@@ -33,7 +33,7 @@ const UNSAFE_ADDR_HIGH = 2 ** 21;
 const ringDescriptor = new Uint32Array(DESCRIPTOR_WORDS);
 let indirectTable = new Uint32Array(64 * DESCRIPTOR_WORDS);
 
-/** The indirect table at `addr` with `entries` descriptors, copied into `indirectTable` (grown to fit, at most MAX_QUEUE_SIZE entries). */
+/** The indirect table at `addr` with `entries` descriptors, copied into `indirectTable` (grown to fit, at most the queue size). */
 function readIndirectTable(mem: GuestMemory, addr: number, entries: number): Uint32Array {
   const words = entries * DESCRIPTOR_WORDS;
   if (words > indirectTable.length) indirectTable = new Uint32Array(Math.max(words, indirectTable.length * 2));
@@ -58,17 +58,21 @@ export class DescriptorChain implements Iterable<Descriptor> {
    * Walks the chain, following at most one indirect table, and appends each descriptor to `out`;
    * throws a VirtqError on the first bad descriptor. A plain loop into the caller's array: this
    * runs once per request, and a generator or a BigInt per descriptor showed up in profiles.
+   * The whole chain, direct and indirect buffers together, is at most the queue size (virtio 1.2
+   * §2.7.5.3.1: "A driver MUST NOT create a descriptor chain longer than the Queue Size of the
+   * device"), and so is an indirect table: this bounds a chain's work by the queue size, where an
+   * indirect table used to restart the count (one chain of 255 + 32768 descriptors).
    */
   collect(out: Descriptor[]): void {
     let size = this.tableSize;
     let index = this.head;
     // Where the current descriptor's words are: read from the ring one at a time, or from the indirect table's copy.
     let indirect: Uint32Array | null = null;
-    // A chain can visit each table entry at most once; more links than entries means a loop.
-    let linksLeft = size;
+    // Buffers the chain may still have; running out also ends a loop, which would visit an entry twice.
+    let buffersLeft = this.tableSize;
     for (;;) {
       if (index >= size) throw new VirtqError("descriptor-index", `descriptor ${index} is past the ${indirect ? "indirect " : ""}table of ${size}`);
-      if (linksLeft-- === 0) throw new VirtqError("chain-too-long", `chain from head ${this.head} has more than ${size} links (a loop?)`);
+      if (buffersLeft === 0) throw new VirtqError("chain-too-long", `chain from head ${this.head} has more than ${this.tableSize} descriptors, the queue size (a loop?)`);
       let words = indirect;
       let at = index * DESCRIPTOR_WORDS;
       if (!words) {
@@ -86,17 +90,17 @@ export class DescriptorChain implements Iterable<Descriptor> {
         if (!this.indirectAllowed) throw new VirtqError("indirect-not-negotiated", `descriptor ${index} is indirect but VIRTIO_F_INDIRECT_DESC was not negotiated`);
         if (indirect) throw new VirtqError("nested-indirect", `indirect table entry ${index} points to another indirect table`);
         if (flags & DESC_F_NEXT) throw new VirtqError("indirect-with-next", `descriptor ${index} sets both INDIRECT and NEXT`);
-        if (len === 0 || len % DESCRIPTOR_SIZE !== 0 || len / DESCRIPTOR_SIZE > MAX_QUEUE_SIZE) {
-          throw new VirtqError("indirect-table-size", `indirect table length ${len} is not a multiple of ${DESCRIPTOR_SIZE} between 16 and ${MAX_QUEUE_SIZE * DESCRIPTOR_SIZE}`);
+        if (len === 0 || len % DESCRIPTOR_SIZE !== 0 || len / DESCRIPTOR_SIZE > this.tableSize) {
+          throw new VirtqError("indirect-table-size", `indirect table length ${len} is not a multiple of ${DESCRIPTOR_SIZE} between 16 and ${this.tableSize * DESCRIPTOR_SIZE} (the queue size)`);
         }
         size = len / DESCRIPTOR_SIZE;
         indirect = readIndirectTable(this.mem, this.checkedRange(addrLow, addrHigh, len, index), size);
-        linksLeft = size;
         index = 0;
         continue;
       }
 
       out.push({ addr: this.checkedRange(addrLow, addrHigh, len, index), len, writable: (flags & DESC_F_WRITE) !== 0 });
+      buffersLeft--;
       if (!(flags & DESC_F_NEXT)) return;
       index = next;
     }

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { GuestMemory } from "../../../memory/guest-memory.js";
 import { MmioTransport } from "../mmio-transport.js";
-import { CountingInterrupt, FakeMmioDriver, FakeVirtqueue } from "../testing/fake-driver.js";
+import { CountingInterrupt, FakeMmioDriver, FakeTimer, FakeVirtqueue } from "../testing/fake-driver.js";
 import { getrandomSource } from "./getrandom-source.js";
 import { MAX_ENTROPY_PER_REQUEST, VirtioRng, type EntropySource } from "./rng-device.js";
 
@@ -40,4 +40,22 @@ test("a failing entropy source completes the request empty, never throws", () =>
   transport.notify(0);
   assert.deepEqual(q.takeUsed(), [{ id: head, len: 0 }]);
   assert.equal(rng.metrics.hostErrors, 1);
+});
+
+test("the rate limiter holds entropy requests back, counts it, and the timer lets them go on", () => {
+  const mem = GuestMemory.anonymous([{ guestAddr: 0, size: 0x40000 }]);
+  const timer = new FakeTimer();
+  const rng = new VirtioRng({ source: { fill: (d) => d.fill(1) }, timer, rateLimiter: { bandwidth: { size: 100, refill_time: 60_000 } } });
+  const transport = new MmioTransport(rng, { mem, interrupt: new CountingInterrupt() });
+  const q = new FakeVirtqueue(mem, 16, 0x1000);
+  assert.equal(new FakeMmioDriver(transport).initialize([q]), 0xf);
+  for (let i = 0; i < 3; i++) q.addChain([{ addr: 0x8000 + i * 0x100, len: 40, writable: true }]);
+  transport.notify(0);
+  assert.deepEqual(q.takeUsed().map((u) => u.len), [40, 40], "100 bytes in the bucket: two requests of 40");
+  assert.equal(rng.metrics.entropy_rate_limiter_throttled, 1);
+  assert.ok(timer.armedMs! > 0);
+  rng.updateRateLimiter({ bandwidth: { size: 0, refill_time: 0 } });
+  assert.ok(timer.take());
+  transport.timerFired();
+  assert.deepEqual(q.takeUsed().map((u) => u.len), [40]);
 });

@@ -1,9 +1,12 @@
 /**
  * virtio entropy device (virtio 1.2 §5.4): one queue of device-writable buffers that it fills
- * with random bytes from the host.
+ * with random bytes from the host. The optional rate limiter (Firecracker's entropy device) charges one
+ * op and the bytes handed out per request.
  */
+import { LogRateLimiter } from "../../log-rate-limit.js";
 import type { GuestMemory } from "../../../memory/guest-memory.js";
-import { COMMON_FEATURES, DEFAULT_QUEUE_SIZE, DEVICE_ID_ENTROPY, serveQueue, silentLogger, type ActivateContext, type Logger, type VirtioDevice } from "../device.js";
+import { COMMON_FEATURES, DEFAULT_QUEUE_SIZE, DEVICE_ID_ENTROPY, noTimer, silentLogger, type ActivateContext, type DeviceTimer, type Logger, type VirtioDevice } from "../device.js";
+import { RateLimiter, type RateLimiterSettings } from "../../rate-limiter.js";
 import { hostContiguousPieces } from "../guest-pieces.js";
 import { ChainBuffers, subSegments } from "../queue/chain-buffers.js";
 import type { DescriptorChain } from "../queue/descriptor-chain.js";
@@ -29,11 +32,17 @@ export interface RngMetrics {
   invalidRequests: number;
   /** Host entropy source failures. */
   hostErrors: number;
+  /** Times a request waited for the rate limiter (Firecracker's entropy metric of this name). */
+  entropy_rate_limiter_throttled: number;
 }
 
 export interface RngDeviceOptions {
   source: EntropySource;
   logger?: Logger;
+  /** Firecracker's entropy rate_limiter; none by default. */
+  rateLimiter?: RateLimiterSettings;
+  /** Called back (onTimer) when throttled; without one a throttled queue waits for the next kick. */
+  timer?: DeviceTimer;
 }
 
 export class VirtioRng implements VirtioDevice {
@@ -42,14 +51,21 @@ export class VirtioRng implements VirtioDevice {
   readonly features = COMMON_FEATURES;
   /** One queue, requestq (virtio 1.2 §5.4.2). */
   readonly queueMaxSizes = [DEFAULT_QUEUE_SIZE];
-  readonly metrics: RngMetrics = { requests: 0, bytes: 0, invalidRequests: 0, hostErrors: 0 };
+  readonly metrics: RngMetrics = { requests: 0, bytes: 0, invalidRequests: 0, hostErrors: 0, entropy_rate_limiter_throttled: 0 };
+  readonly rateLimiter: RateLimiter;
+  private readonly timer: DeviceTimer;
   private readonly source: EntropySource;
   private readonly log: Logger;
+  /** One log rate limiter per guest-triggerable call site (log-rate-limit.ts). */
+  private readonly badChainLog = new LogRateLimiter();
+  private readonly sourceErrorLog = new LogRateLimiter();
   private active: { mem: GuestMemory; queue: Queue; interrupt: () => void } | null = null;
 
   constructor(options: RngDeviceOptions) {
     this.source = options.source;
     this.log = options.logger ?? silentLogger;
+    this.rateLimiter = new RateLimiter(options.rateLimiter);
+    this.timer = options.timer ?? noTimer;
   }
 
   /** No device configuration layout (virtio 1.2 §5.4.4). */
@@ -65,27 +81,55 @@ export class VirtioRng implements VirtioDevice {
 
   reset(): void {
     this.active = null;
+    this.timer.disarm();
+  }
+
+  /** A new rate limiter configuration (absent buckets stay, size 0 removes one); throttled requests go on at once. */
+  updateRateLimiter(settings: RateLimiterSettings): void {
+    this.rateLimiter.update(settings);
+    if (this.active) this.timer.arm(0);
   }
 
   processQueue(index: number): void {
-    if (!this.active || index !== 0) return;
-    serveQueue(this.active.queue, this.active.interrupt, (chain) => this.serve(chain));
+    if (this.active && index === 0) this.drain();
   }
 
-  /** Fills the chain's writable buffers; returns the bytes written (0 for a malformed chain). */
+  onTimer(): void {
+    if (this.active) this.drain();
+  }
+
+  /** Serves requests until none are left or the rate limiter says wait (then the request goes back on the ring). */
+  private drain(): void {
+    const { queue, interrupt } = this.active!;
+    for (let chain = queue.pop(); chain; chain = queue.pop()) {
+      const used = this.serve(chain);
+      if (used === THROTTLED) {
+        queue.undoPop();
+        this.metrics.entropy_rate_limiter_throttled++;
+        this.timer.arm(this.rateLimiter.blockedFor());
+        break;
+      }
+      queue.addUsed(chain.head, used);
+    }
+    if (queue.needsNotification()) interrupt();
+  }
+
+  /** Fills the chain's writable buffers; returns the bytes written (0 for a malformed chain), or THROTTLED. */
   private serve(chain: DescriptorChain): number {
-    this.metrics.requests++;
     const mem = this.active!.mem;
     let buffers: ChainBuffers;
     try {
       buffers = ChainBuffers.of(chain);
       if (buffers.readable.length > 0) throw new VirtqError("chain-layout", "entropy request has device-readable buffers");
     } catch (err) {
+      this.metrics.requests++;
       this.metrics.invalidRequests++;
-      this.log("warn", `virtio-rng: bad request chain ${chain.head}: ${(err as Error).message}`);
+      this.badChainLog.log(this.log, "warn", `virtio-rng: bad request chain ${chain.head}: ${(err as Error).message}`);
       return 0;
     }
     const length = Math.min(buffers.writableBytes, MAX_ENTROPY_PER_REQUEST);
+    if (!this.admit(length)) return THROTTLED;
+    this.metrics.requests++;
     let written = 0;
     try {
       for (const piece of hostContiguousPieces(mem, subSegments(buffers.writable, 0, length))) {
@@ -94,9 +138,24 @@ export class VirtioRng implements VirtioDevice {
       }
     } catch (err) {
       this.metrics.hostErrors++;
-      this.log("error", `virtio-rng: entropy source failed: ${(err as Error).message}`);
+      this.sourceErrorLog.log(this.log, "error", `virtio-rng: entropy source failed: ${(err as Error).message}`);
     }
     this.metrics.bytes += written;
+    // Bytes the source could not give are not charged (Firecracker replenishes a failed request).
+    if (written < length) this.rateLimiter.replenish(length - written, "bytes");
     return written;
   }
+
+  /** One op and `bytes` (Firecracker's rate_limit_request); the op is given back when the bytes are not there. */
+  private admit(bytes: number): boolean {
+    if (!this.rateLimiter.consume(1, "ops")) return false;
+    if (!this.rateLimiter.consume(bytes, "bytes")) {
+      this.rateLimiter.replenish(1, "ops");
+      return false;
+    }
+    return true;
+  }
 }
+
+/** serve()'s answer for a request the rate limiter holds back. */
+const THROTTLED = -1;

@@ -165,3 +165,22 @@ export class FakeMmioDriver {
     return this.read(0x070);
   }
 }
+
+/** A DeviceTimer the test fires by hand: `armedMs` is the last delay asked for, null when disarmed. */
+export class FakeTimer {
+  armedMs: number | null = null;
+  arms = 0;
+  arm(delayMs: number): void {
+    this.armedMs = delayMs;
+    this.arms++;
+  }
+  disarm(): void {
+    this.armedMs = null;
+  }
+  /** Clears the timer and returns whether it was armed (the test then calls transport.timerFired()). */
+  take(): boolean {
+    const was = this.armedMs !== null;
+    this.armedMs = null;
+    return was;
+  }
+}

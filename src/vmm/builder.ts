@@ -23,6 +23,7 @@ import { configureVcpu, hostCpuFacts, setBootRegisters } from "./vcpu-setup.js";
 import { Vmm } from "./vmm.js";
 import { ExitDoorbell } from "./exit-doorbell.js";
 import type { LogSettings } from "./logger.js";
+import type { UserDeviceSpec } from "./device-thread/user-devices.js";
 
 /** One page below the TSS, where QEMU puts it too: KVM's identity map for unpaged real mode on Intel. */
 const KVM_IDENTITY_MAP_ADDR = KVM_TSS_ADDR - PAGE_SIZE;
@@ -44,6 +45,8 @@ export interface BuildOptions {
   /** Where COM1 output goes (an open fd), or null to discard it. */
   serialOutputFd: number | null;
   log: LogSettings;
+  /** Devices written by the user (see device-thread/user-devices.ts). */
+  userDevices?: UserDeviceSpec[];
 }
 
 /** Builds a VM from a validated config, ready to start(). */
@@ -151,6 +154,7 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
       exitDoorbellPoll: vcpus.doorbell.poll,
       serialOutputFd: opts.serialOutputFd,
       virtio: devices.specs,
+      userDevices: opts.userDevices ?? [],
       log: opts.log,
     },
     release: releaseAll,

@@ -2,6 +2,7 @@
 import type { MessagePort } from "node:worker_threads";
 import type { MemoryRegionDescriptor } from "../../memory/guest-memory.js";
 import type { LogSettings } from "../logger.js";
+import type { UserDeviceSpec } from "./user-devices.js";
 
 export interface DeviceThreadVcpu {
   id: number;
@@ -42,6 +43,8 @@ export interface DeviceThreadData {
   /** Where the guest's COM1 output goes, or null to discard it. */
   serialOutputFd: number | null;
   virtio: VirtioDeviceSpec[];
+  /** Devices written by the user, loaded from their modules onto this thread. */
+  userDevices: UserDeviceSpec[];
   log: LogSettings;
 }
 

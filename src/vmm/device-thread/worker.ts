@@ -18,13 +18,16 @@ import { ExitDoorbell } from "../exit-doorbell.js";
 import { attachLegacyDevices, type LegacyDevices } from "./legacy-devices.js";
 import { attachVirtioDevices, swapDriveImage, type AttachedVirtioDevice } from "./virtio-devices.js";
 import { guestMemoryOver } from "../../memory/host-mapping.js";
+import { attachUserDevices, loadUserDevices, UserDeviceError, type AttachedUserDevice, type LoadedUserDevice } from "./user-devices.js";
+import { kvmIrqLine } from "./irq-line.js";
+import { LEGACY_GSIS } from "./legacy-devices.js";
 import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./protocol.js";
 
 const data = workerData as DeviceThreadData;
 const emit = (e: DeviceThreadEvent) => parentPort!.postMessage(e);
 const log = createLogger({ ...data.log, origin: "devices" });
 
-function main(): void {
+function main(userDevices: readonly LoadedUserDevice[]): void {
   const vm = new Vm(data.vmFd, 0);
   const pio = new Bus("pio");
   const mmio = new Bus("mmio");
@@ -37,6 +40,9 @@ function main(): void {
 
   const mem = guestMemoryOver(data.memory);
   const virtio = attachVirtioDevices(data.virtio, mmio, loop, mem, log);
+  const user = attachUserDevices(userDevices, {
+    pio, mmio, memory: mem, log, irqLine: (gsi) => kvmIrqLine(vm, gsi), takenGsis: new Set([...LEGACY_GSIS, ...data.virtio.map((v) => v.gsi)]),
+  });
 
   const vcpus = data.vcpus.map((v) => ({ id: v.id, control: new VcpuControl(v.control), run: new KvmRunView(v.runAddr, v.mmapSize) }));
   const exits = new ExitServer(vcpus, pio, mmio, log);
@@ -58,7 +64,7 @@ function main(): void {
           legacy.i8042.sendCtrlAltDel();
           break;
         case "metrics":
-          emit({ kind: "metrics", id: req.id, metrics: deviceMetrics(legacy, virtio) });
+          emit({ kind: "metrics", id: req.id, metrics: { ...deviceMetrics(legacy, virtio), ...userDeviceMetrics(user) } });
           break;
         case "swap-drive":
           try {
@@ -91,6 +97,10 @@ function deviceMetrics(legacy: LegacyDevices, virtio: readonly AttachedVirtioDev
     out[`${v.spec.backend.kind}_${v.spec.backend.id}`] = { ...(v.device as { metrics?: object }).metrics, transport: { ...v.transport.metrics } };
   }
   return out;
+}
+
+function userDeviceMetrics(user: readonly AttachedUserDevice[]): Record<string, unknown> {
+  return Object.fromEntries(user.map((u) => [`user_${u.spec.name}`, { ...u.metrics }]));
 }
 
 /** Where the guest's COM1 bytes go; if that breaks (the reader went away), they are dropped after one log line. */
@@ -126,8 +136,9 @@ function writeAll(fd: number, bytes: Uint8Array): void {
 }
 
 try {
-  main();
+  main(await loadUserDevices(data.userDevices));
   emit({ kind: "stopped" });
 } catch (e) {
-  emit({ kind: "failed", error: (e as Error).stack ?? String(e) });
+  // A user device's error is the user's to fix and says all; anything else is petasan's, with its stack.
+  emit({ kind: "failed", error: e instanceof UserDeviceError ? e.message : ((e as Error).stack ?? String(e)) });
 }

@@ -6,9 +6,10 @@
  *
  * Prints, on the console:
  *   Welcome to the petasan default guest
- *   cpus=<contents of /sys/devices/system/cpu/online, e.g. "0" or "0-1">
+ *   CPUs online: <how many> (<the list in /sys/devices/system/cpu/online, e.g. "0" or "0-3">)
  *   BOOT-OK uptime=<seconds since kernel start, from /proc/uptime>
- * then, if the kernel command line holds bench.mode=idle, prints "IDLE" and sleeps 5 s; finally reboots
+ * then, with petasan.vsock on the kernel command line, talks to the host over vsock (see vsock_demo); if it holds
+ * bench.mode=idle, prints "IDLE" and sleeps 5 s; finally reboots
  * (LINUX_REBOOT_CMD_RESTART). Booted with reboot=k the kernel restarts through the i8042 reset line, which
  * ends the VMM.
  *
@@ -24,7 +25,26 @@ enum {
 	SYS_close = 6,
 	SYS_mount = 21,
 	SYS_reboot = 88,
+	SYS_socket = 359,
+	SYS_bind = 361,
+	SYS_connect = 362,
+	SYS_listen = 363,
+	SYS_accept4 = 364,
 	SYS_clock_nanosleep_time64 = 407,
+};
+
+/* include/linux/socket.h, include/uapi/linux/vm_sockets.h */
+#define AF_VSOCK 40
+#define SOCK_STREAM 1
+#define VMADDR_CID_ANY 0xffffffffu
+#define VMADDR_CID_HOST 2u
+struct sockaddr_vm {
+	unsigned short svm_family;
+	unsigned short svm_reserved1;
+	unsigned int svm_port;
+	unsigned int svm_cid;
+	unsigned char svm_flags;
+	unsigned char svm_zero[3];
 };
 
 /* include/uapi/linux/reboot.h */
@@ -64,6 +84,78 @@ static void cut(char *s, char c) {
 	s[i] = 0;
 }
 
+/* How many CPUs a kernel cpu list names ("0", "0-3", "0-1,4"): Documentation/admin-guide/cputopology.rst. */
+static int cpu_count(const char *list) {
+	int count = 0, first = -1, n = -1;
+	for (;; list++) {
+		char c = *list;
+		if (c >= '0' && c <= '9') { n = (n < 0 ? 0 : n * 10) + (c - '0'); continue; }
+		if (c == '-') { first = n; n = -1; continue; }
+		if (n >= 0) count += first >= 0 && first <= n ? n - first + 1 : 1;
+		first = -1; n = -1;
+		if (c == 0) return count;
+	}
+}
+
+static void out_int(int v) {
+	char d[12];
+	int i = sizeof d - 1;
+	d[i] = 0;
+	do { d[--i] = '0' + v % 10; v /= 10; } while (v && i > 0);
+	out(d + i);
+}
+
+static void write_str(int fd, const char *s) { sys(SYS_write, fd, (int)s, slen(s), 0, 0); }
+
+/* Reads from fd until a newline (kept) or end of stream; NUL-terminates. */
+static int read_line(int fd, char *buf, int max) {
+	int used = 0, n;
+	while (used < max - 1) {
+		n = sys(SYS_read, fd, (int)(buf + used), 1, 0, 0);
+		if (n <= 0) break;
+		if (buf[used++] == '\n') break;
+	}
+	buf[used] = 0;
+	return used;
+}
+
+/*
+ * Proves virtio-vsock both ways (petasan.vsock on the command line): connects to the host's port 5000, sends a
+ * line and prints the host's answer; then listens on port 5001, prints VSOCK-LISTENING, and answers the first
+ * connection's line with "guest heard: <line>".
+ */
+static void vsock_demo(void) {
+	char line[128], reply[160];
+	struct sockaddr_vm a = { AF_VSOCK, 0, 5000, VMADDR_CID_HOST, 0, { 0 } };
+	int s = sys(SYS_socket, AF_VSOCK, SOCK_STREAM, 0, 0, 0), l, c, i, j;
+
+	if (s >= 0 && sys(SYS_connect, s, (int)&a, sizeof a, 0, 0) == 0) {
+		write_str(s, "hello from the guest\n");
+		read_line(s, line, sizeof line);
+		out("vsock-reply="); out(line);
+	} else out("vsock-connect=failed\n");
+	if (s >= 0) sys(SYS_close, s, 0, 0, 0, 0);
+
+	a.svm_port = 5001;
+	a.svm_cid = VMADDR_CID_ANY;
+	l = sys(SYS_socket, AF_VSOCK, SOCK_STREAM, 0, 0, 0);
+	if (l < 0 || sys(SYS_bind, l, (int)&a, sizeof a, 0, 0) != 0 || sys(SYS_listen, l, 1, 0, 0, 0) != 0) {
+		out("vsock-listen=failed\n");
+		return;
+	}
+	out("VSOCK-LISTENING\n");
+	c = sys(SYS_accept4, l, 0, 0, 0, 0);
+	if (c >= 0) {
+		read_line(c, line, sizeof line);
+		for (i = 0; "guest heard: "[i]; i++) reply[i] = "guest heard: "[i];
+		for (j = 0; line[j] && i < (int)sizeof reply - 1; j++) reply[i++] = line[j];
+		reply[i] = 0;
+		write_str(c, reply);
+		sys(SYS_close, c, 0, 0, 0, 0);
+	}
+	sys(SYS_close, l, 0, 0, 0, 0);
+}
+
 static int has(const char *h, const char *n) {
 	for (; *h; h++) { int i = 0; while (n[i] && h[i] == n[i]) i++; if (!n[i]) return 1; }
 	return 0;
@@ -79,7 +171,8 @@ void _start(void) {
 
 	readfile("/sys/devices/system/cpu/online", cpus, sizeof cpus);
 	cut(cpus, ' ');
-	out("cpus="); out(cpus); out("\n");
+	/* The count first: a bare list such as "0" reads as "zero CPUs". */
+	out("CPUs online: "); out_int(cpu_count(cpus)); out(" ("); out(cpus); out(")\n");
 
 	readfile("/proc/uptime", up, sizeof up);
 	cut(up, ' ');
@@ -108,6 +201,7 @@ void _start(void) {
 		} else out("unavailable");
 		out("\n");
 	}
+	if (has(cmd, "petasan.vsock")) vsock_demo();
 	if (has(cmd, "bench.mode=idle")) {
 		long long ts[2] = {5, 0}; /* 64-bit timespec: the kernel is built without COMPAT_32BIT_TIME */
 		out("IDLE\n");

@@ -4,6 +4,7 @@ import type {
   DriveConfig,
   DriveUpdate,
   EntropyConfig,
+  VsockConfig,
   FullVmConfiguration,
   LoggerConfig,
   MachineConfig,
@@ -27,6 +28,7 @@ export type Command =
   | { kind: "putNetworkInterface"; networkInterface: NetworkInterfaceConfig }
   | { kind: "patchNetworkInterface"; update: NetworkInterfaceUpdate }
   | { kind: "putEntropy"; entropy: EntropyConfig }
+  | { kind: "putVsock"; vsock: VsockConfig }
   | { kind: "putLogger"; logger: LoggerConfig }
   | { kind: "putMetrics"; metrics: MetricsConfig }
   | { kind: "instanceStart" }

@@ -111,6 +111,8 @@ export class Controller {
         return this.resources.updateNetworkInterface(action.update);
       case "putEntropy":
         return this.resources.setEntropy(action.entropy);
+      case "putVsock":
+        return this.resources.setVsock(action.vsock);
       case "putLogger":
         return this.resources.setLogger(action.logger);
       case "putMetrics":

@@ -21,6 +21,7 @@ export const ALLOWED_PHASES: { readonly [K in ActionKind]: readonly Phase[] } = 
   putDrive: PRE_BOOT,
   putNetworkInterface: PRE_BOOT,
   putEntropy: PRE_BOOT,
+  putVsock: PRE_BOOT,
   putLogger: PRE_BOOT,
   putMetrics: PRE_BOOT,
   instanceStart: PRE_BOOT,

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { GuestMemory } from "../memory/guest-memory.js";
-import { Cmdline, CmdlineError, encodeCmdline, writeCmdline } from "./cmdline.js";
+import { Cmdline, CmdlineError, encodeCmdline, splitCmdline, withDefaultArgs, writeCmdline } from "./cmdline.js";
 
 test("builder joins arguments and quotes values with spaces", () => {
   const c = new Cmdline().add("console", "ttyS0").add("ro").add("dyndbg", "file x.c +p").addRaw("  panic=-1 reboot=k ");
@@ -29,4 +29,14 @@ test("writeCmdline writes a NUL-terminated string", () => {
   mem.fill(0x100, 8, 0xff);
   assert.equal(writeCmdline(mem, 0x100, "hi"), 3);
   assert.deepEqual([...mem.read(0x100, 4)], [0x68, 0x69, 0, 0xff]);
+});
+
+test("defaults are added only where the line does not set them already", () => {
+  assert.deepEqual(splitCmdline(' a=1  dyndbg="file x.c +p" ro '), ["a=1", 'dyndbg="file x.c +p"', "ro"]);
+  assert.equal(withDefaultArgs("console=ttyS0", ["noxsave", "root=/dev/vda", "rw"]), "console=ttyS0 noxsave root=/dev/vda rw");
+  // The user's own choices win, and what they already wrote is not written twice.
+  assert.equal(withDefaultArgs("root=/dev/vdb ro noxsave clearcpuid=1", ["noxsave", "clearcpuid=59", "root=/dev/vda", "rw"]), "root=/dev/vdb ro noxsave clearcpuid=1");
+  assert.equal(withDefaultArgs("", ["a", "b=2"]), "a b=2");
+  const line = new Cmdline().addRaw("console=ttyS0 root=/dev/vda rw").addDefaults(["root=/dev/vda", "rw", "quiet"]);
+  assert.equal(line.toString(), "console=ttyS0 root=/dev/vda rw quiet");
 });

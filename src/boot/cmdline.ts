@@ -52,6 +52,31 @@ export function writeCmdline(mem: GuestMemory, addr: number, text: string, capac
   return bytes.length;
 }
 
+/** The arguments of a command line, split as the kernel does: at spaces outside double quotes (params.c, next_arg). */
+export function splitCmdline(text: string): string[] {
+  return text.match(/(?:[^\s"]+|"[^"]*")+/g) ?? [];
+}
+
+/** What an argument sets: its key (`root` for `root=/dev/vda`); `ro` and `rw` both set the root mount mode. */
+function settingOf(arg: string): string {
+  const key = arg.split("=", 1)[0];
+  return key === "ro" || key === "rw" ? "ro|rw" : key;
+}
+
+/**
+ * Those of `defaults` that set something `line` does not set yet: what the user wrote wins (their own `root=` or
+ * `clearcpuid=`), and nothing the line already says is said twice.
+ */
+export function missingArgs(line: string, defaults: readonly string[]): string[] {
+  const set = new Set(splitCmdline(line).map(settingOf));
+  return defaults.filter((arg) => !set.has(settingOf(arg)));
+}
+
+/** `line` with the missing ones of `defaults` appended (see missingArgs). */
+export function withDefaultArgs(line: string, defaults: readonly string[]): string {
+  return [line.trim(), ...missingArgs(line, defaults)].filter((part) => part !== "").join(" ");
+}
+
 /** Builds a command line argument by argument, rejecting anything the kernel would misparse. */
 export class Cmdline {
   private readonly args: string[] = [];
@@ -75,6 +100,12 @@ export class Cmdline {
     if (trimmed === "") return this;
     checkArguments(trimmed);
     return this.push(trimmed);
+  }
+
+  /** Adds each of `args` that sets something the line does not set yet (see missingArgs). */
+  addDefaults(args: readonly string[]): this {
+    for (const arg of missingArgs(this.toString(), args)) this.addRaw(arg);
+    return this;
   }
 
   private push(arg: string): this {

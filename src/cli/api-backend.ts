@@ -66,8 +66,8 @@ export class ApiVmmBackend {
     this.options.metrics.record("latencies_us", "resume_vm", microsecondsSince(startedAt));
   }
 
-  async sendCtrlAltDel(): Promise<void> {
-    this.running().sendCtrlAltDel();
+  sendCtrlAltDel(): Promise<void> {
+    return this.running().sendCtrlAltDel();
   }
 
   flushMetrics(): Promise<void> {

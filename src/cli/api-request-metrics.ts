@@ -24,6 +24,7 @@ const REQUEST_COUNTERS: { readonly [K in ActionKind]: RequestCounter | undefined
   putNetworkInterface: ["put_api_requests", "network"],
   patchNetworkInterface: ["patch_api_requests", "network"],
   putEntropy: undefined,
+  putVsock: ["put_api_requests", "vsock"],
   putLogger: ["put_api_requests", "logger"],
   putMetrics: ["put_api_requests", "metrics"],
   instanceStart: ["put_api_requests", "actions"],

@@ -36,9 +36,15 @@ test("bad flags are usage errors naming the flag", () => {
     [["--drive", "ro"], /--drive/],
     [["--drive", "path=/a,bogus"], /bogus/],
     [["--net", "mac=1"], /--net/],
+    [["--vsock", "cid=3"], /--vsock/],
+    [["--vsock", "cid=2,uds=/v.sock"], /guest_cid/],
     [["--initrd", "x"], /--initrd needs --kernel/],
     [["--log-level", "loud"], /--log-level/],
     [["--frobnicate"], /frobnicate/],
   ];
   for (const [argv, re] of cases) assert.throws(() => parseRunArgs(argv), (e: Error) => e instanceof UsageError && re.test(e.message), argv.join(" "));
+});
+
+test("--vsock becomes the config's vsock device", () => {
+  assert.deepEqual(parseRunArgs(["--vsock", "cid=7,uds=/run/v.sock"]).config.vsock, { guest_cid: 7, uds_path: "/run/v.sock" });
 });

@@ -40,6 +40,9 @@ export const RUN_USAGE = `usage: petasan run [--kernel FILE] [--initrd FILE] [--
   --net tap=NAME[,mac=XX:XX:XX:XX:XX:XX][,id=NAME]
                        a virtio-net NIC on tap NAME (created if missing); repeatable
   --rng                a virtio-rng entropy device fed by the host's getrandom
+  --vsock cid=N,uds=PATH
+                       a virtio-vsock device for guest CID N (3 or more); host programs connect to the unix
+                       socket PATH ("CONNECT <port>\n"), guest connections to port P reach PATH_P
 On a terminal, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A to the guest.`;
 
 const MIN_MEMORY_MIB = 64;
@@ -64,6 +67,7 @@ export function parseRunArgs(argv: string[]): RunArgs {
         drive: { type: "string", multiple: true, default: [] },
         net: { type: "string", multiple: true, default: [] },
         rng: { type: "boolean", default: false },
+        vsock: { type: "string" },
       },
     }));
   } catch (e) {
@@ -88,6 +92,7 @@ export function parseRunArgs(argv: string[]): RunArgs {
     drives: values.drive.map((d, i) => driveOption(d, i)),
     "network-interfaces": values.net.map((n, i) => netOption(n, i)),
     ...(values.rng ? { entropy: {} } : {}),
+    ...(values.vsock !== undefined ? { vsock: vsockOption(values.vsock) } : {}),
   };
   let config: VmConfig;
   try {
@@ -137,6 +142,16 @@ function netOption(text: string, index: number): Record<string, unknown> {
   const mac = kv.get("mac");
   const id = kv.get("id");
   return { iface_id: typeof id === "string" ? id : `eth${index}`, host_dev_name: tap, ...(typeof mac === "string" ? { guest_mac: mac } : {}) };
+}
+
+function vsockOption(text: string): Record<string, unknown> {
+  const kv = keyValues(text, "--vsock", ["cid", "uds"], []);
+  const cid = kv.get("cid");
+  const uds = kv.get("uds");
+  if (typeof cid !== "string" || !/^\d+$/.test(cid) || typeof uds !== "string" || uds === "") {
+    throw new UsageError(`--vsock: "${text}" needs cid=N (a whole number) and uds=PATH`);
+  }
+  return { guest_cid: Number(cid), uds_path: uds };
 }
 
 function parseSerial(text: string): SerialTarget {

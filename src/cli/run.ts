@@ -1,11 +1,12 @@
 /** `petasan run`: build a VM from flags, attach the console, and exit with the VM's exit code. */
 import { openSync, closeSync } from "node:fs";
 import { createVm, type VirtualMachine } from "../lib/index.js";
-import { detectHostVirtualization, EMULATED_RING0_KERNEL_ARGS } from "../arch/x86/host.js";
+import { detectHostVirtualization } from "../arch/x86/host.js";
 import { ensureDefaultGuest } from "../guest/default-guest.js";
 import type { VmConfig } from "../config/vm-config.js";
 import { parseRunArgs, RUN_USAGE, UsageError, type RunArgs } from "./run-args.js";
 import { attachConsole } from "./console.js";
+import { defaultGuestBootSource } from "./default-guest-boot.js";
 
 function say(line: string): void {
   process.stderr.write(`petasan: ${line}\n`);
@@ -17,12 +18,12 @@ async function bootSource(args: RunArgs): Promise<VmConfig["boot-source"]> {
     return { kernel_image_path: args.kernel, ...(args.cmdline !== undefined ? { boot_args: args.cmdline } : {}), ...(args.initrd ? { initrd_path: args.initrd } : {}) };
   }
   const guest = await ensureDefaultGuest({ onProgress: (line) => say(line) });
-  let bootArgs = args.cmdline ?? guest.cmdline;
-  if (!detectHostVirtualization().hardware) {
-    say(`this host's KVM has no VT-x/AMD-V and emulates guest ring-0 code; adding kernel arguments the emulator needs: ${EMULATED_RING0_KERNEL_ARGS.join(" ")}`);
-    bootArgs = `${bootArgs} ${EMULATED_RING0_KERNEL_ARGS.join(" ")}`;
-  }
-  return { kernel_image_path: guest.kernel, initrd_path: guest.initrd, boot_args: bootArgs };
+  const choice = defaultGuestBootSource(guest, args.cmdline, {
+    hasRootDrive: args.config.drives.some((d) => d.is_root_device),
+    hardwareVirtualization: detectHostVirtualization().hardware,
+  });
+  for (const note of choice.notes) say(note);
+  return choice.bootSource;
 }
 
 export async function runCommand(argv: string[]): Promise<number> {

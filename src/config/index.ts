@@ -12,3 +12,4 @@ export * from "./rate-limiter.js";
 export * from "./schema.js";
 export * from "./vm-config.js";
 export * from "./vm-resources.js";
+export * from "./vsock.js";

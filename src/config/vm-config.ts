@@ -9,6 +9,7 @@ import { loggerSchema, type LoggerConfig } from "./logger.js";
 import { DEFAULT_MACHINE_CONFIG, machineConfigSchema, type MachineConfig } from "./machine-config.js";
 import { metricsSchema, type MetricsConfig } from "./metrics.js";
 import { networkInterfaceSchema, type NetworkInterfaceConfig } from "./network-interface.js";
+import { vsockSchema, type VsockConfig } from "./vsock.js";
 import { arrayOf, defaulted, nested, objectSchema, optional, required, type ObjectSchema } from "./schema.js";
 
 /** A complete, bootable configuration (what --config-file holds and the VMM builds from). */
@@ -19,6 +20,7 @@ export interface VmConfig {
   drives: DriveConfig[];
   "network-interfaces": NetworkInterfaceConfig[];
   entropy?: EntropyConfig;
+  vsock?: VsockConfig;
   logger?: LoggerConfig;
   metrics?: MetricsConfig;
 }
@@ -33,7 +35,6 @@ const UNSUPPORTED_RESOURCES = {
   "memory-hotplug": "no virtio-mem device",
   "mmds-config": "no microVM metadata service",
   pmem: "no virtio-pmem device",
-  vsock: "no virtio-vsock device",
 };
 
 /** Checks the shape of a config file; cross-item rules are VmResources' (see parseVmConfig). */
@@ -45,6 +46,7 @@ export const vmConfigSchema: ObjectSchema<VmConfig> = objectSchema<VmConfig>(
     drives: defaulted(arrayOf(nested(driveSchema)), []),
     "network-interfaces": defaulted(arrayOf(nested(networkInterfaceSchema)), []),
     entropy: optional(nested(entropySchema)),
+    vsock: optional(nested(vsockSchema)),
     logger: optional(nested(loggerSchema)),
     metrics: optional(nested(metricsSchema)),
   },

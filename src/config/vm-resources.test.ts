@@ -76,5 +76,5 @@ test("parseVmConfig names the list item that breaks a rule", () => {
     () => parseVmConfig({ ...config, drives: [], "machine-config": { vcpu_count: 3, mem_size_mib: 128, smt: true } }),
     /machine-config\.vcpu_count: must be 1 or an even number when smt is enabled/,
   );
-  assert.throws(() => parseVmConfig({ ...config, vsock: { guest_cid: 3, uds_path: "/v" } }), /vsock: not supported by petasan/);
+  assert.throws(() => parseVmConfig({ ...config, balloon: { amount_mib: 1, deflate_on_oom: false } }), /balloon: not supported by petasan/);
 });

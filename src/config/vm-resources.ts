@@ -6,6 +6,7 @@
 import type { BootSourceConfig } from "./boot-source.js";
 import type { DriveConfig, DriveUpdate } from "./drive.js";
 import type { EntropyConfig } from "./entropy.js";
+import type { VsockConfig } from "./vsock.js";
 import type { LoggerConfig } from "./logger.js";
 import {
   applyMachineConfigUpdate,
@@ -26,6 +27,7 @@ export class VmResources {
   private drives: DriveConfig[] = [];
   private networkInterfaces: NetworkInterfaceConfig[] = [];
   private entropy: EntropyConfig | undefined;
+  private vsock: VsockConfig | undefined;
   private logger: LoggerConfig | undefined;
   private metrics: MetricsConfig | undefined;
 
@@ -43,6 +45,7 @@ export class VmResources {
       withPrefix(`network-interfaces[${index}]`, () => resources.insertNetworkInterface(iface));
     });
     if (config.entropy) resources.setEntropy(config.entropy);
+    if (config.vsock) resources.setVsock(config.vsock);
     if (config.logger) resources.setLogger(config.logger);
     if (config.metrics) resources.setMetrics(config.metrics);
     return resources;
@@ -117,6 +120,11 @@ export class VmResources {
     this.entropy = structuredClone(entropy);
   }
 
+  /** PUT /vsock: one vsock device per VM, replaced by a later PUT before boot (as Firecracker). */
+  setVsock(vsock: VsockConfig): void {
+    this.vsock = structuredClone(vsock);
+  }
+
   setLogger(logger: LoggerConfig): void {
     this.logger = structuredClone(logger);
   }
@@ -138,6 +146,7 @@ export class VmResources {
       "network-interfaces": this.networkInterfaces,
     };
     if (this.entropy) config.entropy = this.entropy;
+    if (this.vsock) config.vsock = this.vsock;
     if (this.logger) config.logger = this.logger;
     if (this.metrics) config.metrics = this.metrics;
     return structuredClone(config);

@@ -166,9 +166,12 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
     return this.exited;
   }
 
-  /** Presses Ctrl+Alt+Del on the guest's i8042 keyboard (Linux reboots, which ends the VM). */
-  sendCtrlAltDel(): void {
-    this.live("sendCtrlAltDel()").sendCtrlAltDel();
+  /**
+   * Presses Ctrl+Alt+Del on the guest's i8042 keyboard (Linux reboots, which ends the VM). Rejects, and the VM runs
+   * on, when the guest has not read its keyboard and the controller's 16-byte buffer has no room.
+   */
+  sendCtrlAltDel(): Promise<void> {
+    return this.live("sendCtrlAltDel()").sendCtrlAltDel();
   }
 
   /** Serves drive `driveId` from the image at `path` from now on (Firecracker's PATCH /drives after boot). */

@@ -36,6 +36,14 @@ export const eventfd = libc.func("int eventfd(unsigned int initval, int flags)")
 export const epollCreate1 = libc.func("int epoll_create1(int flags)");
 export const epollCtl = libc.func("int epoll_ctl(int epfd, int op, int fd, void *event)");
 export const epollWait = libc.func("int epoll_wait(int epfd, void *events, int maxevents, int timeout)");
+// AF_UNIX stream sockets (the vsock device's host side). `void *addr` takes a Buffer holding a struct sockaddr.
+export const socket = libc.func("int socket(int domain, int type, int protocol)");
+export const bind = libc.func("int bind(int fd, const void *addr, uint32_t len)");
+export const listen = libc.func("int listen(int fd, int backlog)");
+export const accept4 = libc.func("int accept4(int fd, void *addr, void *len, int flags)");
+export const connect = libc.func("int connect(int fd, const void *addr, uint32_t len)");
+export const shutdown = libc.func("int shutdown(int fd, int how)");
+export const send = libc.func("intptr_t send(int fd, const void *buf, size_t len, int flags)");
 export const getrandom = libc.func("intptr_t getrandom(void *buf, size_t len, unsigned int flags)");
 export const pthreadSelf = libc.func("unsigned long pthread_self()");
 export const pthreadKill = libc.func("int pthread_kill(unsigned long thread, int sig)");

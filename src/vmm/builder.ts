@@ -112,6 +112,7 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
   await step("building the kernel command line", () => {
     cmdline.addRaw(boot.boot_args ?? DEFAULT_BOOT_ARGS);
     for (const arg of devices.cmdlineArgs) cmdline.addRaw(arg);
+    cmdline.addDefaults(devices.rootArgs);
   });
 
   const entry = await step(`loading kernel ${boot.kernel_image_path}`, () =>

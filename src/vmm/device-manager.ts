@@ -19,7 +19,7 @@ import type { VirtioDeviceSpec, VirtioBackendSpec } from "./device-thread/protoc
 const DEVICE_GSIS = [5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23];
 
 /** Queues per device kind (virtio 1.2: block 5.2.2 one request queue, net 5.1.2 receiveq + transmitq, rng 5.4.2 one). */
-const QUEUE_COUNT: Record<VirtioBackendSpec["kind"], number> = { block: 1, net: 2, rng: 1 };
+const QUEUE_COUNT: Record<VirtioBackendSpec["kind"], number> = { block: 1, net: 2, rng: 1, vsock: 3 };
 
 export class DeviceManagerError extends Error {
   override readonly name = "DeviceManagerError";
@@ -27,8 +27,10 @@ export class DeviceManagerError extends Error {
 
 export interface PlacedDevices {
   specs: VirtioDeviceSpec[];
-  /** Kernel command line arguments announcing the devices (and the root device, if any). */
+  /** Kernel command line arguments announcing the devices. */
   cmdlineArgs: string[];
+  /** The root device and its mount mode, if a drive is the root: defaults the user's own arguments override. */
+  rootArgs: string[];
 }
 
 /** The backends the config asks for, root drive first (so it is /dev/vda). */
@@ -38,6 +40,7 @@ export function virtioBackends(config: VmConfig): VirtioBackendSpec[] {
     ...drives.map((d): VirtioBackendSpec => ({ kind: "block", id: d.drive_id, path: d.path_on_host, readOnly: d.is_read_only })),
     ...config["network-interfaces"].map((n): VirtioBackendSpec => ({ kind: "net", id: n.iface_id, tap: n.host_dev_name, mac: n.guest_mac })),
     ...(config.entropy ? [{ kind: "rng", id: "entropy" } as VirtioBackendSpec] : []),
+    ...(config.vsock ? [{ kind: "vsock", id: config.vsock.vsock_id ?? "vsock", guestCid: config.vsock.guest_cid, udsPath: config.vsock.uds_path } as VirtioBackendSpec] : []),
   ];
 }
 
@@ -67,8 +70,6 @@ export function placeVirtioDevices(vm: Vm, config: VmConfig, onRelease: (fn: () 
     cmdlineArgs.push(virtioMmioCmdlineEntry(base, gsi));
   });
   const root = config.drives.find((d) => d.is_root_device);
-  if (root) {
-    cmdlineArgs.push(root.partuuid ? `root=PARTUUID=${root.partuuid}` : "root=/dev/vda", root.is_read_only ? "ro" : "rw");
-  }
-  return { specs, cmdlineArgs };
+  const rootArgs = root ? [root.partuuid ? `root=PARTUUID=${root.partuuid}` : "root=/dev/vda", root.is_read_only ? "ro" : "rw"] : [];
+  return { specs, cmdlineArgs, rootArgs };
 }

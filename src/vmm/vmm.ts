@@ -145,8 +145,12 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
     if (this.state !== "Stopped") this.post({ kind: "serial-input", bytes });
   }
 
-  sendCtrlAltDel(): void {
-    if (this.state !== "Stopped") this.post({ kind: "ctrl-alt-del" });
+  /**
+   * Queues Ctrl+Alt+Del on the i8042 (Firecracker's SendCtrlAltDel). Rejects, leaving the VM running, when the
+   * guest has not read its keyboard and the controller's buffer has no room (Firecracker answers that with a 400).
+   */
+  sendCtrlAltDel(): Promise<void> {
+    return this.ask((id) => ({ kind: "ctrl-alt-del", id }));
   }
 
   /** Device metrics, from the device thread (which owns the devices). */
@@ -161,11 +165,16 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
 
   /** Serves drive `driveId` from the image at `path` from now on (PATCH /drives/{id} after boot). */
   updateDrivePath(driveId: string, path: string): Promise<void> {
+    return this.ask((id) => ({ kind: "swap-drive", id, driveId, path }));
+  }
+
+  /** Posts a request that the device thread answers with `done`; rejects with its error text. */
+  private ask(request: (id: number) => DeviceThreadRequest): Promise<void> {
     if (this.state === "Stopped") return Promise.reject(new Error("the VM has stopped"));
     const id = this.nextRequestId++;
     return new Promise((resolve, reject) => {
       this.doneWaiters.set(id, (error) => (error ? reject(new Error(error)) : resolve()));
-      this.post({ kind: "swap-drive", id, driveId, path });
+      this.post(request(id));
     });
   }
 

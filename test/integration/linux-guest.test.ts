@@ -15,6 +15,8 @@ import { ensureDefaultGuest, type DefaultGuest } from "../../src/guest/default-g
 import { detectHostVirtualization, EMULATED_RING0_KERNEL_ARGS } from "../../src/arch/x86/host.js";
 import { kvmSkipReason } from "./kvm-available.js";
 import { runPetasan, startPetasan } from "./petasan-process.js";
+import { requireTool } from "../setup/host-tools.js";
+import { answerGuestConnections, askGuest } from "./vsock-host.js";
 
 const skip = kvmSkipReason();
 const BOOT_TIMEOUT_MS = 300_000;
@@ -43,7 +45,7 @@ function hostArgs(base: string): string {
 test("the default guest boots to its banner and its reboot ends the VMM with exit code 0", { skip, timeout: BOOT_TIMEOUT_MS }, async () => {
   const r = await runPetasan(["run", "--serial", "stdio"], BOOT_TIMEOUT_MS - 10_000);
   assert.match(r.stdout, /Welcome to the petasan default guest/);
-  assert.match(r.stdout, /cpus=0\r?\n/);
+  assert.match(r.stdout, /CPUs online: 1 \(0\)\r?\n/);
   assert.match(r.stdout, /BOOT-OK uptime=\d+/);
   assert.match(r.stdout, /reboot: Restarting system/);
   assert.equal(r.code, 0, `exit code; stderr:\n${r.stderr}`);
@@ -53,49 +55,66 @@ for (const cpus of [2, 4]) {
   test(`the default guest brings up all ${cpus} vCPUs`, { skip, timeout: BOOT_TIMEOUT_MS * 2 }, async () => {
     const r = await runPetasan(["run", "--cpus", String(cpus), "--serial", "stdio"], BOOT_TIMEOUT_MS * 2 - 10_000);
     assert.match(r.stdout, new RegExp(`smp: Brought up 1 node, ${cpus} CPUs`));
-    assert.match(r.stdout, new RegExp(`cpus=0-${cpus - 1}\r?\n`));
+    assert.match(r.stdout, new RegExp(`CPUs online: ${cpus} \\(0-${cpus - 1}\\)\r?\n`));
     assert.match(r.stdout, /BOOT-OK uptime=\d+/);
     assert.equal(r.code, 0, `exit code; stderr:\n${r.stderr}`);
   });
 }
 
-test("ext4 root on virtio-blk, virtio-rng, and a ping over virtio-net in a network namespace", { skip, timeout: BOOT_TIMEOUT_MS }, async () => {
+test("ext4 root on virtio-blk, virtio-rng, vsock both ways, and a ping over virtio-net in a network namespace", { skip, timeout: BOOT_TIMEOUT_MS }, async () => {
   const root = join(work, "rootfs");
   for (const d of ["dev", "proc", "sys", "etc", "sbin"]) mkdirSync(join(root, d), { recursive: true });
   copyFileSync(guest.init, join(root, "sbin", "init"));
   writeFileSync(join(root, "etc", "petasan-message"), "read from ext4 on virtio-blk\n");
   const image = join(work, "root.ext4");
-  execFileSync("mke2fs", ["-q", "-F", "-t", "ext4", "-d", root, image, "16M"]);
+  execFileSync(requireTool("mke2fs"), ["-q", "-F", "-t", "ext4", "-d", root, image, "16M"]);
+  const [ip, pingTool] = [requireTool("ip"), requireTool("ping")];
+
+  const uds = join(work, "v.sock");
+  const guestToHost = await answerGuestConnections(uds, 5000, "hello from the host\n");
 
   const ns = `petasan-test-${process.pid}`;
-  const inNs = (...args: string[]) => execFileSync("ip", ["netns", "exec", ns, ...args], { stdio: "pipe" });
-  execFileSync("ip", ["netns", "add", ns]);
+  const inNs = (...args: string[]) => execFileSync(ip, ["netns", "exec", ns, ...args], { stdio: "pipe" });
+  execFileSync(ip, ["netns", "add", ns]);
   try {
     inNs("ip", "link", "set", "lo", "up");
     inNs("ip", "tuntap", "add", "dev", "ptap0", "mode", "tap", "vnet_hdr");
     inNs("ip", "addr", "add", `${HOST_ADDR}/24`, "dev", "ptap0");
     inNs("ip", "link", "set", "ptap0", "up");
 
-    const cmdline = hostArgs(`${guest.cmdline} ip=${GUEST_ADDR}::${HOST_ADDR}:255.255.255.0::eth0:off petasan.hwrng bench.mode=idle`);
+    // The default guest (no --kernel) with a root drive boots that drive, not its own initramfs. The command line
+    // already holds what petasan would add (this host's arguments, root=/dev/vda rw): none of it may appear twice.
+    const cmdline = hostArgs(`${guest.cmdline} root=/dev/vda rw ip=${GUEST_ADDR}::${HOST_ADDR}:255.255.255.0::eth0:off petasan.hwrng petasan.vsock bench.mode=idle`);
     const vm = startPetasan(
-      ["run", "--kernel", guest.kernel, "--drive", `path=${image},root`, "--rng", "--net", "tap=ptap0", "--cmdline", cmdline],
+      ["run", "--drive", `path=${image},root`, "--rng", "--net", "tap=ptap0", "--vsock", `cid=3,uds=${uds}`, "--cmdline", cmdline],
       BOOT_TIMEOUT_MS - 10_000,
-      (argv) => ["ip", "netns", "exec", ns, ...argv],
+      (argv) => [ip, "netns", "exec", ns, ...argv],
     );
     vm.child.stdin!.end();
+    // vsock: the guest called the host first (vsock-reply= below); now the host calls the guest.
+    await vm.waitFor("VSOCK-LISTENING");
+    const call = await askGuest(uds, 5001, "ping from the host\n");
+    assert.equal(call.answer, "guest heard: ping from the host\n");
+    assert.ok(call.hostPort >= 2 ** 30, `host port ${call.hostPort}`);
     // The guest's init sleeps 5 s after printing IDLE: the window in which its kernel answers pings.
     await vm.waitFor("IDLE");
-    const ping = execFileSync("ip", ["netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", GUEST_ADDR], { encoding: "utf8" });
+    const ping = execFileSync(ip, ["netns", "exec", ns, pingTool, "-c", "3", "-i", "0.2", "-W", "2", GUEST_ADDR], { encoding: "utf8" });
     assert.match(ping, /3 packets transmitted, 3 received/);
 
     const r = await vm.finished;
     assert.match(r.stdout, /virtio_blk virtio0: \[vda\]/);
     assert.match(r.stdout, /EXT4-fs \(vda\): mounted filesystem/);
-    assert.match(r.stdout, /message=read from ext4 on virtio-blk/);
+    assert.match(r.stdout, /message=read from ext4 on virtio-blk/, "the init that ran is the root drive's");
+    const kernelCmdline = /Command line: (.*)/.exec(r.stdout)?.[1] ?? "";
+    for (const arg of ["root=/dev/vda", "rw", ...(detectHostVirtualization().hardware ? [] : EMULATED_RING0_KERNEL_ARGS)]) {
+      assert.equal(kernelCmdline.split(/\s+/).filter((a) => a === arg).length, 1, `${arg} once in: ${kernelCmdline}`);
+    }
     assert.match(r.stdout, /hwrng=[0-9a-f]{16}/);
+    assert.match(r.stdout, /vsock-reply=hello from the host\r?\n/);
     assert.match(r.stdout, new RegExp(`IP-Config: Complete:[\\s\\S]*addr=${GUEST_ADDR.replaceAll(".", "\\.")}`));
     assert.equal(r.code, 0, `exit code; stderr:\n${r.stderr}`);
   } finally {
-    execFileSync("ip", ["netns", "del", ns]);
+    guestToHost.close();
+    execFileSync(ip, ["netns", "del", ns]);
   }
 });

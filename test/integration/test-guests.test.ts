@@ -12,6 +12,7 @@ import path from "node:path";
 import { buildTestGuest } from "../guests/build.js";
 import { kvmSkipReason } from "./kvm-available.js";
 import { startPetasan, type Finished } from "./petasan-process.js";
+import { requireTool } from "../setup/host-tools.js";
 
 /** Generous: ring-0 guest code is emulated on the test hosts, and two test processes share two cores. */
 const RUN_TIMEOUT_MS = 60_000;
@@ -102,7 +103,7 @@ test("SIGTERM stops a running VM cleanly: vCPUs kicked out of KVM_RUN, exit code
 test("on a terminal, Ctrl-A x quits and other keys reach the guest", { skip }, async () => {
   // `script` gives petasan a pseudo-terminal, so the console goes raw and Ctrl-A is the escape key.
   const elf = await buildTestGuest("echo");
-  const vm = startPetasan(["run", "--kernel", elf], RUN_TIMEOUT_MS, (argv) => ["script", "-qfec", argv.join(" "), "/dev/null"]);
+  const vm = startPetasan(["run", "--kernel", elf], RUN_TIMEOUT_MS, (argv) => [requireTool("script"), "-qfec", argv.join(" "), "/dev/null"]);
   await vm.waitFor("echo: ready");
   vm.child.stdin!.write("hi");
   await vm.waitFor("HI");

@@ -7,6 +7,7 @@ import type { DescriptorChain } from "./queue/descriptor-chain.js";
 export const DEVICE_ID_NET = 1;
 export const DEVICE_ID_BLOCK = 2;
 export const DEVICE_ID_ENTROPY = 4;
+export const DEVICE_ID_VSOCK = 19;
 
 /** Reserved feature bits, virtio 1.2 §6. */
 export const VIRTIO_F_INDIRECT_DESC = 1n << 28n;
@@ -62,6 +63,27 @@ export interface VirtioDevice {
   onHostReady?(): void;
   /** Whether `hostFd` should be polled now (false while the guest has given no RX buffers). */
   hostPollWanted?(): boolean;
+  /** For devices with many host fds: called once, before the guest runs, with the poller to register them on. */
+  attachHost?(io: HostIo): void;
+}
+
+/** What became ready on a watched host fd. */
+export interface HostEvents {
+  readable: boolean;
+  writable: boolean;
+  /** The peer hung up or the fd has an error: a read or write says which. */
+  hangup: boolean;
+}
+
+/**
+ * Host fds a device watches itself (vsock: a listener and one socket per connection), polled by the thread that
+ * runs the device. Edge-triggered: `onEvent` runs when readiness changes, so the device reads or writes until the fd
+ * would block, or remembers that it is ready. Its calls are guarded like queue work: an exception fails the device.
+ */
+export interface HostIo {
+  watch(fd: number, onEvent: (events: HostEvents) => void): void;
+  /** Stops watching `fd`; call before closing it. */
+  unwatch(fd: number): void;
 }
 
 /** Copies config bytes at `offset` into `data`, zero-filling past the end of `config`. */

@@ -152,6 +152,14 @@ export class MmioTransport implements BusDevice {
     if (this.running()) this.guarded(() => this.device.onHostReady?.());
   }
 
+  /**
+   * Runs the device's handler for one of the host fds it watches (HostIo), guarded as queue work is; dropped while
+   * the device is not running (the device re-checks its fds when it is activated).
+   */
+  hostEvent(work: () => void): void {
+    if (this.running()) this.guarded(work);
+  }
+
   /** The device's host fd, if it has one: poll it for EPOLLIN while hostPollWanted() is true. */
   get hostFd(): number | undefined {
     return this.device.hostFd;

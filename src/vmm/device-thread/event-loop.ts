@@ -8,6 +8,11 @@ import { SysError } from "../../sys/errors.js";
 
 export const EPOLLIN = 0x001;
 export const EPOLLOUT = 0x004;
+export const EPOLLERR = 0x008;
+export const EPOLLHUP = 0x010;
+export const EPOLLRDHUP = 0x2000;
+/** Edge-triggered: reported when readiness changes, not while it lasts (epoll(7)). */
+export const EPOLLET = 0x8000_0000;
 const EPOLL_CTL_ADD = 1;
 const EPOLL_CTL_DEL = 2;
 const EPOLL_CTL_MOD = 3;

@@ -14,7 +14,8 @@ export interface DeviceThreadVcpu {
 export type VirtioBackendSpec =
   | { kind: "block"; id: string; path: string; readOnly: boolean }
   | { kind: "net"; id: string; tap: string; mac?: string }
-  | { kind: "rng"; id: string };
+  | { kind: "rng"; id: string }
+  | { kind: "vsock"; id: string; guestCid: number; udsPath: string };
 
 /** A virtio device as placed by the device manager: its backend, MMIO window, GSI and eventfds. */
 export interface VirtioDeviceSpec {
@@ -50,7 +51,8 @@ export interface DeviceThreadData {
 
 export type DeviceThreadRequest =
   | { kind: "serial-input"; bytes: Uint8Array }
-  | { kind: "ctrl-alt-del" }
+  /** Answered with `done`; the error says why the keys could not be queued (the guest left no room). */
+  | { kind: "ctrl-alt-del"; id: number }
   | { kind: "metrics"; id: number }
   /** PATCH /drives/{id}: serve drive `driveId` from the image at `path` from now on. */
   | { kind: "swap-drive"; id: number; driveId: string; path: string }

@@ -6,11 +6,11 @@
 import type { Bus } from "../../devices/bus.js";
 import type { GuestMemory } from "../../memory/guest-memory.js";
 import {
-  FileDisk, MmioTransport, MMIO_DEVICE_WINDOW, VirtioBlock, VirtioNet, VirtioRng, getrandomSource, openTap, parseMac,
-  type Logger as VirtioLogger, type VirtioDevice,
+  FileDisk, MmioTransport, MMIO_DEVICE_WINDOW, UnixVsockHost, VirtioBlock, VirtioNet, VirtioRng, VirtioVsock, getrandomSource, openTap, parseMac,
+  type HostIo, type Logger as VirtioLogger, type VirtioDevice,
 } from "../../devices/virtio/index.js";
 import type { Logger } from "../logger.js";
-import { EPOLLIN, type EventLoop } from "./event-loop.js";
+import { EPOLLERR, EPOLLET, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP, type EventLoop } from "./event-loop.js";
 import { drainEventFd } from "../../sys/eventfd.js";
 import { irqfdLine } from "./irq-line.js";
 import type { VirtioDeviceSpec } from "./protocol.js";
@@ -40,6 +40,16 @@ function createDevice(spec: VirtioDeviceSpec, log: VirtioLogger): { device: Virt
     }
     case "rng":
       return { device: new VirtioRng({ source: getrandomSource, logger: log }), close: () => {} };
+    case "vsock": {
+      const host = UnixVsockHost.listen(b.udsPath);
+      try {
+        const device = new VirtioVsock({ guestCid: b.guestCid, host, logger: log, name: `virtio-vsock ${b.id}` });
+        return { device, close: () => device.close() };
+      } catch (e) {
+        host.close();
+        throw e;
+      }
+    }
   }
 }
 
@@ -60,6 +70,18 @@ export function swapDriveImage(devices: readonly AttachedVirtioDevice[], driveId
   a.transport.configChanged();
 }
 
+/** A device's own host fds on the event loop: edge-triggered, and run under the transport's guard. */
+function hostIo(loop: EventLoop, transport: MmioTransport): HostIo {
+  return {
+    watch: (fd, onEvent) => loop.add(fd, (events) => transport.hostEvent(() => onEvent({
+      readable: (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) !== 0,
+      writable: (events & EPOLLOUT) !== 0,
+      hangup: (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) !== 0,
+    })), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET),
+    unwatch: (fd) => loop.remove(fd),
+  };
+}
+
 export function attachVirtioDevices(specs: readonly VirtioDeviceSpec[], mmio: Bus, loop: EventLoop, mem: GuestMemory, logger: Logger): AttachedVirtioDevice[] {
   const log: VirtioLogger = (level, msg) => logger(LEVELS[level], msg);
   const attached: AttachedVirtioDevice[] = [];
@@ -76,6 +98,7 @@ export function attachVirtioDevices(specs: readonly VirtioDeviceSpec[], mmio: Bu
     mmio.insert(transport, spec.base, MMIO_DEVICE_WINDOW, name);
     const a: AttachedVirtioDevice = { spec, transport, ...created };
     attached.push(a);
+    created.device.attachHost?.(hostIo(loop, transport));
 
     const hostFd = transport.hostFd;
     let hostArmed = hostFd !== undefined;

@@ -18,7 +18,7 @@ import { ExitDoorbell } from "../exit-doorbell.js";
 import { attachLegacyDevices, type LegacyDevices } from "./legacy-devices.js";
 import { attachVirtioDevices, swapDriveImage, type AttachedVirtioDevice } from "./virtio-devices.js";
 import { guestMemoryOver } from "../../memory/host-mapping.js";
-import { attachUserDevices, loadUserDevices, UserDeviceError, type AttachedUserDevice, type LoadedUserDevice } from "./user-devices.js";
+import { attachUserDevices, loadUserDevices, type AttachedUserDevice, type LoadedUserDevice } from "./user-devices.js";
 import { kvmIrqLine } from "./irq-line.js";
 import { LEGACY_GSIS } from "./legacy-devices.js";
 import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./protocol.js";
@@ -28,66 +28,84 @@ const emit = (e: DeviceThreadEvent) => parentPort!.postMessage(e);
 const log = createLogger({ ...data.log, origin: "devices" });
 
 function main(userDevices: readonly LoadedUserDevice[]): void {
-  const vm = new Vm(data.vmFd, 0);
-  const pio = new Bus("pio");
-  const mmio = new Bus("mmio");
   const loop = new EventLoop();
-
-  const legacy = attachLegacyDevices(pio, vm, {
-    serialOutput: serialSink(data.serialOutputFd),
-    onReset: () => emit({ kind: "guest-reset" }),
-  });
-
-  const mem = guestMemoryOver(data.memory);
-  const virtio = attachVirtioDevices(data.virtio, mmio, loop, mem, log);
-  const user = attachUserDevices(userDevices, {
-    pio, mmio, memory: mem, log, irqLine: (gsi) => kvmIrqLine(vm, gsi), takenGsis: new Set([...LEGACY_GSIS, ...data.virtio.map((v) => v.gsi)]),
-  });
-
-  const vcpus = data.vcpus.map((v) => ({ id: v.id, control: new VcpuControl(v.control), run: new KvmRunView(v.runAddr, v.mmapSize) }));
-  const exits = new ExitServer(vcpus, pio, mmio, log);
-  const doorbell = new ExitDoorbell(data.exitEventFd, data.exitDoorbellPoll, data.exitDoorbell);
-  loop.add(data.exitEventFd, () => {
-    drainEventFd(data.exitEventFd);
-    doorbell.serveWhileBusy(() => exits.serveAll());
-  });
-
-  loop.add(data.controlEventFd, () => {
-    drainEventFd(data.controlEventFd);
-    for (let m = receiveMessageOnPort(data.port); m; m = receiveMessageOnPort(data.port)) {
-      const req = m.message as DeviceThreadRequest;
-      switch (req.kind) {
-        case "serial-input":
-          legacy.serial.enqueueInput(req.bytes);
-          break;
-        case "ctrl-alt-del":
-          legacy.i8042.sendCtrlAltDel();
-          break;
-        case "metrics":
-          emit({ kind: "metrics", id: req.id, metrics: { ...deviceMetrics(legacy, virtio), ...userDeviceMetrics(user) } });
-          break;
-        case "swap-drive":
-          try {
-            swapDriveImage(virtio, req.driveId, req.path);
-            emit({ kind: "done", id: req.id });
-          } catch (e) {
-            emit({ kind: "done", id: req.id, error: (e as Error).message });
-          }
-          break;
-        case "stop":
-          loop.stop();
-          break;
-      }
-    }
-  });
-
-  emit({ kind: "ready" });
+  let virtio: AttachedVirtioDevice[] = [];
+  // Everything this thread opens is released however it ends, a device that fails to open included: a failed
+  // InstanceStart must leave no epoll fd, image file or tap behind.
   try {
+    const vm = new Vm(data.vmFd, 0);
+    const pio = new Bus("pio");
+    const mmio = new Bus("mmio");
+
+    const legacy = attachLegacyDevices(pio, vm, {
+      serialOutput: serialSink(data.serialOutputFd),
+      onReset: () => emit({ kind: "guest-reset" }),
+    });
+
+    const mem = guestMemoryOver(data.memory);
+    virtio = attachVirtioDevices(data.virtio, mmio, loop, mem, log);
+    const user = attachUserDevices(userDevices, {
+      pio, mmio, memory: mem, log, irqLine: (gsi) => kvmIrqLine(vm, gsi), takenGsis: new Set([...LEGACY_GSIS, ...data.virtio.map((v) => v.gsi)]),
+    });
+
+    const vcpus = data.vcpus.map((v) => ({ id: v.id, control: new VcpuControl(v.control), run: new KvmRunView(v.runAddr, v.mmapSize) }));
+    const exits = new ExitServer(vcpus, pio, mmio, log);
+    const doorbell = new ExitDoorbell(data.exitEventFd, data.exitDoorbellPoll, data.exitDoorbell);
+    loop.add(data.exitEventFd, () => {
+      drainEventFd(data.exitEventFd);
+      doorbell.serveWhileBusy(() => exits.serveAll());
+    });
+
+    loop.add(data.controlEventFd, () => {
+      drainEventFd(data.controlEventFd);
+      for (let m = receiveMessageOnPort(data.port); m; m = receiveMessageOnPort(data.port)) {
+        serveRequest(m.message as DeviceThreadRequest, legacy, virtio, loop, user);
+      }
+    });
+
+    emit({ kind: "ready" });
     loop.run();
   } finally {
     for (const v of virtio) v.close();
     loop.close();
   }
+}
+
+/** One request from the controller; those with an id are always answered, with the error's one-line text if any. */
+function serveRequest(req: DeviceThreadRequest, legacy: LegacyDevices, virtio: readonly AttachedVirtioDevice[], loop: EventLoop, user: readonly AttachedUserDevice[]): void {
+  const answer = (id: number, work: () => void) => {
+    try {
+      work();
+      emit({ kind: "done", id });
+    } catch (e) {
+      emit({ kind: "done", id, error: oneLine(e) });
+    }
+  };
+  switch (req.kind) {
+    case "serial-input":
+      legacy.serial.enqueueInput(req.bytes);
+      break;
+    case "ctrl-alt-del":
+      // A guest that does not read its keyboard fills the i8042 buffer: that is the caller's error to see, never
+      // the end of the VM.
+      answer(req.id, () => legacy.i8042.sendCtrlAltDel());
+      break;
+    case "metrics":
+      emit({ kind: "metrics", id: req.id, metrics: { ...deviceMetrics(legacy, virtio), ...userDeviceMetrics(user) } });
+      break;
+    case "swap-drive":
+      answer(req.id, () => swapDriveImage(virtio, req.driveId, req.path));
+      break;
+    case "stop":
+      loop.stop();
+      break;
+  }
+}
+
+/** An error as one line for the controller (a fault_message, a CLI line); the stack goes to the log at Debug. */
+function oneLine(e: unknown): string {
+  if (e instanceof Error && e.stack) log("Debug", e.stack);
+  return (e instanceof Error ? e.message : String(e)).replace(/\s*\n\s*/g, " ");
 }
 
 /** Device metrics by device, Firecracker-style names where it has one. */
@@ -139,6 +157,5 @@ try {
   main(await loadUserDevices(data.userDevices));
   emit({ kind: "stopped" });
 } catch (e) {
-  // A user device's error is the user's to fix and says all; anything else is petasan's, with its stack.
-  emit({ kind: "failed", error: e instanceof UserDeviceError ? e.message : ((e as Error).stack ?? String(e)) });
+  emit({ kind: "failed", error: oneLine(e) });
 }

@@ -3,6 +3,7 @@
 //   base + 0, 32-bit: a write adds the value to the sum; a read returns the sum.
 //   base + 4, 32-bit: a write gives the guest-physical address of a NUL-terminated string, which the
 //                     device uppercases in guest memory (DMA through context.memory).
+//   base + 8:         a write raises the device's interrupt (context.irq, when the VM gave it one).
 import type { UserDeviceFactory } from "petasan";
 
 const MAX_STRING = 256;
@@ -19,6 +20,7 @@ const createSumDevice: UserDeviceFactory<{ start?: number }> = (context) => {
       const value = new DataView(data.buffer, data.byteOffset, 4).getUint32(0, true);
       if (offset === 0) sum = (sum + value) >>> 0;
       else if (offset === 4) uppercase(value);
+      else if (offset === 8) context.irq?.trigger();
     },
   };
 

@@ -26,7 +26,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   api: ["config"],
   // The public API: it wraps vmm and names device and config types, makes the pipes its streams read, and
   // checks user devices' ranges against the machine's layout.
-  lib: ["sys", "config", "arch", "devices", "vmm"],
+  lib: ["sys", "config", "memory", "arch", "devices", "vmm"],
   // The package entry re-exports lib and nothing else.
   "index.ts": ["lib"],
   // The CLI (petasan run and the Firecracker API mode) drives VMs through the public API only, as a user

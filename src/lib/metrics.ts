@@ -26,8 +26,8 @@ export interface DeviceMetrics {
   [block: `block_${string}`]: BlockMetrics & { transport: TransportMetrics };
   [net: `net_${string}`]: NetMetrics & { transport: TransportMetrics };
   [rng: `rng_${string}`]: RngMetrics & { transport: TransportMetrics };
-  /** Devices written by the user (CreateVmOptions.devices), by name. */
-  [user: `user_${string}`]: UserDeviceMetrics;
+  /** Devices written by the user (CreateVmOptions.devices), by name: a bus device's counters, or a virtio device's own metrics (if it has a `metrics` object) and its transport's. */
+  [user: `user_${string}`]: UserDeviceMetrics | { transport: TransportMetrics; [counter: string]: unknown };
 }
 
 export interface VmMetrics {

@@ -6,8 +6,12 @@ import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { IOAPIC_ADDR, IOAPIC_SIZE, LAPIC_ADDR, LAPIC_SIZE, MMIO_HOLE_END, MMIO_HOLE_START, VIRTIO_MMIO_END, VIRTIO_MMIO_START } from "../arch/x86/layout.js";
 import type { UserDeviceSpec } from "../vmm/device-thread/user-devices.js";
+import type { VirtioBackendSpec } from "../vmm/device-thread/protocol.js";
 
-export interface UserDevice<Options = unknown> {
+/** A device written by the user: on the port-I/O or MMIO bus (BusDevice), or a virtio device on petasan's transport. */
+export type UserDevice<Options = unknown> = UserBusDevice<Options> | UserVirtioDevice<Options>;
+
+export interface UserBusDevice<Options = unknown> {
   /** The device's module: a file path or a file: URL; its default export is a UserDeviceFactory. */
   module: string | URL;
   /** Port I/O (base + length within 0..0x10000) or MMIO (within the 32-bit hole [3 GiB, 4 GiB), outside petasan's virtio window and the APICs). */
@@ -21,6 +25,29 @@ export interface UserDevice<Options = unknown> {
   /** Handed to the factory (structured-cloneable data). */
   options?: Options;
 }
+
+/**
+ * A virtio device written by the user: petasan gives it the next virtio-mmio window after its own devices,
+ * an interrupt, an ioeventfd per queue, and announces it on the kernel command line (virtio_mmio.device=).
+ */
+export interface UserVirtioDevice<Options = unknown> {
+  /** The device's module: a file path or a file: URL; its default export is a UserVirtioDeviceFactory. */
+  module: string | URL;
+  bus: "virtio";
+  /** How many virtqueues the device has (1 to 8); its `queueMaxSizes` must list as many. */
+  queues: number;
+  /** As a bus device's name (unique among the VM's user devices). */
+  name: string;
+  options?: Options;
+}
+
+/** The user's devices, split by where they go. */
+export interface ResolvedUserDevices {
+  bus: UserDeviceSpec[];
+  virtio: VirtioBackendSpec[];
+}
+
+const MAX_USER_QUEUES = 8;
 
 /** A user device that cannot be placed as asked. */
 export class UserDeviceConfigError extends Error {
@@ -42,14 +69,20 @@ const RESERVED_MMIO: readonly [number, number, string][] = [
 ];
 const FREE_IRQS = new Set([3, ...Array.from({ length: 19 }, (_, i) => i + 5)].filter((irq) => irq !== 8));
 
-export function resolveUserDevices(devices: readonly UserDevice[]): UserDeviceSpec[] {
+export function resolveUserDevices(devices: readonly UserDevice[]): ResolvedUserDevices {
   const names = new Set<string>();
-  return devices.map((d, i) => {
+  const resolved: ResolvedUserDevices = { bus: [], virtio: [] };
+  devices.forEach((d, i) => {
     const what = `devices[${i}]`;
     if (typeof d.name !== "string" || !/^[A-Za-z0-9_-]{1,64}$/.test(d.name)) throw new UserDeviceConfigError(`${what}.name: must be 1 to 64 letters, digits, "-" or "_"`);
     if (names.has(d.name)) throw new UserDeviceConfigError(`${what}.name: "${d.name}" is already used`);
     names.add(d.name);
-    if (d.bus !== "pio" && d.bus !== "mmio") throw new UserDeviceConfigError(`${what}.bus: must be "pio" or "mmio"`);
+    if (d.bus === "virtio") {
+      if (!Number.isInteger(d.queues) || d.queues < 1 || d.queues > MAX_USER_QUEUES) throw new UserDeviceConfigError(`${what}.queues: must be 1 to ${MAX_USER_QUEUES}`);
+      resolved.virtio.push({ kind: "user", id: d.name, module: moduleUrl(d.module, what), queues: d.queues, options: d.options });
+      return;
+    }
+    if (d.bus !== "pio" && d.bus !== "mmio") throw new UserDeviceConfigError(`${what}.bus: must be "pio", "mmio" or "virtio"`);
     if (!Number.isSafeInteger(d.base) || !Number.isSafeInteger(d.length) || d.base < 0 || d.length < 1) {
       throw new UserDeviceConfigError(`${what}: base and length must be integers, length at least 1`);
     }
@@ -59,8 +92,9 @@ export function resolveUserDevices(devices: readonly UserDevice[]): UserDeviceSp
     const clash = reserved.find(([base, length]) => d.base < base + length && base < d.base + d.length);
     if (clash) throw new UserDeviceConfigError(`${what}: ${range} overlaps ${clash[2]} at 0x${clash[0].toString(16)}`);
     if (d.irq !== undefined && !FREE_IRQS.has(d.irq)) throw new UserDeviceConfigError(`${what}.irq: must be 3 or 5 to 23 except 8`);
-    return { module: moduleUrl(d.module, what), bus: d.bus, base: d.base, length: d.length, name: d.name, irq: d.irq, options: d.options };
+    resolved.bus.push({ module: moduleUrl(d.module, what), bus: d.bus, base: d.base, length: d.length, name: d.name, irq: d.irq, options: d.options });
   });
+  return resolved;
 }
 
 function moduleUrl(module: string | URL, what: string): string {

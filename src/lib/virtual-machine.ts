@@ -20,8 +20,7 @@ import type { Vmm, VmExit } from "../vmm/vmm.js";
 import { SerialConsole } from "./serial-console.js";
 import { readLogLines, type LogLineReader } from "./log-lines.js";
 import type { DeviceMetrics, VmMetrics } from "./metrics.js";
-import { resolveUserDevices, type UserDevice } from "./user-devices.js";
-import type { UserDeviceSpec } from "../vmm/device-thread/user-devices.js";
+import { resolveUserDevices, type ResolvedUserDevices, type UserDevice } from "./user-devices.js";
 
 export type { VmExit, LogLevel };
 /** Why a VM ended: "guest-reset" and "guest-poweroff" (exit code 0), "stopped" (stop(), code 0), "vcpu-fault" and "internal-error" (code 1). */
@@ -90,7 +89,7 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
   private logReader?: LogLineReader;
   private logger: Logger = () => {};
   private ending = false;
-  private readonly userDevices: UserDeviceSpec[];
+  private readonly userDevices: ResolvedUserDevices;
 
   /** Use createVm(). `config` has been validated (resolveVmConfig). */
   constructor(readonly config: Readonly<VmConfig>, private readonly options: CreateVmOptions = {}) {
@@ -123,7 +122,7 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
       const serialOutputFd = this.openSerialOutput();
       const log = this.openLog();
       if (this.config.metrics !== undefined) this.metricsRecorder.open(this.config.metrics);
-      vmm = await buildVm(this.config, { serialOutputFd, log: log.settings, userDevices: this.userDevices });
+      vmm = await buildVm(this.config, { serialOutputFd, log: log.settings, userDevices: this.userDevices.bus, userVirtioDevices: this.userDevices.virtio });
       await vmm.start();
     } catch (error) {
       await vmm?.stop("the VM failed to start");

@@ -24,6 +24,7 @@ import { Vmm } from "./vmm.js";
 import { ExitDoorbell } from "./exit-doorbell.js";
 import type { LogSettings } from "./logger.js";
 import type { UserDeviceSpec } from "./device-thread/user-devices.js";
+import type { VirtioBackendSpec } from "./device-thread/protocol.js";
 
 /** One page below the TSS, where QEMU puts it too: KVM's identity map for unpaged real mode on Intel. */
 const KVM_IDENTITY_MAP_ADDR = KVM_TSS_ADDR - PAGE_SIZE;
@@ -47,6 +48,8 @@ export interface BuildOptions {
   log: LogSettings;
   /** Devices written by the user (see device-thread/user-devices.ts). */
   userDevices?: UserDeviceSpec[];
+  /** Virtio devices written by the user, placed after petasan's own. */
+  userVirtioDevices?: VirtioBackendSpec[];
 }
 
 /** Builds a VM from a validated config, ready to start(). */
@@ -106,7 +109,7 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
   });
   const mem = guestMemoryOver(regions);
 
-  const devices = await step("placing virtio devices", () => placeVirtioDevices(vm, config, (fn) => undo.push(fn)));
+  const devices = await step("placing virtio devices", () => placeVirtioDevices(vm, config, (fn) => undo.push(fn), opts.userVirtioDevices));
 
   const cmdline = new Cmdline();
   await step("building the kernel command line", () => {

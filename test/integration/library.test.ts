@@ -291,3 +291,45 @@ test("a user device that throws on an access is answered with all ones and logge
   assert.equal(failures.length, 1, lines.join("\n"));
   assert.match(failures[0], /write at offset 0x0 threw \(broken\); further failures are only counted/);
 });
+
+test("examples/virtio-device: a virtio-blk disk written in TypeScript, on petasan's transport and queues, driven by the virtio-blk test guest", { skip }, async () => {
+  const dir = consumerPackage();
+  try {
+    for (const file of ["virtio-device.js", "ram-disk.js"]) copyFileSync(path.join(ROOT, "dist/examples", file), path.join(dir, file));
+    const run = await runNode(dir, ["virtio-device.js", await buildTestGuest("virtio-blk")]);
+    assert.match(run.stdout, /virtio-blk: capacity 2048 sectors\nvirtio-blk: wrote\+flushed pattern, status 0\nvirtio-blk: read back matches, status 0, used len 4097\nvirtio-blk: done\n/, explain(run));
+    assert.match(run.stdout, /ramdisk counters: \{"reads":1,"writes":1,"flushes":1,"badRequests":0,"transport":\{"notifies":3,/, explain(run));
+    assert.match(run.stderr, /VM ended: stopped/, explain(run));
+    assert.equal(run.code, 0, explain(run));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a user virtio device completes the guest's broken descriptor chains and goes on", { skip }, async () => {
+  const vm = createVm(
+    { "boot-source": { kernel_image_path: await buildTestGuest("virtio-blk"), boot_args: "console=ttyS0 hostile" } },
+    { devices: [{ name: "ramdisk", bus: "virtio", queues: 1, module: new URL("../../examples/ram-disk.js", import.meta.url) }] },
+  );
+  const lines: string[] = [];
+  vm.on("log", (line) => lines.push(line));
+  const out = collect(vm);
+  await vm.start();
+  await out.waitFor("virtio-blk: done\n");
+  const ramdisk = (await vm.metrics()).devices.user_ramdisk as unknown as { badRequests: number; transport: { deviceFailures: number } };
+  await vm.stop();
+  assert.match(out.text(), /hostile chain outside RAM completed, status 255, used len 0\n/);
+  assert.match(out.text(), /hostile looping chain completed, status 255, used len 0\n/);
+  assert.match(out.text(), /read after hostile chains matches/);
+  assert.equal(ramdisk.badRequests, 2);
+  assert.equal(ramdisk.transport.deviceFailures, 0);
+  assert.equal(lines.filter((l) => l.includes("device ramdisk: bad request")).length, 1, lines.join("\n"));
+});
+
+test("user virtio devices: a bad queue count is refused by createVm; a factory that makes no virtio device fails start()", { skip }, async () => {
+  const config = { "boot-source": { kernel_image_path: await buildTestGuest("virtio-blk") } };
+  assert.throws(() => createVm(config, { devices: [{ name: "v", bus: "virtio", queues: 0, module: "/x.mjs" }] }), /devices\[0\]\.queues: must be 1 to 8/);
+  const module = deviceModule("export default () => ({ deviceType: 2, features: 0n, queueMaxSizes: [256, 256], readConfig() {}, writeConfig() {}, activate() {}, processQueue() {}, reset() {} });\n");
+  const vm = createVm(config, { console: "none", devices: [{ name: "v", bus: "virtio", queues: 1, module }] });
+  await assert.rejects(vm.start(), /: virtio-user v: its factory returned no usable virtio device: queueMaxSizes must list 1 queue sizes/);
+});

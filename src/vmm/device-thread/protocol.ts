@@ -15,7 +15,9 @@ export type VirtioBackendSpec =
   | { kind: "block"; id: string; path: string; readOnly: boolean }
   | { kind: "net"; id: string; tap: string; mac?: string }
   | { kind: "rng"; id: string }
-  | { kind: "vsock"; id: string; guestCid: number; udsPath: string };
+  | { kind: "vsock"; id: string; guestCid: number; udsPath: string }
+  /** A virtio device written by the user: its module (file: URL) makes the device; `queues` is its queue count. */
+  | { kind: "user"; id: string; module: string; queues: number; options?: unknown };
 
 /** A virtio device as placed by the device manager: its backend, MMIO window, GSI and eventfds. */
 export interface VirtioDeviceSpec {

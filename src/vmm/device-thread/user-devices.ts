@@ -12,6 +12,8 @@ import type { BusDevice, Bus } from "../../devices/bus.js";
 import type { InterruptLine } from "../../devices/interrupt.js";
 import type { GuestMemory } from "../../memory/guest-memory.js";
 import type { Logger } from "../logger.js";
+import type { VirtioDevice } from "../../devices/virtio/device.js";
+import type { VirtioBackendSpec, VirtioDeviceSpec } from "./protocol.js";
 
 /** Where a user device sits and what its factory gets (crosses to the device thread by structured clone). */
 export interface UserDeviceSpec {
@@ -157,5 +159,85 @@ function guard(device: BusDevice, metrics: UserDeviceMetrics, log: (level: "Erro
         failed("write", offset, error);
       }
     },
+  };
+}
+
+/** What a user virtio device's factory gets, on the device thread; guest memory and queues come with activate(). */
+export interface UserVirtioDeviceContext<Options = unknown> {
+  readonly options: Options;
+  readonly name: string;
+  log(level: "Error" | "Warning" | "Info" | "Debug", message: string): void;
+}
+
+/**
+ * A user virtio device module's default export: makes a VirtioDevice (device type, features, queue sizes,
+ * config space, activate/processQueue/reset) that petasan puts behind its virtio-mmio transport, with an
+ * MMIO window, an interrupt, an ioeventfd per queue and a `virtio_mmio.device=` entry on the kernel command line.
+ */
+export type UserVirtioDeviceFactory<Options = unknown> = (context: UserVirtioDeviceContext<Options>) => VirtioDevice;
+
+type UserVirtioSpec = Extract<VirtioBackendSpec, { kind: "user" }>;
+
+/** Imports the modules of the user's virtio devices among `backends`, by device id. */
+export async function loadUserVirtioDevices(backends: readonly VirtioDeviceSpec[]): Promise<Map<string, UserVirtioDeviceFactory>> {
+  const factories = new Map<string, UserVirtioDeviceFactory>();
+  for (const { backend } of backends) {
+    if (backend.kind !== "user") continue;
+    const [loaded] = await loadUserDevices([{ module: backend.module, name: backend.id, bus: "mmio", base: 0, length: 0 }]);
+    factories.set(backend.id, loaded.factory as unknown as UserVirtioDeviceFactory);
+  }
+  return factories;
+}
+
+/** Makes user virtio device `spec` with its loaded factory, and checks what came back (errors are prefixed with the device's name by the caller). */
+export function createUserVirtioDevice(spec: UserVirtioSpec, factories: ReadonlyMap<string, UserVirtioDeviceFactory>, logger: Logger): VirtioDevice {
+  const factory = factories.get(spec.id);
+  if (factory === undefined) throw new UserDeviceError("its module was not loaded");
+  const log = (level: "Error" | "Warning" | "Info" | "Debug", message: string) => logger(level, `device ${spec.id}: ${message}`);
+  let device: VirtioDevice;
+  try {
+    device = factory({ options: spec.options, name: spec.id, log });
+  } catch (error) {
+    throw new UserDeviceError(`its factory failed: ${(error as Error).message}`, { cause: error });
+  }
+  const problem = virtioDeviceProblem(device, spec.queues);
+  if (problem) throw new UserDeviceError(`its factory returned no usable virtio device: ${problem}`);
+  guardConfigSpace(device, log);
+  return device;
+}
+
+function virtioDeviceProblem(device: VirtioDevice, queues: number): string | undefined {
+  if (typeof device !== "object" || device === null) return "not an object";
+  if (!Number.isInteger(device.deviceType) || device.deviceType <= 0) return "deviceType must be a virtio device ID (virtio 1.2 §5)";
+  if (typeof device.features !== "bigint") return "features must be a bigint";
+  if (!Array.isArray(device.queueMaxSizes) || device.queueMaxSizes.length !== queues) return `queueMaxSizes must list ${queues} queue sizes (the device's "queues")`;
+  for (const method of ["readConfig", "writeConfig", "activate", "processQueue", "reset"] as const) {
+    if (typeof device[method] !== "function") return `${method} must be a method`;
+  }
+  return undefined;
+}
+
+/** Config-space accesses are register exits: one that throws reads as zeros, is logged once, and the VM goes on. */
+function guardConfigSpace(device: VirtioDevice, log: (level: "Error", message: string) => void): void {
+  const readConfig = device.readConfig.bind(device);
+  const writeConfig = device.writeConfig.bind(device);
+  let failures = 0;
+  const failed = (what: string, error: unknown) => {
+    if (failures++ === 0) log("Error", `config space ${what} threw (${(error as Error)?.message ?? error}); further failures are not logged`);
+  };
+  device.readConfig = (offset, data) => {
+    try {
+      readConfig(offset, data);
+    } catch (error) {
+      data.fill(0);
+      failed("read", error);
+    }
+  };
+  device.writeConfig = (offset, data) => {
+    try {
+      writeConfig(offset, data);
+    } catch (error) {
+      failed("write", error);
+    }
   };
 }

@@ -14,6 +14,7 @@ import { EPOLLERR, EPOLLET, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP, type EventL
 import { drainEventFd } from "../../sys/eventfd.js";
 import { irqfdLine } from "./irq-line.js";
 import type { VirtioDeviceSpec } from "./protocol.js";
+import { createUserVirtioDevice, type UserVirtioDeviceFactory } from "./user-devices.js";
 
 export interface AttachedVirtioDevice {
   spec: VirtioDeviceSpec;
@@ -25,7 +26,7 @@ export interface AttachedVirtioDevice {
 
 const LEVELS = { error: "Error", warn: "Warning", info: "Info", debug: "Debug" } as const;
 
-function createDevice(spec: VirtioDeviceSpec, log: VirtioLogger): { device: VirtioDevice; close: () => void } {
+function createDevice(spec: VirtioDeviceSpec, log: VirtioLogger, user: UserVirtio): { device: VirtioDevice; close: () => void } {
   const b = spec.backend;
   switch (b.kind) {
     case "block": {
@@ -50,7 +51,15 @@ function createDevice(spec: VirtioDeviceSpec, log: VirtioLogger): { device: Virt
         throw e;
       }
     }
+    case "user":
+      return { device: createUserVirtioDevice(b, user.factories, user.logger), close: () => {} };
   }
+}
+
+/** The user's virtio devices' factories (loaded before the device thread's loop starts) and the thread's log. */
+interface UserVirtio {
+  factories: ReadonlyMap<string, UserVirtioDeviceFactory>;
+  logger: Logger;
 }
 
 /** Points block device `driveId` at the image `path` (same read-only mode) and tells the guest its capacity changed. */
@@ -82,14 +91,17 @@ function hostIo(loop: EventLoop, transport: MmioTransport): HostIo {
   };
 }
 
-export function attachVirtioDevices(specs: readonly VirtioDeviceSpec[], mmio: Bus, loop: EventLoop, mem: GuestMemory, logger: Logger): AttachedVirtioDevice[] {
+export function attachVirtioDevices(
+  specs: readonly VirtioDeviceSpec[], mmio: Bus, loop: EventLoop, mem: GuestMemory, logger: Logger,
+  userFactories: ReadonlyMap<string, UserVirtioDeviceFactory> = new Map(),
+): AttachedVirtioDevice[] {
   const log: VirtioLogger = (level, msg) => logger(LEVELS[level], msg);
   const attached: AttachedVirtioDevice[] = [];
   for (const spec of specs) {
     const name = `virtio-${spec.backend.kind} ${spec.backend.id}`;
     let created;
     try {
-      created = createDevice(spec, log);
+      created = createDevice(spec, log, { factories: userFactories, logger });
     } catch (e) {
       for (const a of attached) a.close();
       throw new Error(`${name}: ${(e as Error).message}`, { cause: e });

@@ -18,7 +18,9 @@ import { ExitDoorbell } from "../exit-doorbell.js";
 import { attachLegacyDevices, type LegacyDevices } from "./legacy-devices.js";
 import { attachVirtioDevices, swapDriveImage, type AttachedVirtioDevice } from "./virtio-devices.js";
 import { guestMemoryOver } from "../../memory/host-mapping.js";
-import { attachUserDevices, loadUserDevices, type AttachedUserDevice, type LoadedUserDevice } from "./user-devices.js";
+import {
+  attachUserDevices, loadUserDevices, loadUserVirtioDevices, type AttachedUserDevice, type LoadedUserDevice, type UserVirtioDeviceFactory,
+} from "./user-devices.js";
 import { kvmIrqLine } from "./irq-line.js";
 import { LEGACY_GSIS } from "./legacy-devices.js";
 import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./protocol.js";
@@ -27,7 +29,7 @@ const data = workerData as DeviceThreadData;
 const emit = (e: DeviceThreadEvent) => parentPort!.postMessage(e);
 const log = createLogger({ ...data.log, origin: "devices" });
 
-function main(userDevices: readonly LoadedUserDevice[]): void {
+function main(userDevices: readonly LoadedUserDevice[], userVirtio: ReadonlyMap<string, UserVirtioDeviceFactory>): void {
   const loop = new EventLoop();
   let virtio: AttachedVirtioDevice[] = [];
   // Everything this thread opens is released however it ends, a device that fails to open included: a failed
@@ -43,7 +45,7 @@ function main(userDevices: readonly LoadedUserDevice[]): void {
     });
 
     const mem = guestMemoryOver(data.memory);
-    virtio = attachVirtioDevices(data.virtio, mmio, loop, mem, log);
+    virtio = attachVirtioDevices(data.virtio, mmio, loop, mem, log, userVirtio);
     const user = attachUserDevices(userDevices, {
       pio, mmio, memory: mem, log, irqLine: (gsi) => kvmIrqLine(vm, gsi), takenGsis: new Set([...LEGACY_GSIS, ...data.virtio.map((v) => v.gsi)]),
     });
@@ -154,7 +156,7 @@ function writeAll(fd: number, bytes: Uint8Array): void {
 }
 
 try {
-  main(await loadUserDevices(data.userDevices));
+  main(await loadUserDevices(data.userDevices), await loadUserVirtioDevices(data.virtio));
   emit({ kind: "stopped" });
 } catch (e) {
   emit({ kind: "failed", error: oneLine(e) });

@@ -5,7 +5,6 @@
  * step N undoes steps 1..N-1; every error says which step failed.
  */
 import { readFile } from "node:fs/promises";
-import { availableParallelism } from "node:os";
 import { close } from "../sys/libc.js";
 import { newEventFd } from "../sys/eventfd.js";
 import { Kvm } from "../kvm/kvm.js";
@@ -22,6 +21,7 @@ import { VcpuHandle } from "./vcpu/handle.js";
 import { configureVcpu, hostCpuFacts, setBootRegisters } from "./vcpu-setup.js";
 import { Vmm } from "./vmm.js";
 import { ExitDoorbell } from "./exit-doorbell.js";
+import { claimPollingCores } from "./polling-cores.js";
 import type { LogSettings } from "./logger.js";
 import type { UserDeviceSpec } from "./device-thread/user-devices.js";
 import type { VirtioBackendSpec } from "./device-thread/protocol.js";
@@ -129,7 +129,9 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
     const exitEventFd = newEventFd();
     undo.push(() => close(exitEventFd));
     // Polling threads need a core each: the vCPUs and the device thread.
-    const doorbell = new ExitDoorbell(exitEventFd, availableParallelism() >= machine.vcpu_count + 1);
+    const polling = claimPollingCores(machine.vcpu_count + 1);
+    undo.push(() => polling.release());
+    const doorbell = new ExitDoorbell(exitEventFd, polling.poll);
     const handles: VcpuHandle[] = [];
     for (let id = 0; id < machine.vcpu_count; id++) {
       const vcpu = vm.createVcpu(id);

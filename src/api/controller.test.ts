@@ -4,11 +4,12 @@ import { driveSchema, VmResources } from "../config/index.js";
 import type { Action, ActionResult } from "./actions.js";
 import { Controller } from "./controller.js";
 import { NOT_SUPPORTED_POST_BOOT, NOT_SUPPORTED_PRE_BOOT, VM_STOPPED } from "./errors.js";
+import { FakeHostFiles } from "./fake-host-files.js";
 import { FakeVmmBackend } from "./fake-vmm-backend.js";
 import type { VmmBackend } from "./vmm-backend.js";
 
 function setup(backend: VmmBackend = new FakeVmmBackend()) {
-  return new Controller({ backend, vmmVersion: "0.1.0" });
+  return new Controller({ backend, vmmVersion: "0.1.0", hostFiles: new FakeHostFiles() });
 }
 
 function fault(result: ActionResult): string {
@@ -66,11 +67,11 @@ test("a drive swap reaches the VMM before it is recorded", async () => {
   const backend = new FakeVmmBackend();
   const resources = VmResources.fromConfig({
     "boot-source": { kernel_image_path: "/k" },
-    "machine-config": { vcpu_count: 1, mem_size_mib: 128, smt: false, track_dirty_pages: false, cpu_template: "host", huge_pages: "None" },
+    "machine-config": { vcpu_count: 1, mem_size_mib: 128, smt: false, track_dirty_pages: false, huge_pages: "None" },
     drives: [driveSchema.parse({ drive_id: "scratch", path_on_host: "/a", is_root_device: false })],
     "network-interfaces": [],
   });
-  const controller = new Controller({ backend, vmmVersion: "0.1.0", resources });
+  const controller = new Controller({ backend, vmmVersion: "0.1.0", resources, hostFiles: new FakeHostFiles() });
   await controller.handle({ kind: "instanceStart" });
   backend.failNext.set("updateDrivePath", new Error("open /b: ENOENT"));
   const swap: Action = { kind: "patchDrive", update: { drive_id: "scratch", path_on_host: "/b" } };
@@ -101,9 +102,9 @@ test("configuration conflicts carry Firecracker's prefixes", async () => {
   const controller = setup();
   const root = (drive_id: string): Action => ({ kind: "putDrive", drive: driveSchema.parse({ drive_id, path_on_host: "/d", is_root_device: true }) });
   await controller.handle(root("a"));
-  assert.equal(fault(await controller.handle(root("b"))), 'Drive config error: is_root_device: a root block device already exists (drive_id "a")');
+  assert.equal(fault(await controller.handle(root("b"))), 'Drive config error: A root block device already exists! (drive "a")');
   assert.equal(
     fault(await controller.handle({ kind: "patchMachineConfig", update: { vcpu_count: 3, smt: true } })),
-    "Machine config error: vcpu_count: must be 1 or an even number when smt is enabled",
+    "Machine config error: The number of vCPUs must be greater than 0, less than 32 and must be 1 or an even number if SMT is enabled.",
   );
 });

@@ -4,21 +4,27 @@
  * other action runs one at a time, in arrival order, so a slow backend call (boot, pause) never
  * interleaves with another change. `handle` never rejects: failures are ActionResults.
  */
-import { ConfigError, VmResources, type DriveUpdate } from "../config/index.js";
+import { ConfigError, FIRECRACKER_API_VERSION, VmResources, type BootSourceConfig, type DriveConfig, type DriveUpdate } from "../config/index.js";
 import type { Action, ActionKind, ActionResult, Command, InstanceInfo, InstanceState, Phase } from "./actions.js";
 import { ActionError, badRequest, describeError, INTERNAL_SERVER_ERROR, MISSING_KERNEL } from "./errors.js";
+import { HostFileError, nodeHostFiles, type FileAccess, type HostFiles } from "./host-files.js";
 import { phaseRefusal } from "./phase-rules.js";
 import type { VmmBackend } from "./vmm-backend.js";
 
 export interface ControllerOptions {
   backend: VmmBackend;
-  /** Reported as InstanceInfo.vmm_version and by GET /version. */
+  /** Reported as InstanceInfo.vmm_version (GET /version reports the Firecracker API version). */
   vmmVersion: string;
   /** InstanceInfo.id; Firecracker's default when no --id is given. */
   instanceId?: string;
   /** Start from these resources (e.g. a --config-file) instead of an empty configuration. */
   resources?: VmResources;
+  /** Opens the files a PUT names, to refuse missing ones at once (default: the real file system). */
+  hostFiles?: HostFiles;
 }
+
+/** Firecracker's MetricsConfigError::InitializationFailure prefix, after VmmActionError's "Metrics error". */
+const METRICS_ERROR = "Metrics error: Cannot initialize the metrics system due to bad user input:";
 
 const INSTANCE_STATES: { readonly [P in Phase]: InstanceState } = {
   Configuring: "Not started",
@@ -43,6 +49,7 @@ export class Controller {
   private readonly resources: VmResources;
   private readonly vmmVersion: string;
   private readonly instanceId: string;
+  private readonly hostFiles: HostFiles;
   /** The tail of the queue of state-changing actions. */
   private queueTail: Promise<unknown> = Promise.resolve();
 
@@ -51,6 +58,7 @@ export class Controller {
     this.vmmVersion = options.vmmVersion;
     this.instanceId = options.instanceId ?? "anonymous-instance";
     this.resources = options.resources ?? new VmResources();
+    this.hostFiles = options.hostFiles ?? nodeHostFiles;
   }
 
   get phase(): Phase {
@@ -62,7 +70,9 @@ export class Controller {
       case "getInstanceInfo":
         return Promise.resolve({ ok: true, data: this.instanceInfo() });
       case "getVersion":
-        return Promise.resolve({ ok: true, data: { firecracker_version: this.vmmVersion } });
+        // The Firecracker version whose API this is, as `--version` prints it (Firecracker's test_api_version
+        // checks the two agree); petasan's own version is InstanceInfo.vmm_version.
+        return Promise.resolve({ ok: true, data: { firecracker_version: FIRECRACKER_API_VERSION } });
       case "getMachineConfig":
         return Promise.resolve({ ok: true, data: this.resources.getMachineConfig() });
       case "getVmConfig":
@@ -98,12 +108,16 @@ export class Controller {
   private async perform(action: Command): Promise<void> {
     switch (action.kind) {
       case "putBootSource":
+        await this.openBootSource(action.bootSource);
         return this.resources.setBootSource(action.bootSource);
       case "putMachineConfig":
         return this.resources.setMachineConfig(action.machineConfig);
       case "patchMachineConfig":
         return this.resources.updateMachineConfig(action.update);
       case "putDrive":
+        // As Firecracker's BlockBuilder::insert: the one-root-device rule, then the file.
+        this.resources.checkDriveInsert(action.drive);
+        await this.openDrive(action.drive);
         return this.resources.insertDrive(action.drive);
       case "putNetworkInterface":
         return this.resources.insertNetworkInterface(action.networkInterface);
@@ -114,8 +128,14 @@ export class Controller {
       case "putVsock":
         return this.resources.setVsock(action.vsock);
       case "putLogger":
+        if (action.logger.log_path !== undefined) {
+          await this.opens(action.logger.log_path, "create", (io) => `Logger error: Failed to open target file: ${io}`);
+        }
         return this.resources.setLogger(action.logger);
       case "putMetrics":
+        // Firecracker's METRICS can be initialized once (by --metrics-path or one PUT).
+        if (this.resources.snapshot().metrics !== undefined) throw badRequest(`${METRICS_ERROR} Reinitialization of metrics not allowed.`);
+        await this.opens(action.metrics.metrics_path, "create", (io) => `${METRICS_ERROR} ${io}`);
         return this.resources.setMetrics(action.metrics);
       case "patchDrive":
         return this.patchDrive(action.update);
@@ -127,6 +147,36 @@ export class Controller {
         return this.callVmm(() => this.backend.flushMetrics());
       case "setVmState":
         return action.state === "Paused" ? this.pause() : this.resume();
+    }
+  }
+
+  /** Firecracker's BootSourceConfigError texts (vmm_config/boot_source.rs). */
+  private async openBootSource(bootSource: BootSourceConfig): Promise<void> {
+    await this.opens(bootSource.kernel_image_path, "read", (io) => `Boot source error: The kernel file cannot be opened: ${io}`);
+    if (bootSource.initrd_path !== undefined) {
+      await this.opens(
+        bootSource.initrd_path,
+        "read",
+        (io) => `Boot source error: The initrd file cannot be opened due to invalid path or invalid permissions. ${io}`,
+      );
+    }
+  }
+
+  /** Read-only or read-write as the drive will be used; Firecracker's DriveError/VirtioBlockError texts. */
+  private async openDrive(drive: DriveConfig): Promise<void> {
+    await this.opens(
+      drive.path_on_host,
+      drive.is_read_only ? "read" : "readWrite",
+      (io) => `Drive config error: Unable to create the virtio block device: Virtio backend error: Error manipulating the backing file: ${io} ${drive.path_on_host}`,
+    );
+  }
+
+  private async opens(path: string, access: FileAccess, fault: (ioMessage: string) => string): Promise<void> {
+    try {
+      await this.hostFiles.check(path, access);
+    } catch (error) {
+      if (error instanceof HostFileError) throw badRequest(fault(error.ioMessage), error);
+      throw error;
     }
   }
 
@@ -184,7 +234,9 @@ export class Controller {
     if (error instanceof ActionError) return error;
     if (error instanceof ConfigError) {
       const prefix = CONFLICT_PREFIX[kind];
-      return badRequest(prefix === undefined ? error.message : `${prefix}: ${error.message}`, error);
+      // Firecracker's texts for broken rules name no field ("Machine config error: The number of vCPUs ...").
+      const text = error.code === "conflict" ? error.problem : error.message;
+      return badRequest(prefix === undefined ? text : `${prefix}: ${text}`, error);
     }
     return new ActionError(INTERNAL_SERVER_ERROR, `Internal server error: ${describeError(error)}`, { cause: error });
   }

@@ -36,6 +36,11 @@ export function invalidPathMethod(method: string, path: string): string {
   return `Invalid request method and/or path: ${method} ${path}.`;
 }
 
+/** A Firecracker endpoint or resource for a feature petasan lacks (one line, naming the feature). */
+export function notSupportedYet(what: string, feature: string): string {
+  return `${what}: petasan does not support ${feature} yet.`;
+}
+
 export function deserializeFailure(detail: string): string {
   return `An error occurred when deserializing the json body of a request: ${detail}.`;
 }

@@ -9,3 +9,4 @@ export * from "./routes.js";
 export * from "./server.js";
 export * from "./unix-socket.js";
 export type { VmmBackend } from "./vmm-backend.js";
+export * from "./host-files.js";

@@ -19,6 +19,7 @@ import {
   networkInterfaceSchema,
   networkInterfaceUpdateSchema,
   parseJsonText,
+  serdeMessage,
   type ObjectSchema,
 } from "../config/index.js";
 import type { Action } from "./actions.js";
@@ -30,6 +31,7 @@ import {
   GET_WITH_BODY,
   INVALID_ID,
   invalidPathMethod,
+  notSupportedYet,
 } from "./errors.js";
 import { instanceActionSchema, vmStateSchema } from "./request-bodies.js";
 
@@ -124,6 +126,34 @@ const ROUTES: readonly Route[] = [
 ];
 
 /**
+ * The swagger's endpoints for features petasan does not have yet, with the feature's name: they get a
+ * 400 saying so instead of Firecracker's "Invalid request method and/or path", which would suggest a typo.
+ */
+const NOT_YET: readonly { method: string; path: string; feature: string }[] = [
+  ...["GET /balloon", "PUT /balloon", "PATCH /balloon", "GET /balloon/statistics", "PATCH /balloon/statistics",
+    "PATCH /balloon/hinting/start", "GET /balloon/hinting/status", "PATCH /balloon/hinting/stop"].map((e) => endpoint(e, "the virtio-balloon device")),
+  endpoint("PUT /cpu-config", "custom CPU templates (machine-config's cpu_template is supported)"),
+  ...["PUT /pmem/{id}", "PATCH /pmem/{id}"].map((e) => endpoint(e, "virtio-pmem devices")),
+  ...["PUT /mmds", "PATCH /mmds", "GET /mmds", "PUT /mmds/config"].map((e) => endpoint(e, "the MMDS (microVM metadata service)")),
+  endpoint("PUT /serial", "configuring the serial console (it is petasan's stdin/stdout)"),
+  ...["PUT /hotplug/memory", "PATCH /hotplug/memory", "GET /hotplug/memory"].map((e) => endpoint(e, "memory hotplug")),
+  ...["PUT /snapshot/create", "PUT /snapshot/load"].map((e) => endpoint(e, "snapshots")),
+];
+
+function endpoint(methodAndPath: string, feature: string) {
+  const [method, path] = methodAndPath.split(" ");
+  return { method, path: path.slice(1), feature };
+}
+
+/** The feature an unsupported swagger endpoint belongs to, if `segments` name one. */
+function notYetFeature(method: string, segments: string[]): string | undefined {
+  return NOT_YET.find(({ method: m, path }) => {
+    const pattern = path.split("/");
+    return m === method && pattern.length === segments.length && pattern.every((part, i) => part === "{id}" || part === segments[i]);
+  })?.feature;
+}
+
+/**
  * Maps one request to an Action or throws an ActionError (400) saying what is wrong.
  * `body` is the decoded request body, undefined when the request had none.
  */
@@ -144,6 +174,8 @@ export function parseRequest(method: string, url: string, body: string | undefin
     const id = pattern[1] === "{id}" ? checkedId(segments[1]) : "";
     return route.toAction(body, id);
   }
+  const feature = notYetFeature(method, segments);
+  if (feature !== undefined) throw badRequest(notSupportedYet(`${method} ${path}`, feature));
   throw badRequest(invalidPathMethod(method, path));
 }
 
@@ -159,11 +191,24 @@ function checkedId(segment: string): string {
   return id;
 }
 
+/**
+ * Whether the request uses a field Firecracker deprecates (api_server/request/machine_configuration.rs:
+ * cpu_template in PUT and PATCH /machine-config), which its response marks with a Deprecation header.
+ */
+export function isDeprecated(action: Action): boolean {
+  if (action.kind === "putMachineConfig") return action.machineConfig.cpu_template !== undefined;
+  if (action.kind === "patchMachineConfig") return action.update.cpu_template !== undefined;
+  return false;
+}
+
+/** A body that does not fit its schema gets serde's wording where serde has one (see serde-message.ts). */
 function parseBody<T>(schema: ObjectSchema<T>, body: string | undefined): T {
+  const text = body ?? "";
   try {
-    return schema.parse(parseJsonText(body ?? ""));
+    return schema.parse(parseJsonText(text));
   } catch (error) {
-    if (error instanceof JsonSyntaxError || error instanceof ConfigError) throw badRequest(deserializeFailure(error.message), error);
+    if (error instanceof ConfigError) throw badRequest(deserializeFailure(serdeMessage(error, text) ?? error.message), error);
+    if (error instanceof JsonSyntaxError) throw badRequest(deserializeFailure(error.message), error);
     throw error;
   }
 }

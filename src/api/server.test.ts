@@ -3,12 +3,15 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { lstat, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { request } from "node:http";
-import { createServer } from "node:net";
+import { connect as netConnect, createServer } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { requestOverSocket, type ApiResponse } from "./api-client.js";
 import { Controller } from "./controller.js";
+import { FIRECRACKER_API_VERSION } from "../config/index.js";
+import { FakeHostFiles } from "./fake-host-files.js";
 import { FakeVmmBackend } from "./fake-vmm-backend.js";
 import { DEFAULT_MAX_PAYLOAD_BYTES, startApiServer, type ApiServer } from "./server.js";
 
@@ -31,7 +34,8 @@ interface Harness {
 async function withServer(run: (harness: Harness) => Promise<void>): Promise<void> {
   const socketPath = join(dir, `api-${socketCount++}.sock`);
   const backend = new FakeVmmBackend();
-  const controller = new Controller({ backend, vmmVersion: "0.1.0", instanceId: "test-vm" });
+  // The paths below are made up: a fake file system says they open (host-files tests use real files).
+  const controller = new Controller({ backend, vmmVersion: "0.1.0", instanceId: "test-vm", hostFiles: new FakeHostFiles() });
   const server = await startApiServer({ socketPath, controller });
   try {
     await run({ backend, controller, server, call: (method, path, body) => requestOverSocket(socketPath, method, path, body) });
@@ -76,7 +80,7 @@ test("getting-started sequence boots the fake VMM with the assembled config", ()
       method: "start",
       config: {
         "boot-source": KERNEL,
-        "machine-config": { ...MACHINE, smt: false, track_dirty_pages: false, cpu_template: "host", huge_pages: "None" },
+        "machine-config": { ...MACHINE, smt: false, track_dirty_pages: false, huge_pages: "None" },
         drives: [{ ...ROOTFS, cache_type: "Unsafe", io_engine: "Sync" }],
         "network-interfaces": [{ ...NET, guest_mac: "06:00:ac:10:00:02" }],
       },
@@ -89,10 +93,10 @@ test("getting-started sequence boots the fake VMM with the assembled config", ()
 test("GET shapes before boot", () =>
   withServer(async ({ call }) => {
     assert.deepEqual((await call("GET", "/")).json, { app_name: "petasan", id: "test-vm", state: "Not started", vmm_version: "0.1.0" });
-    assert.deepEqual((await call("GET", "/version")).json, { firecracker_version: "0.1.0" });
+    assert.deepEqual((await call("GET", "/version")).json, { firecracker_version: FIRECRACKER_API_VERSION });
     const machine = await call("GET", "/machine-config");
     assert.equal(machine.status, 200);
-    assert.deepEqual(machine.json, { vcpu_count: 1, mem_size_mib: 128, smt: false, track_dirty_pages: false, cpu_template: "host", huge_pages: "None" });
+    assert.deepEqual(machine.json, { vcpu_count: 1, mem_size_mib: 128, smt: false, track_dirty_pages: false, huge_pages: "None" });
     assert.deepEqual((await call("GET", "/vm/config")).json, { "machine-config": machine.json, drives: [], "network-interfaces": [] });
   }));
 
@@ -143,63 +147,68 @@ const POST_BOOT = "The requested operation is not supported after starting the m
 /** [method, path, body, expected fault] — sent before boot. */
 const PRE_BOOT_FAULTS: [string, string, string | object, string | RegExp][] = [
   // PUT /boot-source
-  ["PUT", "/boot-source", { ...KERNEL, kernel: "x" }, new RegExp(`^${DESERIALIZE}kernel: unknown field; expected one of: kernel_image_path, boot_args, initrd_path\\.$`)],
-  ["PUT", "/boot-source", { kernel_image_path: 5 }, `${DESERIALIZE}kernel_image_path: must be a string.`],
-  ["PUT", "/boot-source", { boot_args: "x" }, `${DESERIALIZE}kernel_image_path: missing required field.`],
+  ["PUT", "/boot-source", { ...KERNEL, kernel: "x" }, `${DESERIALIZE}unknown field \`kernel\`, expected one of \`kernel_image_path\`, \`boot_args\`, \`initrd_path\` at line 1 column 99.`],
+  ["PUT", "/boot-source", { kernel_image_path: 5 }, `${DESERIALIZE}invalid type: integer \`5\`, expected a string at line 1 column 22.`],
+  ["PUT", "/boot-source", { boot_args: "x" }, `${DESERIALIZE}missing field \`kernel_image_path\` at line 1 column 17.`],
   // PUT /machine-config
-  ["PUT", "/machine-config", { ...MACHINE, vcpus: 2 }, /^An error .*: vcpus: unknown field/],
-  ["PUT", "/machine-config", { ...MACHINE, vcpu_count: 33 }, `${DESERIALIZE}vcpu_count: must be an integer between 1 and 32.`],
-  ["PUT", "/machine-config", { vcpu_count: "-2", mem_size_mib: 128 }, `${DESERIALIZE}vcpu_count: must be an integer between 1 and 32.`],
-  ["PUT", "/machine-config", { mem_size_mib: 128 }, `${DESERIALIZE}vcpu_count: missing required field.`],
-  ["PUT", "/machine-config", { ...MACHINE, cpu_template: "random_string" }, /^An error .*: cpu_template: must be one of "host", "minimal"/],
-  ["PUT", "/machine-config", { vcpu_count: 3, mem_size_mib: 128, smt: true }, "Machine config error: vcpu_count: must be 1 or an even number when smt is enabled"],
+  ["PUT", "/machine-config", { ...MACHINE, vcpus: 2 }, /^An error .*: unknown field `vcpus`, expected one of `vcpu_count`, `mem_size_mib`, .* at line 1 column 43\.$/],
+  ["PUT", "/machine-config", { ...MACHINE, vcpu_count: 33 }, "Machine config error: The number of vCPUs must be greater than 0, less than 32 and must be 1 or an even number if SMT is enabled."],
+  ["PUT", "/machine-config", { ...MACHINE, vcpu_count: 256 }, `${DESERIALIZE}invalid value: integer \`256\`, expected u8 at line 1 column 17.`],
+  ["PUT", "/machine-config", { vcpu_count: "-2", mem_size_mib: 128 }, `${DESERIALIZE}invalid type: string "-2", expected u8 at line 1 column 18.`],
+  ["PUT", "/machine-config", { vcpu_count: -2, mem_size_mib: 128 }, `${DESERIALIZE}invalid value: integer \`-2\`, expected u8 at line 1 column 16.`],
+  // Firecracker's test_api_machine_config sends Python's json.dumps, with a space after the colon.
+  ["PUT", "/machine-config", '{"mem_size_mib": 128}', `${DESERIALIZE}missing field \`vcpu_count\` at line 1 column 21.`],
+  ["PUT", "/machine-config", '{"vcpu_count": 2}', `${DESERIALIZE}missing field \`mem_size_mib\` at line 1 column 17.`],
+  ["PUT", "/machine-config", { mem_size_mib: 128 }, `${DESERIALIZE}missing field \`vcpu_count\` at line 1 column 20.`],
+  ["PUT", "/machine-config", { ...MACHINE, cpu_template: "random_string" }, /^An error .*: unknown variant `random_string`, expected one of `None`, `C3`, `T2`, `T2S`, `T2CL`, `T2A`, `host`, `minimal` at line 1 column 66\.$/],
+  ["PUT", "/machine-config", { vcpu_count: 3, mem_size_mib: 128, smt: true }, "Machine config error: The number of vCPUs must be greater than 0, less than 32 and must be 1 or an even number if SMT is enabled."],
   // PATCH /machine-config
   ["PATCH", "/machine-config", {}, "Empty PATCH request."],
-  ["PATCH", "/machine-config", { smt: "random_string" }, `${DESERIALIZE}smt: must be true or false.`],
-  ["PATCH", "/machine-config", { mem_size_mib: 0 }, /mem_size_mib: must be an integer between 1 and/],
-  ["PATCH", "/machine-config", { foo: 1 }, /foo: unknown field/],
+  ["PATCH", "/machine-config", { smt: "random_string" }, `${DESERIALIZE}invalid type: string "random_string", expected a boolean at line 1 column 22.`],
+  ["PATCH", "/machine-config", { mem_size_mib: 0 }, "Machine config error: The memory size (MiB) is either 0, or not a multiple of the configured page size."],
+  ["PATCH", "/machine-config", { foo: 1 }, /unknown field `foo`, expected one of `vcpu_count`/],
   // PUT /drives/{id}
-  ["PUT", "/drives/rootfs", { ...ROOTFS, size: 1 }, /^An error .*: size: unknown field/],
-  ["PUT", "/drives/rootfs", { ...ROOTFS, is_root_device: "yes" }, `${DESERIALIZE}is_root_device: must be true or false.`],
-  ["PUT", "/drives/rootfs", { drive_id: "rootfs", is_root_device: true }, `${DESERIALIZE}path_on_host: missing required field.`],
+  ["PUT", "/drives/rootfs", { ...ROOTFS, size: 1 }, /^An error .*: unknown field `size`, expected one of `drive_id`/],
+  ["PUT", "/drives/rootfs", { ...ROOTFS, is_root_device: "yes" }, `${DESERIALIZE}invalid type: string "yes", expected a boolean at line 1 column 79.`],
+  ["PUT", "/drives/rootfs", { drive_id: "rootfs", is_root_device: true }, `${DESERIALIZE}missing field \`path_on_host\` at line 1 column 43.`],
   ["PUT", "/drives/other", ROOTFS, "The id from the path does not match the id from the body!"],
-  ["PUT", "/drives/rootfs", { ...ROOTFS, socket: "/vhost.sock" }, /socket: not supported by petasan/],
+  ["PUT", "/drives/rootfs", { ...ROOTFS, socket: "/vhost.sock" }, /socket: petasan does not support vhost-user block devices/],
   ["PUT", "/drives/bad-id", { ...ROOTFS, drive_id: "bad-id" }, "API Resource IDs can only contain alphanumeric characters and underscores."],
   ["PUT", "/drives", ROOTFS, "The ID cannot be empty."],
   // PATCH /drives/{id}
   ["PATCH", "/drives/rootfs", { drive_id: "rootfs", path_on_host: "/x" }, PRE_BOOT],
-  ["PATCH", "/drives/rootfs", { drive_id: "rootfs", is_read_only: true }, /is_read_only: unknown field/],
+  ["PATCH", "/drives/rootfs", { drive_id: "rootfs", is_read_only: true }, /unknown field `is_read_only`/],
   // PUT /network-interfaces/{id}
-  ["PUT", "/network-interfaces/net1", { ...NET, mac: "x" }, /^An error .*: mac: unknown field/],
+  ["PUT", "/network-interfaces/net1", { ...NET, mac: "x" }, /^An error .*: unknown field `mac`/],
   ["PUT", "/network-interfaces/net1", { ...NET, guest_mac: "06:00:AC:10:00" }, /guest_mac: must be a MAC address/],
-  ["PUT", "/network-interfaces/net1", { iface_id: "net1" }, `${DESERIALIZE}host_dev_name: missing required field.`],
+  ["PUT", "/network-interfaces/net1", { iface_id: "net1" }, `${DESERIALIZE}missing field \`host_dev_name\` at line 1 column 19.`],
   ["PUT", "/network-interfaces/net2", NET, "The id from the path [net2] does not match the id from the body [net1]!"],
   ["PUT", "/network-interfaces/net1", { ...NET, mtu: 67 }, `${DESERIALIZE}mtu: must be an integer between 68 and 65535.`],
   // PATCH /network-interfaces/{id}
   ["PATCH", "/network-interfaces/net1", { iface_id: "net1" }, PRE_BOOT],
   // PUT /entropy, /logger, /metrics
-  ["PUT", "/entropy", { rate_limiter: { bandwidth: { size: 1 } } }, `${DESERIALIZE}rate_limiter.bandwidth.refill_time: missing required field.`],
-  ["PUT", "/entropy", { device: 1 }, /device: unknown field/],
+  ["PUT", "/entropy", { rate_limiter: { bandwidth: { size: 1 } } }, `${DESERIALIZE}missing field \`refill_time\` at line 1 column 39.`],
+  ["PUT", "/entropy", { device: 1 }, /unknown field `device`/],
   ["PUT", "/logger", { level: "Loud" }, /^An error .*: level: must be one of "Error", "Warning"/],
-  ["PUT", "/logger", { show_level: 1 }, `${DESERIALIZE}show_level: must be true or false.`],
-  ["PUT", "/logger", { path: "/x" }, /path: unknown field/],
-  ["PUT", "/metrics", {}, `${DESERIALIZE}metrics_path: missing required field.`],
-  ["PUT", "/metrics", { metrics_path: 7 }, `${DESERIALIZE}metrics_path: must be a string.`],
-  ["PUT", "/metrics", { metrics_path: "/m", format: "json" }, /format: unknown field/],
+  ["PUT", "/logger", { show_level: 1 }, `${DESERIALIZE}invalid type: integer \`1\`, expected a boolean at line 1 column 15.`],
+  ["PUT", "/logger", { path: "/x" }, /unknown field `path`/],
+  ["PUT", "/metrics", {}, `${DESERIALIZE}missing field \`metrics_path\` at line 1 column 2.`],
+  ["PUT", "/metrics", { metrics_path: 7 }, `${DESERIALIZE}invalid type: integer \`7\`, expected a string at line 1 column 17.`],
+  ["PUT", "/metrics", { metrics_path: "/m", format: "json" }, /unknown field `format`/],
   // PUT /actions
-  ["PUT", "/actions", { action_type: "Reboot" }, /^An error .*: action_type: must be one of "FlushMetrics", "InstanceStart", "SendCtrlAltDel"\.$/],
-  ["PUT", "/actions", {}, `${DESERIALIZE}action_type: missing required field.`],
-  ["PUT", "/actions", { action_type: "InstanceStart", now: true }, /now: unknown field/],
+  ["PUT", "/actions", { action_type: "Reboot" }, `${DESERIALIZE}unknown variant \`Reboot\`, expected one of \`FlushMetrics\`, \`InstanceStart\`, \`SendCtrlAltDel\` at line 1 column 23.`],
+  ["PUT", "/actions", {}, `${DESERIALIZE}missing field \`action_type\` at line 1 column 2.`],
+  ["PUT", "/actions", { action_type: "InstanceStart", now: true }, /unknown field `now`/],
   ["PUT", "/actions", { action_type: "InstanceStart" }, "Start microvm error: Cannot start microvm without kernel configuration."],
   ["PUT", "/actions", { action_type: "SendCtrlAltDel" }, PRE_BOOT],
   ["PUT", "/actions", { action_type: "FlushMetrics" }, PRE_BOOT],
   // PATCH /vm
   ["PATCH", "/vm", { state: "Paused" }, PRE_BOOT],
-  ["PATCH", "/vm", { state: "Stopped" }, /^An error .*: state: must be one of "Paused", "Resumed"\.$/],
-  ["PATCH", "/vm", { state: "Paused", force: true }, /force: unknown field/],
+  ["PATCH", "/vm", { state: "Stopped" }, `${DESERIALIZE}unknown variant \`Stopped\`, expected \`Paused\` or \`Resumed\` at line 1 column 18.`],
+  ["PATCH", "/vm", { state: "Paused", force: true }, /unknown field `force`/],
   // body and path problems
   ["PUT", "/machine-config", '{"vcpu_count": 2,', /^An error occurred when deserializing the json body of a request: .* at line 1, column 18\.$/],
-  ["PUT", "/machine-config", "[1, 2]", `${DESERIALIZE}must be a JSON object.`],
+  ["PUT", "/machine-config", "[1, 2]", `${DESERIALIZE}invalid type: sequence, expected a JSON object at line 1 column 6.`],
   ["GET", "/foo", "", "Invalid request method and/or path: GET /foo."],
   ["POST", "/actions", { action_type: "InstanceStart" }, "Invalid request method and/or path: POST /actions."],
   ["DELETE", "/drives/rootfs", "", "Invalid request method and/or path: DELETE /drives/rootfs."],
@@ -224,7 +233,7 @@ test("a second root drive is refused", () =>
   withServer(async ({ call }) => {
     await call("PUT", "/drives/rootfs", ROOTFS);
     const second = await call("PUT", "/drives/other", { ...ROOTFS, drive_id: "other" });
-    assertFault(second, 'Drive config error: is_root_device: a root block device already exists (drive_id "rootfs")');
+    assertFault(second, 'Drive config error: A root block device already exists! (drive "rootfs")');
   }));
 
 const POST_BOOT_FAULTS: [string, string, object, string | RegExp][] = [
@@ -240,9 +249,9 @@ const POST_BOOT_FAULTS: [string, string, object, string | RegExp][] = [
   ["PATCH", "/drives/other", { drive_id: "other", path_on_host: "/x" }, /^Drive config error: Unable to patch the block device: no drive "other" is configured\./],
   ["PATCH", "/drives/rootfs", { drive_id: "rootfs" }, /give path_on_host and\/or rate_limiter/],
   ["PATCH", "/drives/rootfs", { drive_id: "other", path_on_host: "/x" }, "The id from the path does not match the id from the body!"],
-  ["PATCH", "/drives/rootfs", { drive_id: "rootfs", path_on_host: 1 }, `${DESERIALIZE}path_on_host: must be a string.`],
-  ["PATCH", "/network-interfaces/net9", { iface_id: "net9" }, 'Network config error: iface_id: no network interface "net9" is configured'],
-  ["PATCH", "/vm", { state: "Running" }, /state: must be one of "Paused", "Resumed"/],
+  ["PATCH", "/drives/rootfs", { drive_id: "rootfs", path_on_host: 1 }, `${DESERIALIZE}invalid type: integer \`1\`, expected a string at line 1 column 37.`],
+  ["PATCH", "/network-interfaces/net9", { iface_id: "net9" }, 'Network config error: no network interface "net9" is configured'],
+  ["PATCH", "/vm", { state: "Running" }, /unknown variant `Running`, expected `Paused` or `Resumed`/],
 ];
 
 test("every endpoint's 400 cases after boot", () =>
@@ -332,3 +341,47 @@ test("a path that is not a socket is never removed", async () => {
   await assert.rejects(startApiServer({ socketPath: path, controller }), /exists and is not a socket; refusing to replace it/);
   assert.equal((await stat(path)).size, 7);
 });
+
+/** Sends raw HTTP/1.1 requests over one connection, as a keep-alive client (Go's http.Transport) does. */
+async function keptAliveConnection(socketPath: string) {
+  const socket = netConnect(socketPath);
+  await once(socket, "connect");
+  let received = "";
+  let closed = false;
+  socket.on("data", (chunk: Buffer) => (received += chunk.toString("latin1")));
+  socket.on("close", () => (closed = true));
+  return {
+    socket,
+    isClosed: () => closed,
+    /** Writes one GET and resolves with the status line of its response. */
+    async get(path: string): Promise<string> {
+      const start = received.length;
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\n\r\n`);
+      for (let waited = 0; !/\r\n\r\n[^]*\}/.test(received.slice(start)); waited += 10) {
+        if (closed) throw new Error(`the server closed the connection; received: ${received.slice(start)}`);
+        if (waited > 5000) throw new Error("no response");
+        await sleep(10);
+      }
+      return received.slice(start).split("\r\n")[0];
+    },
+  };
+}
+
+test("an idle kept-alive connection stays open past Node's 5 s default and serves the next request", { timeout: 20_000 }, () =>
+  withServer(async ({ server }) => {
+    const connection = await keptAliveConnection(server.socketPath);
+    assert.equal(await connection.get("/"), "HTTP/1.1 200 OK");
+    await sleep(6_000);
+    assert.equal(connection.isClosed(), false, "the server closed an idle connection");
+    assert.equal(await connection.get("/machine-config"), "HTTP/1.1 200 OK");
+    connection.socket.destroy();
+  }));
+
+test("cpu_template in PUT/PATCH /machine-config is answered with Firecracker's Deprecation header", () =>
+  withServer(async ({ call }) => {
+    assert.equal((await call("PUT", "/machine-config", { ...MACHINE, cpu_template: "T2" })).headers.deprecation, "true");
+    assert.equal((await call("PATCH", "/machine-config", { cpu_template: "None" })).headers.deprecation, "true");
+    assert.equal((await call("PUT", "/machine-config", MACHINE)).headers.deprecation, undefined);
+    const machine = (await call("GET", "/machine-config")).json as { cpu_template?: string };
+    assert.equal(machine.cpu_template, undefined);
+  }));

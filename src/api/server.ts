@@ -8,7 +8,7 @@ import { lstat, unlink } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Controller } from "./controller.js";
 import { ActionError, BAD_REQUEST, deserializeFailure, describeError, INTERNAL_SERVER_ERROR, payloadTooLarge } from "./errors.js";
-import { parseRequest } from "./routes.js";
+import { isDeprecated, parseRequest } from "./routes.js";
 import { ApiServerError, claimSocketPath } from "./unix-socket.js";
 
 /** Firecracker's HTTP_MAX_PAYLOAD_SIZE (vmm/src/lib.rs), its default --http-api-max-payload-size. */
@@ -36,6 +36,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       else response.destroy();
     });
   });
+  // Firecracker's micro_http never closes an idle connection; Node's default closes it after 5 s, and a
+  // client that keeps connections alive (Go's http.Transport, as firecracker-go-sdk uses) then gets EOF on
+  // its next request over it, which it does not retry for a PUT.
+  server.keepAliveTimeout = 0;
   await listen(server, socketPath);
   const inode = (await lstat(socketPath)).ino;
   return {
@@ -87,6 +91,8 @@ async function serve(request: IncomingMessage, response: ServerResponse, control
     if (error instanceof ActionError) return reply(response, error.status, { fault_message: error.faultMessage });
     throw error;
   }
+  // Firecracker marks a request using a deprecated field with "Deprecation: true" (micro_http set_deprecation).
+  if (isDeprecated(action)) response.setHeader("Deprecation", "true");
   const result = await controller.handle(action);
   if (!result.ok) return reply(response, result.error.status, { fault_message: result.error.faultMessage });
   reply(response, result.data === undefined ? 204 : 200, result.data);

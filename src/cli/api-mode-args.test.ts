@@ -28,6 +28,8 @@ test("Firecracker's defaults: the default socket, instance id and payload limit"
     logger: {},
     metricsPath: undefined,
     maxPayloadBytes: DEFAULT_MAX_PAYLOAD_BYTES,
+    startTimes: { startTimeUs: undefined, startTimeCpuUs: undefined, parentCpuTimeUs: undefined },
+    warnings: [],
   });
 });
 
@@ -48,4 +50,45 @@ test("Firecracker's rules: --no-api needs --config-file, ids and levels are chec
   usageError(["--http-api-max-payload-size", "0"], EXIT_ARG_PARSING, /positive whole number/);
   usageError(["--bogus"], EXIT_ARG_PARSING, /bogus/);
   assert.deepEqual(parseApiModeArgs(["--version"]), { kind: "version" });
+});
+
+test("firecracker-go-sdk's command line: --api-sock P --id <uuid> --no-seccomp, with a warning that seccomp is not there yet", () => {
+  const args = parseApiModeArgs(["--api-sock", "/tmp/fc.sock", "--id", "6ba7b810-9dad-11d1-80b4-00c04fd430c8", "--no-seccomp"]);
+  assert.equal(args.kind, "serve");
+  if (args.kind !== "serve") return;
+  assert.equal(args.apiSocketPath, "/tmp/fc.sock");
+  assert.equal(args.instanceId, "6ba7b810-9dad-11d1-80b4-00c04fd430c8");
+  assert.equal(args.warnings.length, 1);
+  assert.match(args.warnings[0], /no seccomp filters yet/);
+  const filtered = parseApiModeArgs(["--api-sock", "/tmp/fc.sock", "--seccomp-filter", "/etc/filter.bpf"]);
+  assert.ok(filtered.kind === "serve" && /no seccomp filters yet: the filter is not applied/.test(filtered.warnings[0]));
+});
+
+test("every flag of Firecracker's main.rs is known: honoured, warned about, or refused as unsupported", () => {
+  const args = parseApiModeArgs([
+    "--api-sock", "s", "--id", "a", "--seccomp-filter", "f", "--start-time-us", "10", "--start-time-cpu-us", "20",
+    "--parent-cpu-time-us", "30", "--config-file", "c", "--log-path", "l", "--level", "Debug", "--module", "m",
+    "--show-level", "--show-log-origin", "--metrics-path", "mp", "--boot-timer", "--http-api-max-payload-size", "100",
+    "--mmds-size-limit", "200", "--enable-pci",
+  ]);
+  assert.equal(args.kind, "serve");
+  if (args.kind !== "serve") return;
+  assert.deepEqual(args.startTimes, { startTimeUs: 10, startTimeCpuUs: 20, parentCpuTimeUs: 30 });
+  assert.equal(args.maxPayloadBytes, 100);
+  assert.equal(args.warnings.length, 4, args.warnings.join("\n"));
+  for (const warning of args.warnings) assert.doesNotMatch(warning, /\n/);
+  assert.deepEqual(parseApiModeArgs(["--help"]), { kind: "help" });
+  assert.deepEqual(parseApiModeArgs(["--api-sock", "s", "--version"]), { kind: "version" });
+  for (const argv of [["--snapshot-version"], ["--describe-snapshot", "vm.snap"]]) {
+    const refused = parseApiModeArgs(argv);
+    assert.ok(refused.kind === "unsupported" && /does not support snapshots yet/.test(refused.message));
+  }
+  const metadata = parseApiModeArgs(["--api-sock", "s", "--metadata", "m.json"]);
+  assert.ok(metadata.kind === "unsupported" && /^--metadata m\.json: petasan does not support the MMDS .* yet$/.test(metadata.message));
+});
+
+test("Firecracker's ArgParser rules: --no-seccomp excludes --seccomp-filter, no flag twice, whole numbers", () => {
+  usageError(["--no-seccomp", "--seccomp-filter", "f"], EXIT_ARG_PARSING, /^Argument 'no-seccomp' cannot be used together with argument 'seccomp-filter'\.$/);
+  usageError(["--id", "a", "--id", "b"], EXIT_ARG_PARSING, /^The argument 'id' was provided more than once\.$/);
+  usageError(["--start-time-us", "soon"], EXIT_ARG_PARSING, /--start-time-us: "soon" is not a whole number/);
 });

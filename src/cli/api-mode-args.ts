@@ -1,8 +1,11 @@
 /**
- * The Firecracker-compatible command line (Firecracker src/firecracker/src/main.rs): the same flag names,
- * defaults and rules, e.g. --no-api requires --config-file and --api-sock defaults to a fixed path
- * (Firecracker's /run/firecracker.socket, here /run/petasan.socket). Firecracker's seccomp, jailer-timing,
- * MMDS, snapshot and PCI flags are not offered: petasan has none of those features.
+ * The Firecracker-compatible command line (Firecracker src/firecracker/src/main.rs): every flag of the
+ * Firecracker release whose API petasan implements, with the same names, defaults and rules, e.g. --no-api
+ * requires --config-file, --no-seccomp and --seccomp-filter exclude each other, a flag given twice is an
+ * error, and --api-sock defaults to a fixed path (Firecracker's /run/firecracker.socket, here
+ * /run/petasan.socket). Flags for features petasan does not have yet are accepted with a one-line warning
+ * when ignoring them changes nothing the user can observe (seccomp, the boot timer, PCI, the MMDS size
+ * limit) and refused when it would (--metadata, the snapshot flags).
  */
 import { parseArgs } from "node:util";
 import { ConfigError, loggerSchema, type LoggerConfig } from "../config/index.js";
@@ -19,7 +22,8 @@ export const EXIT_ARG_PARSING = 153;
 
 export const API_MODE_USAGE = `usage: petasan [--api-sock PATH] [--config-file FILE [--no-api]] [--id ID]
                [--level LEVEL] [--log-path FILE] [--show-level] [--show-log-origin] [--module PREFIX]
-               [--metrics-path FILE] [--http-api-max-payload-size BYTES] [--version]
+               [--metrics-path FILE] [--http-api-max-payload-size BYTES]
+               [--start-time-us US] [--start-time-cpu-us US] [--parent-cpu-time-us US] [--version]
 Firecracker-compatible mode: serves the Firecracker API on a Unix socket and/or boots from a config file.
   --api-sock PATH        the API socket (default ${DEFAULT_API_SOCKET_PATH})
   --config-file FILE     boot at once from this JSON configuration (Firecracker's format)
@@ -30,6 +34,13 @@ Firecracker-compatible mode: serves the Firecracker API on a Unix socket and/or 
   --show-level, --show-log-origin, --module PREFIX   as the logger API fields
   --metrics-path FILE    the metrics file or FIFO (JSON lines)
   --http-api-max-payload-size BYTES   largest request body (default ${DEFAULT_MAX_PAYLOAD_BYTES})
+  --start-time-us, --start-time-cpu-us, --parent-cpu-time-us US
+                         the launcher's clocks (CLOCK_MONOTONIC, process CPU), for the metrics
+                         api_server.process_startup_time_us and process_startup_time_cpu_us
+  --version              Firecracker's version line (the API petasan implements), then petasan's
+Accepted with a warning, no effect yet: --no-seccomp, --seccomp-filter FILE (petasan installs no seccomp
+filters yet), --boot-timer, --enable-pci, --mmds-size-limit BYTES.
+Refused (not supported yet): --metadata FILE, --snapshot-version, --describe-snapshot FILE.
 The guest's serial console is on stdin/stdout; on a terminal, Ctrl-A x quits.`;
 
 /** A bad command line; `exitCode` is Firecracker's for the case. */
@@ -40,9 +51,21 @@ export class ApiModeUsageError extends Error {
   }
 }
 
+/** The launcher's clocks, in microseconds (Firecracker's ProcessTimeReporter inputs). */
+export interface ProcessStartTimes {
+  /** CLOCK_MONOTONIC when the launcher started the process. */
+  startTimeUs?: number;
+  /** The process's CPU clock at that moment. */
+  startTimeCpuUs?: number;
+  /** CPU time the launcher itself spent, added to petasan's. */
+  parentCpuTimeUs?: number;
+}
+
 export type ApiModeArgs =
   | { kind: "help" }
   | { kind: "version" }
+  /** A flag petasan accepts but cannot act on: print `message` and exit with EXIT_GENERIC_ERROR. */
+  | { kind: "unsupported"; message: string }
   | {
       kind: "serve";
       /** Absent with --no-api. */
@@ -53,38 +76,76 @@ export type ApiModeArgs =
       logger: LoggerConfig;
       metricsPath?: string;
       maxPayloadBytes: number;
+      startTimes: ProcessStartTimes;
+      /** One line each, for flags accepted without effect. */
+      warnings: string[];
     };
+
+const OPTIONS = {
+  "api-sock": { type: "string" },
+  id: { type: "string" },
+  "seccomp-filter": { type: "string" },
+  "no-seccomp": { type: "boolean" },
+  "start-time-us": { type: "string" },
+  "start-time-cpu-us": { type: "string" },
+  "parent-cpu-time-us": { type: "string" },
+  "config-file": { type: "string" },
+  metadata: { type: "string" },
+  "no-api": { type: "boolean" },
+  "log-path": { type: "string" },
+  level: { type: "string" },
+  module: { type: "string" },
+  "show-level": { type: "boolean" },
+  "show-log-origin": { type: "boolean" },
+  "metrics-path": { type: "string" },
+  "boot-timer": { type: "boolean" },
+  version: { type: "boolean" },
+  "snapshot-version": { type: "boolean" },
+  "describe-snapshot": { type: "string" },
+  "http-api-max-payload-size": { type: "string" },
+  "mmds-size-limit": { type: "string" },
+  "enable-pci": { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/** Flags accepted with a warning: what petasan lacks, so the flag changes nothing. */
+const NO_EFFECT_YET: Readonly<Record<string, string>> = {
+  "no-seccomp": "petasan installs no seccomp filters yet, so --no-seccomp changes nothing",
+  "seccomp-filter": "petasan installs no seccomp filters yet: the filter is not applied",
+  "boot-timer": "petasan has no boot timer device yet: --boot-timer is ignored",
+  "enable-pci": "petasan has no PCI transport yet: devices stay on virtio-mmio",
+  "mmds-size-limit": "petasan has no MMDS yet: --mmds-size-limit is ignored",
+};
 
 export function parseApiModeArgs(argv: string[]): ApiModeArgs {
   let values;
+  let tokens;
   try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        "api-sock": { type: "string" },
-        "config-file": { type: "string" },
-        "no-api": { type: "boolean" },
-        id: { type: "string" },
-        level: { type: "string" },
-        "log-path": { type: "string" },
-        "show-level": { type: "boolean" },
-        "show-log-origin": { type: "boolean" },
-        module: { type: "string" },
-        "metrics-path": { type: "string" },
-        "http-api-max-payload-size": { type: "string" },
-        version: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
+    ({ values, tokens } = parseArgs({ args: argv, strict: true, allowPositionals: false, tokens: true, options: OPTIONS }));
   } catch (error) {
     throw new ApiModeUsageError((error as Error).message);
   }
+  // Firecracker's ArgParser looks for --help and --version before any other rule.
   if (values.help) return { kind: "help" };
   if (values.version) return { kind: "version" };
+  const seen = new Set<string>();
+  for (const token of tokens) {
+    if (token.kind !== "option") continue;
+    if (seen.has(token.name)) throw new ApiModeUsageError(`The argument '${token.name}' was provided more than once.`);
+    seen.add(token.name);
+  }
+  if (values["no-seccomp"] && values["seccomp-filter"] !== undefined) {
+    throw new ApiModeUsageError("Argument 'no-seccomp' cannot be used together with argument 'seccomp-filter'.");
+  }
+  if (values["snapshot-version"] || values["describe-snapshot"] !== undefined) {
+    const flag = values["snapshot-version"] ? "--snapshot-version" : `--describe-snapshot ${values["describe-snapshot"]}`;
+    return { kind: "unsupported", message: `${flag}: petasan does not support snapshots yet` };
+  }
   if (values["no-api"] && values["config-file"] === undefined) throw new ApiModeUsageError("--no-api requires --config-file");
   if (values["no-api"] && values["api-sock"] !== undefined) throw new ApiModeUsageError("--api-sock and --no-api exclude each other");
+  if (values.metadata !== undefined) {
+    return { kind: "unsupported", message: `--metadata ${values.metadata}: petasan does not support the MMDS (microVM metadata service) yet` };
+  }
 
   const instanceId = values.id ?? DEFAULT_INSTANCE_ID;
   if (!/^[A-Za-z0-9-]{1,64}$/.test(instanceId)) {
@@ -94,6 +155,10 @@ export function parseApiModeArgs(argv: string[]): ApiModeArgs {
   if (payload !== undefined && !/^[1-9]\d{0,9}$/.test(payload)) {
     throw new ApiModeUsageError(`--http-api-max-payload-size: "${payload}" is not a positive whole number of bytes`);
   }
+  const warnings = Object.keys(NO_EFFECT_YET)
+    .filter((flag) => values[flag as keyof typeof values] !== undefined)
+    .map((flag) => NO_EFFECT_YET[flag]);
+  if (values["mmds-size-limit"] !== undefined) wholeNumber("mmds-size-limit", values["mmds-size-limit"]);
   return {
     kind: "serve",
     apiSocketPath: values["no-api"] ? undefined : (values["api-sock"] ?? DEFAULT_API_SOCKET_PATH),
@@ -102,7 +167,20 @@ export function parseApiModeArgs(argv: string[]): ApiModeArgs {
     logger: parseLoggerFlags(values),
     metricsPath: values["metrics-path"],
     maxPayloadBytes: payload === undefined ? DEFAULT_MAX_PAYLOAD_BYTES : Number(payload),
+    startTimes: {
+      startTimeUs: wholeNumber("start-time-us", values["start-time-us"]),
+      startTimeCpuUs: wholeNumber("start-time-cpu-us", values["start-time-cpu-us"]),
+      parentCpuTimeUs: wholeNumber("parent-cpu-time-us", values["parent-cpu-time-us"]),
+    },
+    warnings,
   };
+}
+
+/** A whole number flag value (Firecracker parses these as u64/usize). */
+function wholeNumber(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d{1,16}$/.test(text)) throw new ApiModeUsageError(`--${flag}: "${text}" is not a whole number`);
+  return Number(text);
 }
 
 /** The logger flags through the API's Logger schema, so levels and messages match PUT /logger's. */

@@ -6,11 +6,11 @@
  * fault or VMM error. SIGINT/SIGTERM stop the VM and end the process with 0. The socket is removed at exit.
  */
 import { readFile } from "node:fs/promises";
-import { startApiServer, type ApiServer } from "../api/index.js";
-import { loadConfigFile, VmResources, type VmConfig } from "../config/index.js";
+import { HostFileError, nodeHostFiles, startApiServer, type ApiServer } from "../api/index.js";
+import { FIRECRACKER_API_VERSION, loadConfigFile, VmResources, type VmConfig } from "../config/index.js";
 import { MetricsRecorder, type VmExit } from "../lib/index.js";
 import { ApiVmmBackend } from "./api-backend.js";
-import { API_MODE_USAGE, ApiModeUsageError, EXIT_GENERIC_ERROR, parseApiModeArgs, type ApiModeArgs } from "./api-mode-args.js";
+import { API_MODE_USAGE, ApiModeUsageError, EXIT_GENERIC_ERROR, parseApiModeArgs, type ApiModeArgs, type ProcessStartTimes } from "./api-mode-args.js";
 import { MeteredController } from "./api-request-metrics.js";
 import { attachConsole, type AttachedConsole } from "./console.js";
 
@@ -35,14 +35,19 @@ export async function runApiMode(argv: string[]): Promise<number> {
       process.stdout.write(`${API_MODE_USAGE}\n`);
       return 0;
     case "version":
-      process.stdout.write(`petasan v${await petasanVersion()}\n`);
+      // Firecracker prints "Firecracker vX.Y.Z" first; clients (Kata Containers) parse that line.
+      process.stdout.write(`Firecracker v${FIRECRACKER_API_VERSION}\npetasan v${await petasanVersion()}\n`);
       return 0;
+    case "unsupported":
+      say(args.message);
+      return EXIT_GENERIC_ERROR;
     case "serve":
       return serve(args);
   }
 }
 
 async function serve(args: ServeArgs): Promise<number> {
+  for (const warning of args.warnings) say(`warning: ${warning}`);
   let resources: VmResources;
   try {
     resources = await initialResources(args);
@@ -84,6 +89,7 @@ async function serve(args: ServeArgs): Promise<number> {
       say((error as Error).message);
       return EXIT_GENERIC_ERROR;
     }
+    recordStartupTimes(metrics, args.startTimes);
   }
 
   // Before boot there is nothing to stop; after, the VM's end settles the exit code (0 for "stopped").
@@ -116,6 +122,9 @@ async function serve(args: ServeArgs): Promise<number> {
  * the flags configure first and the file's `logger` fields override theirs; the file's `metrics` wins.
  */
 async function initialResources(args: ServeArgs): Promise<VmResources> {
+  // Firecracker opens --log-path and --metrics-path before anything else (main.rs LOGGER.update, init_metrics).
+  await openAtStart(args.logger.log_path, "Could not initialize logger: Failed to open target file:");
+  await openAtStart(args.metricsPath, "Could not initialize metrics: Cannot initialize the metrics system due to bad user input:");
   const config: VmConfig | undefined = args.configFile === undefined ? undefined : await loadConfigFile(args.configFile);
   const resources = config === undefined ? new VmResources() : VmResources.fromConfig(config);
   if (Object.keys(args.logger).length > 0 || config?.logger !== undefined) {
@@ -125,6 +134,32 @@ async function initialResources(args: ServeArgs): Promise<VmResources> {
     resources.setMetrics({ metrics_path: args.metricsPath, emit_id: false });
   }
   return resources;
+}
+
+async function openAtStart(path: string | undefined, problem: string): Promise<void> {
+  if (path === undefined) return;
+  try {
+    await nodeHostFiles.check(path, "create");
+  } catch (error) {
+    if (error instanceof HostFileError) throw new Error(`${problem} ${error.ioMessage}`, { cause: error });
+    throw error;
+  }
+}
+
+/**
+ * Firecracker's ProcessTimeReporter (vmm/src/logger/metrics.rs), once the API server listens: the wall
+ * time since the launcher's CLOCK_MONOTONIC stamp, and the process's CPU time since its stamp plus the
+ * launcher's own CPU time.
+ */
+function recordStartupTimes(metrics: MetricsRecorder, times: ProcessStartTimes): void {
+  if (times.startTimeUs !== undefined) {
+    const nowUs = Number(process.hrtime.bigint() / 1000n);
+    metrics.record("api_server", "process_startup_time_us", nowUs - times.startTimeUs);
+  }
+  if (times.startTimeCpuUs !== undefined) {
+    const { user, system } = process.cpuUsage();
+    metrics.record("api_server", "process_startup_time_cpu_us", user + system - times.startTimeCpuUs + (times.parentCpuTimeUs ?? 0));
+  }
 }
 
 /** package.json's version: this file runs from dist/src/cli/, three levels below the package root. */

@@ -55,7 +55,7 @@ export const driveSchema: ObjectSchema<DriveConfig> = objectSchema<DriveConfig>(
     io_engine: defaulted(oneOf<IoEngine>(["Sync", "Async"]), "Sync"),
     rate_limiter: optionalRateLimiter,
   },
-  { socket: "vhost-user block devices; give path_on_host for a virtio-block drive" },
+  { socket: "vhost-user block devices (give path_on_host for a virtio-block drive)" },
 );
 
 export const driveUpdateSchema: ObjectSchema<DriveUpdate> = objectSchema<DriveUpdate>("PartialDrive", {

@@ -2,6 +2,7 @@
 export * from "./boot-source.js";
 export * from "./drive.js";
 export * from "./entropy.js";
+export * from "./firecracker-version.js";
 export * from "./json-text.js";
 export * from "./load-config-file.js";
 export * from "./logger.js";
@@ -10,6 +11,7 @@ export * from "./metrics.js";
 export * from "./network-interface.js";
 export * from "./rate-limiter.js";
 export * from "./schema.js";
+export * from "./serde-message.js";
 export * from "./vm-config.js";
 export * from "./vm-resources.js";
 export * from "./vsock.js";

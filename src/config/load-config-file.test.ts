@@ -30,7 +30,7 @@ const gettingStarted = {
 test("loads a Firecracker config file", async () => {
   const config = await loadConfigFile(await fileWith("ok.json", JSON.stringify(gettingStarted)));
   assert.equal(config["boot-source"].kernel_image_path, "vmlinux");
-  assert.equal(config["machine-config"].cpu_template, "host");
+  assert.equal(config["machine-config"].cpu_template, undefined, "no template: the field is left out, as Firecracker does");
   assert.equal(config.drives[0].cache_type, "Unsafe");
   assert.equal(config["network-interfaces"][0].guest_mac, "06:00:ac:10:00:02");
 });

@@ -49,7 +49,7 @@ export const networkInterfaceSchema: ObjectSchema<NetworkInterfaceConfig> = obje
     host_dev_name: required(nonEmptyString),
     guest_mac: optional(macAddress),
     // The yaml's bounds: 68 is the IPv4 minimum MTU (RFC 791), 65535 the virtio-net config field's u16 max.
-    mtu: optional(integer(68, 65535)),
+    mtu: optional(integer(68, 65535, "u16")),
     rx_rate_limiter: optionalRateLimiter,
     tx_rate_limiter: optionalRateLimiter,
   },

@@ -18,7 +18,7 @@ export interface RateLimiterConfig {
 }
 
 /** The yaml says int64 minimum 0; JSON numbers are exact only up to 2^53 - 1. */
-const tokenCount = integer(0, Number.MAX_SAFE_INTEGER);
+const tokenCount = integer(0, Number.MAX_SAFE_INTEGER, "u64");
 
 export const tokenBucketSchema: ObjectSchema<TokenBucketConfig> = objectSchema<TokenBucketConfig>("TokenBucket", {
   size: required(tokenCount),

@@ -30,11 +30,11 @@ export type FullVmConfiguration = Omit<VmConfig, "boot-source"> & { "boot-source
 
 /** Firecracker resources petasan does not implement; naming them gives a clear refusal. */
 const UNSUPPORTED_RESOURCES = {
-  balloon: "no virtio-balloon device",
-  "cpu-config": "custom CPU templates; use machine-config.cpu_template",
-  "memory-hotplug": "no virtio-mem device",
-  "mmds-config": "no microVM metadata service",
-  pmem: "no virtio-pmem device",
+  balloon: "the virtio-balloon device",
+  "cpu-config": "custom CPU templates (machine-config's cpu_template is supported)",
+  "memory-hotplug": "memory hotplug (virtio-mem)",
+  "mmds-config": "the MMDS (microVM metadata service)",
+  pmem: "virtio-pmem devices",
 };
 
 /** Checks the shape of a config file; cross-item rules are VmResources' (see parseVmConfig). */

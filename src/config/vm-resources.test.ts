@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { driveSchema, type DriveConfig } from "./drive.js";
-import { DEFAULT_MACHINE_CONFIG } from "./machine-config.js";
+import { DEFAULT_MACHINE_CONFIG, machineConfigSchema } from "./machine-config.js";
 import { networkInterfaceSchema } from "./network-interface.js";
 import { parseVmConfig, VmResources } from "./vm-resources.js";
 
@@ -13,7 +13,7 @@ test("the root drive is kept first; a second root is refused", () => {
   resources.insertDrive(drive("data", false));
   resources.insertDrive(drive("rootfs", true));
   assert.deepEqual(resources.snapshot().drives.map((d) => d.drive_id), ["rootfs", "data"]);
-  assert.throws(() => resources.insertDrive(drive("other", true)), /is_root_device: a root block device already exists \(drive_id "rootfs"\)/);
+  assert.throws(() => resources.insertDrive(drive("other", true)), /is_root_device: A root block device already exists! \(drive "rootfs"\)/);
   resources.insertDrive(drive("rootfs", true));
   assert.equal(resources.snapshot().drives.length, 2);
 });
@@ -38,7 +38,7 @@ test("guest MACs and TAP devices are unique across interfaces", () => {
   const iface = (iface_id: string, host_dev_name: string, guest_mac: string) =>
     networkInterfaceSchema.parse({ iface_id, host_dev_name, guest_mac });
   resources.insertNetworkInterface(iface("eth0", "tap0", "06:00:00:00:00:01"));
-  assert.throws(() => resources.insertNetworkInterface(iface("eth1", "tap1", "06:00:00:00:00:01")), /guest_mac: 06:00:00:00:00:01 is already in use by network interface "eth0"/);
+  assert.throws(() => resources.insertNetworkInterface(iface("eth1", "tap1", "06:00:00:00:00:01")), /guest_mac: The MAC address is already in use: 06:00:00:00:00:01 \(network interface "eth0"\)/);
   assert.throws(() => resources.insertNetworkInterface(iface("eth1", "tap0", "06:00:00:00:00:02")), /host_dev_name: tap0 is already used/);
   resources.insertNetworkInterface(iface("eth0", "tap0", "06:00:00:00:00:01"));
 });
@@ -67,14 +67,30 @@ test("parseVmConfig names the list item that breaks a rule", () => {
     "boot-source": { kernel_image_path: "/k" },
     drives: [drive("a", true), drive("b", true)],
   };
-  assert.throws(() => parseVmConfig(config), /^ConfigError: drives\[1\]\.is_root_device: a root block device already exists/);
+  assert.throws(() => parseVmConfig(config), /^ConfigError: drives\[1\]\.is_root_device: A root block device already exists!/);
   assert.throws(
     () => parseVmConfig({ ...config, drives: [drive("a", false), drive("a", false)] }),
     /drives\[1\]\.drive_id: "a" is already used by drives\[0\]/,
   );
   assert.throws(
     () => parseVmConfig({ ...config, drives: [], "machine-config": { vcpu_count: 3, mem_size_mib: 128, smt: true } }),
-    /machine-config\.vcpu_count: must be 1 or an even number when smt is enabled/,
+    /machine-config\.vcpu_count: The number of vCPUs must be greater than 0, less than 32 and must be 1 or an even number if SMT is enabled\./,
   );
-  assert.throws(() => parseVmConfig({ ...config, balloon: { amount_mib: 1, deflate_on_oom: false } }), /balloon: not supported by petasan/);
+  assert.throws(() => parseVmConfig({ ...config, balloon: { amount_mib: 1, deflate_on_oom: false } }), /^ConfigError: balloon: petasan does not support the virtio-balloon device yet$/);
+});
+
+test("PUT /machine-config without cpu_template keeps the template set before, as Firecracker's MachineConfig::update", () => {
+  const resources = new VmResources();
+  resources.setMachineConfig(machineConfigSchema.parse({ vcpu_count: 2, mem_size_mib: 256, cpu_template: "T2", smt: true }));
+  resources.setMachineConfig(machineConfigSchema.parse({ vcpu_count: 1, mem_size_mib: 128 }));
+  assert.deepEqual(resources.getMachineConfig(), { ...DEFAULT_MACHINE_CONFIG, cpu_template: "T2" });
+  resources.setMachineConfig(machineConfigSchema.parse({ vcpu_count: 1, mem_size_mib: 128, cpu_template: "None" }));
+  assert.deepEqual(resources.getMachineConfig(), DEFAULT_MACHINE_CONFIG);
+});
+
+test("PUT /logger keeps the fields it was not given, except level, as Firecracker's Logger::update", () => {
+  const resources = new VmResources();
+  resources.setLogger({ log_path: "/a", level: "Debug", show_level: true, module: "vmm" });
+  resources.setLogger({ log_path: "/b", show_log_origin: true });
+  assert.deepEqual(resources.snapshot().logger, { log_path: "/b", show_level: true, module: "vmm", show_log_origin: true });
 });

@@ -10,7 +10,6 @@ import type { VsockConfig } from "./vsock.js";
 import type { LoggerConfig } from "./logger.js";
 import {
   applyMachineConfigUpdate,
-  checkMachineConfig,
   DEFAULT_MACHINE_CONFIG,
   type MachineConfig,
   type MachineConfigUpdate,
@@ -55,21 +54,27 @@ export class VmResources {
     this.bootSource = structuredClone(bootSource);
   }
 
+  /** PUT /machine-config: every field but an absent cpu_template, which stays (see machine-config.ts). */
   setMachineConfig(config: MachineConfig): void {
-    checkMachineConfig(config);
-    this.machineConfig = structuredClone(config);
+    this.machineConfig = applyMachineConfigUpdate(this.machineConfig, structuredClone(config));
   }
 
   updateMachineConfig(update: MachineConfigUpdate): void {
     this.machineConfig = applyMachineConfigUpdate(this.machineConfig, update);
   }
 
-  /** Adds a drive, or replaces the one with the same drive_id. */
-  insertDrive(drive: DriveConfig): void {
+  /** Throws the ConfigError insertDrive would, without inserting (Firecracker checks this before opening the file). */
+  checkDriveInsert(drive: DriveConfig): void {
     const root = this.drives.find((d) => d.is_root_device);
     if (drive.is_root_device && root !== undefined && root.drive_id !== drive.drive_id) {
-      throw new ConfigError("is_root_device", `a root block device already exists (drive_id "${root.drive_id}")`, "conflict");
+      // Firecracker's DriveError::RootBlockDeviceAlreadyAdded text.
+      throw new ConfigError("is_root_device", `A root block device already exists! (drive "${root.drive_id}")`, "conflict");
     }
+  }
+
+  /** Adds a drive, or replaces the one with the same drive_id. */
+  insertDrive(drive: DriveConfig): void {
+    this.checkDriveInsert(drive);
     const others = this.drives.filter((d) => d.drive_id !== drive.drive_id);
     const copy = structuredClone(drive);
     const index = this.drives.findIndex((d) => d.drive_id === drive.drive_id);
@@ -96,7 +101,8 @@ export class VmResources {
     const others = this.networkInterfaces.filter((i) => i.iface_id !== iface.iface_id);
     const sameMac = iface.guest_mac === undefined ? undefined : others.find((i) => i.guest_mac === iface.guest_mac);
     if (sameMac !== undefined) {
-      throw new ConfigError("guest_mac", `${iface.guest_mac} is already in use by network interface "${sameMac.iface_id}"`, "conflict");
+      // Firecracker's NetworkInterfaceError::GuestMacAddressInUse text.
+      throw new ConfigError("guest_mac", `The MAC address is already in use: ${iface.guest_mac} (network interface "${sameMac.iface_id}")`, "conflict");
     }
     const sameTap = others.find((i) => i.host_dev_name === iface.host_dev_name);
     if (sameTap !== undefined) {
@@ -125,8 +131,14 @@ export class VmResources {
     this.vsock = structuredClone(vsock);
   }
 
+  /**
+   * PUT /logger as Firecracker's Logger::update: log_path, show_level, show_log_origin and module are
+   * changed only when given; level is always set, to the default (Info) when absent.
+   */
   setLogger(logger: LoggerConfig): void {
-    this.logger = structuredClone(logger);
+    const merged: LoggerConfig = { ...this.logger, ...structuredClone(logger) };
+    if (logger.level === undefined) delete merged.level;
+    this.logger = merged;
   }
 
   setMetrics(metrics: MetricsConfig): void {
@@ -170,7 +182,7 @@ function withPrefix(prefix: string, apply: () => void): void {
     apply();
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    throw new ConfigError(error.field === "" ? prefix : `${prefix}.${error.field}`, error.problem, error.code);
+    throw new ConfigError(error.field === "" ? prefix : `${prefix}.${error.field}`, error.problem, error.code, error.serde);
   }
 }
 

@@ -17,6 +17,7 @@ import { Cmdline } from "../boot/cmdline.js";
 import { writeMpTable } from "../boot/mptable.js";
 import { placeVirtioDevices } from "./device-manager.js";
 import type { VmConfig } from "../config/vm-config.js";
+import { cpuTemplateOf } from "../config/machine-config.js";
 import { VcpuHandle } from "./vcpu/handle.js";
 import { configureVcpu, hostCpuFacts, setBootRegisters } from "./vcpu-setup.js";
 import { Vmm } from "./vmm.js";
@@ -136,7 +137,7 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
     for (let id = 0; id < machine.vcpu_count; id++) {
       const vcpu = vm.createVcpu(id);
       undo.push(() => vcpu.close());
-      configureVcpu(vcpu, host, machine.vcpu_count, machine.cpu_template);
+      configureVcpu(vcpu, host, machine.vcpu_count, cpuTemplateOf(machine));
       if (id === 0) setBootRegisters(vcpu, entry);
       handles.push(new VcpuHandle(vcpu, doorbell));
     }

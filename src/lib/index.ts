@@ -66,4 +66,5 @@ export type {
   NetworkInterfaceConfig,
   RateLimiterConfig,
   VmConfig,
+  VsockConfig,
 } from "../config/index.js";

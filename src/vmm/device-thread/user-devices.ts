@@ -50,7 +50,11 @@ export interface UserDeviceContext<Options = unknown> {
   log(level: "Error" | "Warning" | "Info" | "Debug", message: string): void;
 }
 
-/** A user device module's default export. Runs on the device thread, once, while the VM starts. */
+/**
+ * A user device module's default export. Runs on the device thread, once, while the VM starts. The device's
+ * code must be synchronous: the device thread sleeps in epoll_wait, not in Node's event loop, so promises,
+ * timers and I/O callbacks started there never complete.
+ */
 export type UserDeviceFactory<Options = unknown> = (context: UserDeviceContext<Options>) => BusDevice;
 
 /** A user device could not be loaded or placed; the message names it. */

@@ -24,8 +24,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   guest: [],
   vmm: ["sys", "kvm", "memory", "arch", "boot", "devices", "config"],
   api: ["config"],
-  // The public API: it wraps vmm and names device and config types, and makes the pipes its streams read.
-  lib: ["sys", "config", "devices", "vmm"],
+  // The public API: it wraps vmm and names device and config types, makes the pipes its streams read, and
+  // checks user devices' ranges against the machine's layout.
+  lib: ["sys", "config", "memory", "arch", "devices", "vmm"],
   // The package entry re-exports lib and nothing else.
   "index.ts": ["lib"],
   // The CLI (petasan run and the Firecracker API mode) drives VMs through the public API only, as a user

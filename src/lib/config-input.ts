@@ -16,6 +16,7 @@ import {
   type MetricsConfig,
   type NetworkInterfaceConfig,
   type VmConfig,
+  type VsockConfig,
 } from "../config/index.js";
 
 /** `T` with the fields `K` optional (they have defaults). */
@@ -29,11 +30,16 @@ export interface FirecrackerVmConfig {
   drives?: WithDefaults<DriveConfig, "is_read_only" | "cache_type" | "io_engine">[];
   "network-interfaces"?: NetworkInterfaceConfig[];
   entropy?: EntropyConfig;
+  vsock?: VsockConfig;
   /** Where petasan's own log lines go; without `log_path`, to the VM's "log" event. */
   logger?: LoggerConfig;
   /** Firecracker-style metrics lines to `metrics_path` (periodically, on flushMetrics(), and at the end). */
   metrics?: WithDefaults<MetricsConfig, "emit_id">;
 }
+
+/** Fails to compile when VmConfig gains a section FirecrackerVmConfig does not accept. */
+type NoSectionMissing<Missing extends never> = Missing;
+export type FirecrackerVmConfigCoversVmConfig = NoSectionMissing<Exclude<keyof VmConfig, keyof FirecrackerVmConfig>>;
 
 /** Thrown by createVm for a config that is not valid; `field` names the offending field. */
 export class VmConfigError extends Error {

@@ -38,6 +38,21 @@ export { ConfigFileError } from "../config/index.js";
 export { MetricsRecorder, MetricsError, METRICS_PERIOD_MS, type MetricsSource } from "../vmm/metrics.js";
 export { LogTargetError } from "../vmm/log-target.js";
 export { LOG_LEVELS } from "../vmm/logger.js";
+export { UserDeviceConfigError, type UserDevice, type UserBusDevice, type UserVirtioDevice } from "./user-devices.js";
+export { UserDeviceError } from "../vmm/device-thread/user-devices.js";
+export type {
+  UserDeviceFactory, UserDeviceContext, GuestMemoryAccess, UserVirtioDeviceFactory, UserVirtioDeviceContext,
+} from "../vmm/device-thread/user-devices.js";
+export type { BusDevice } from "../devices/bus.js";
+export type { InterruptLine } from "../devices/interrupt.js";
+// Writing a virtio device: the contract with petasan's transport, its queues and descriptor chains, and helpers.
+export type { VirtioDevice, ActivateContext } from "../devices/virtio/device.js";
+export {
+  COMMON_FEATURES, DEFAULT_QUEUE_SIZE, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, readConfigBytes, serveQueue,
+} from "../devices/virtio/device.js";
+export type { Queue } from "../devices/virtio/queue/queue.js";
+export type { DescriptorChain, Descriptor } from "../devices/virtio/queue/descriptor-chain.js";
+export type { GuestMemory } from "../memory/guest-memory.js";
 export type { FirecrackerVmConfig } from "./config-input.js";
 export type { SerialConsole } from "./serial-console.js";
 export type * from "./metrics.js";

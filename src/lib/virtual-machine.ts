@@ -20,6 +20,7 @@ import type { Vmm, VmExit } from "../vmm/vmm.js";
 import { SerialConsole } from "./serial-console.js";
 import { readLogLines, type LogLineReader } from "./log-lines.js";
 import type { DeviceMetrics, VmMetrics } from "./metrics.js";
+import { resolveUserDevices, type ResolvedUserDevices, type UserDevice } from "./user-devices.js";
 
 export type { VmExit, LogLevel };
 /** Why a VM ended: "guest-reset" and "guest-poweroff" (exit code 0), "stopped" (stop(), code 0), "vcpu-fault" and "internal-error" (code 1). */
@@ -56,6 +57,8 @@ export interface CreateVmOptions {
    * left open for the caller to close. Default: the VM's own, closed at the end.
    */
   metrics?: MetricsRecorder;
+  /** Devices written by the user, each an ES module loaded onto the thread that runs the VM's devices (see UserDevice). */
+  devices?: UserDevice[];
 }
 
 /** A method was called in a state that does not allow it (e.g. pause() on a paused VM). */
@@ -86,11 +89,13 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
   private logReader?: LogLineReader;
   private logger: Logger = () => {};
   private ending = false;
+  private readonly userDevices: ResolvedUserDevices;
 
   /** Use createVm(). `config` has been validated (resolveVmConfig). */
   constructor(readonly config: Readonly<VmConfig>, private readonly options: CreateVmOptions = {}) {
     super();
     this.exited = new Promise((resolve) => (this.settleExit = resolve));
+    this.userDevices = resolveUserDevices(options.devices ?? []);
     this.metricsRecorder = options.metrics ?? new MetricsRecorder(options.id ?? "petasan");
     if (options.console !== undefined && options.console !== "stream") this.console.noOutput();
   }
@@ -117,7 +122,7 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
       const serialOutputFd = this.openSerialOutput();
       const log = this.openLog();
       if (this.config.metrics !== undefined) this.metricsRecorder.open(this.config.metrics);
-      vmm = await buildVm(this.config, { serialOutputFd, log: log.settings });
+      vmm = await buildVm(this.config, { serialOutputFd, log: log.settings, userDevices: this.userDevices.bus, userVirtioDevices: this.userDevices.virtio });
       await vmm.start();
     } catch (error) {
       await vmm?.stop("the VM failed to start");

@@ -5,7 +5,6 @@
  * step N undoes steps 1..N-1; every error says which step failed.
  */
 import { readFile } from "node:fs/promises";
-import { availableParallelism } from "node:os";
 import { close } from "../sys/libc.js";
 import { newEventFd } from "../sys/eventfd.js";
 import { Kvm } from "../kvm/kvm.js";
@@ -23,7 +22,10 @@ import { VcpuHandle } from "./vcpu/handle.js";
 import { configureVcpu, hostCpuFacts, setBootRegisters } from "./vcpu-setup.js";
 import { Vmm } from "./vmm.js";
 import { ExitDoorbell } from "./exit-doorbell.js";
+import { claimPollingCores } from "./polling-cores.js";
 import type { LogSettings } from "./logger.js";
+import type { UserDeviceSpec } from "./device-thread/user-devices.js";
+import type { VirtioBackendSpec } from "./device-thread/protocol.js";
 
 /** One page below the TSS, where QEMU puts it too: KVM's identity map for unpaged real mode on Intel. */
 const KVM_IDENTITY_MAP_ADDR = KVM_TSS_ADDR - PAGE_SIZE;
@@ -45,6 +47,10 @@ export interface BuildOptions {
   /** Where COM1 output goes (an open fd), or null to discard it. */
   serialOutputFd: number | null;
   log: LogSettings;
+  /** Devices written by the user (see device-thread/user-devices.ts). */
+  userDevices?: UserDeviceSpec[];
+  /** Virtio devices written by the user, placed after petasan's own. */
+  userVirtioDevices?: VirtioBackendSpec[];
 }
 
 /** Builds a VM from a validated config, ready to start(). */
@@ -104,7 +110,7 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
   });
   const mem = guestMemoryOver(regions);
 
-  const devices = await step("placing virtio devices", () => placeVirtioDevices(vm, config, (fn) => undo.push(fn)));
+  const devices = await step("placing virtio devices", () => placeVirtioDevices(vm, config, (fn) => undo.push(fn), opts.userVirtioDevices));
 
   const cmdline = new Cmdline();
   await step("building the kernel command line", () => {
@@ -124,7 +130,9 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
     const exitEventFd = newEventFd();
     undo.push(() => close(exitEventFd));
     // Polling threads need a core each: the vCPUs and the device thread.
-    const doorbell = new ExitDoorbell(exitEventFd, availableParallelism() >= machine.vcpu_count + 1);
+    const polling = claimPollingCores(machine.vcpu_count + 1);
+    undo.push(() => polling.release());
+    const doorbell = new ExitDoorbell(exitEventFd, polling.poll);
     const handles: VcpuHandle[] = [];
     for (let id = 0; id < machine.vcpu_count; id++) {
       const vcpu = vm.createVcpu(id);
@@ -153,6 +161,7 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
       exitDoorbellPoll: vcpus.doorbell.poll,
       serialOutputFd: opts.serialOutputFd,
       virtio: devices.specs,
+      userDevices: opts.userDevices ?? [],
       log: opts.log,
     },
     release: releaseAll,

@@ -19,7 +19,7 @@ import type { VirtioDeviceSpec, VirtioBackendSpec } from "./device-thread/protoc
 const DEVICE_GSIS = [5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23];
 
 /** Queues per device kind (virtio 1.2: block 5.2.2 one request queue, net 5.1.2 receiveq + transmitq, rng 5.4.2 one). */
-const QUEUE_COUNT: Record<VirtioBackendSpec["kind"], number> = { block: 1, net: 2, rng: 1, vsock: 3 };
+const QUEUE_COUNT: Record<Exclude<VirtioBackendSpec["kind"], "user">, number> = { block: 1, net: 2, rng: 1, vsock: 3 };
 
 export class DeviceManagerError extends Error {
   override readonly name = "DeviceManagerError";
@@ -47,8 +47,9 @@ export function virtioBackends(config: VmConfig): VirtioBackendSpec[] {
 }
 
 /** Allocates windows, GSIs and eventfds for `backends` and registers them with KVM; `onRelease` collects fds to close. */
-export function placeVirtioDevices(vm: Vm, config: VmConfig, onRelease: (fn: () => void) => void): PlacedDevices {
-  const backends = virtioBackends(config);
+export function placeVirtioDevices(vm: Vm, config: VmConfig, onRelease: (fn: () => void) => void, userDevices: readonly VirtioBackendSpec[] = []): PlacedDevices {
+  // The user's own virtio devices come after petasan's, so the root drive stays /dev/vda.
+  const backends = [...virtioBackends(config), ...userDevices];
   const capacity = Math.min(DEVICE_GSIS.length, (VIRTIO_MMIO_END - VIRTIO_MMIO_START) / MMIO_DEVICE_WINDOW);
   if (backends.length > capacity) throw new DeviceManagerError(`${backends.length} virtio devices requested; petasan places at most ${capacity}`);
   const ownedEventFd = () => {
@@ -63,7 +64,7 @@ export function placeVirtioDevices(vm: Vm, config: VmConfig, onRelease: (fn: () 
     const gsi = DEVICE_GSIS[i];
     const irqFd = ownedEventFd();
     vm.registerIrqfd(irqFd, gsi);
-    const queueFds = Array.from({ length: QUEUE_COUNT[backend.kind] }, (_, q) => {
+    const queueFds = Array.from({ length: backend.kind === "user" ? backend.queues : QUEUE_COUNT[backend.kind] }, (_, q) => {
       const fd = ownedEventFd();
       vm.registerIoeventfd({ fd, addr: base + VIRTIO_MMIO_QUEUE_NOTIFY, length: 4, datamatch: BigInt(q) });
       return fd;

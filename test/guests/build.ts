@@ -45,6 +45,7 @@ const GUESTS = {
   "pio-loop": { mode: "long64", sources: ["pio-loop.S"], headers: ["uart-puts.inc"] },
   "virtio-blk": { mode: "long64", sources: ["start64.S", "virtio-blk.c"], headers: ["guest64.h", "virtio-blk.h"] },
   smp: { mode: "long64", sources: ["start64.S", "smp.c", "smp-trampoline.S"], headers: ["guest64.h", "smp.h"] },
+  "user-device": { mode: "long64", sources: ["start64.S", "user-device.c"], headers: ["guest64.h"] },
 } as const satisfies Record<string, GuestRecipe>;
 
 export type TestGuestName = keyof typeof GUESTS;

@@ -10,7 +10,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { createVm, VmConfigError, VmStateError, type VirtualMachine } from "petasan";
+import { createVm, UserDeviceConfigError, VmConfigError, VmStateError, type VirtualMachine } from "petasan";
 import { buildTestGuest } from "../guests/build.js";
 import { kvmSkipReason } from "./kvm-available.js";
 
@@ -216,4 +216,120 @@ test("log lines arrive as events", { skip }, async () => {
   assert.equal(lines.length, 2, lines.join("\n"));
   assert.match(lines[0], /VM started \(1 vCPUs, 128 MiB\)$/);
   assert.match(lines[1], /VM ended \(guest-reset, exit code 0\)/);
+});
+
+test("examples/user-device: a device written in TypeScript, loaded onto the device thread, driven by its test guest", { skip }, async () => {
+  const dir = consumerPackage();
+  try {
+    for (const file of ["user-device.js", "sum-device.js"]) copyFileSync(path.join(ROOT, "dist/examples", file), path.join(dir, file));
+    const run = await runNode(dir, ["user-device.js", await buildTestGuest("user-device")]);
+    assert.match(run.stdout, /user-device: sum=55\nuser-device: HELLO FROM THE GUEST\nuser-device: interrupt\n/, explain(run));
+    assert.equal(run.code, 0, explain(run));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("user devices placed where they cannot work are refused by createVm, naming the device", () => {
+  const config = { "boot-source": { kernel_image_path: "k" } };
+  const device = { name: "d", module: "/x.js", bus: "pio" as const, base: 0x700, length: 8 };
+  const refused = (devices: object[], pattern: RegExp) =>
+    assert.throws(() => createVm(config, { devices: devices as never }), (e: unknown) => e instanceof UserDeviceConfigError && pattern.test(e.message));
+  refused([{ ...device, base: 0x80, length: 1 }], /devices\[0\]: pio 0x80\+0x1 overlaps the io_delay port/);
+  refused([{ ...device, base: 0xfffe, length: 4 }], /outside 0x0\.\.0x10000/);
+  refused([{ ...device, bus: "mmio", base: 0xd000_0000, length: 0x1000 }], /overlaps petasan's virtio-mmio window/);
+  refused([{ ...device, bus: "mmio", base: 0x1000, length: 0x1000 }], /outside 0xc0000000\.\.0x100000000/);
+  refused([device, { ...device, base: 0x710 }], /devices\[1\]\.name: "d" is already used/);
+  refused([{ ...device, irq: 4 }], /devices\[0\]\.irq/);
+  refused([{ ...device, name: "a b" }], /devices\[0\]\.name/);
+});
+
+/** Writes a device module into a temporary directory and returns its path. */
+function deviceModule(source: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), "petasan-device-"));
+  const file = path.join(dir, "device.mjs");
+  writeFileSync(file, source);
+  return file;
+}
+
+test("a user device that fails to load, or to be made, or clashes with a device, fails start() with one line and leaks nothing", { skip }, async () => {
+  const kernel = await buildTestGuest("user-device");
+  const fds = openFds();
+  const cases: [string, object, RegExp][] = [
+    ["missing module", { module: "/nonexistent/device.mjs" }, /^device d: cannot load file:\/\/\/nonexistent\/device\.mjs/],
+    ["no default export", { module: deviceModule("export const x = 1;\n") }, /^device d: .* has no default export/],
+    ["factory throws", { module: deviceModule("export default () => { throw new Error('no disk'); };\n") }, /^device d: its factory failed: no disk$/],
+    ["not a device", { module: deviceModule("export default () => 42;\n") }, /^device d: its factory returned no device/],
+    ["clash with COM1", { module: deviceModule("export default () => ({ read() {}, write() {} });\n"), base: 0x3f8 }, /^device d: pio range 0x3f8\+0x8 for user device d overlaps COM1/],
+    // The VM's virtio-rng device takes the first free GSI, 5.
+    ["irq of a virtio device", { module: deviceModule("export default () => ({ read() {}, write() {} });\n"), irq: 5 }, /^device d: irq 5 is taken by one of petasan's devices/],
+  ];
+  for (const [what, spec, pattern] of cases) {
+    const vm = createVm({ "boot-source": { kernel_image_path: kernel }, entropy: {} }, { console: "none", devices: [{ name: "d", bus: "pio", base: 0x700, length: 8, ...spec } as never] });
+    await assert.rejects(vm.start(), (e: Error) => pattern.test(e.message) && !e.message.includes("\n"), what);
+    assert.equal((await vm.exited).reason, "internal-error");
+  }
+  for (let i = 0; i < 50 && openFds() !== fds; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(openFds(), fds);
+});
+
+test("a user device that throws on an access is answered with all ones and logged once; the guest runs on", { skip }, async () => {
+  const module = deviceModule("export default () => ({ read() { throw new Error('broken'); }, write() { throw new Error('broken'); } });\n");
+  const vm = createVm(
+    { "boot-source": { kernel_image_path: await buildTestGuest("user-device") } },
+    { devices: [{ name: "broken", module, bus: "pio", base: 0x700, length: 8 }] },
+  );
+  const lines: string[] = [];
+  vm.on("log", (line) => lines.push(line));
+  const out = collect(vm);
+  await vm.start();
+  // The guest then waits for an interrupt this device never raises.
+  await out.waitFor("user-device: hello from the guest\n");
+  assert.equal((await vm.stop()).reason, "stopped");
+  assert.match(out.text(), /user-device: sum=4294967295\nuser-device: hello from the guest\n/);
+  const failures = lines.filter((l) => l.includes("device broken:"));
+  assert.equal(failures.length, 1, lines.join("\n"));
+  assert.match(failures[0], /write at offset 0x0 threw \(broken\); further failures are only counted/);
+});
+
+test("examples/virtio-device: a virtio-blk disk written in TypeScript, on petasan's transport and queues, driven by the virtio-blk test guest", { skip }, async () => {
+  const dir = consumerPackage();
+  try {
+    for (const file of ["virtio-device.js", "ram-disk.js"]) copyFileSync(path.join(ROOT, "dist/examples", file), path.join(dir, file));
+    const run = await runNode(dir, ["virtio-device.js", await buildTestGuest("virtio-blk")]);
+    assert.match(run.stdout, /virtio-blk: capacity 2048 sectors\nvirtio-blk: wrote\+flushed pattern, status 0\nvirtio-blk: read back matches, status 0, used len 4097\nvirtio-blk: done\n/, explain(run));
+    assert.match(run.stdout, /ramdisk counters: \{"reads":1,"writes":1,"flushes":1,"badRequests":0,"transport":\{"notifies":3,/, explain(run));
+    assert.match(run.stderr, /VM ended: stopped/, explain(run));
+    assert.equal(run.code, 0, explain(run));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a user virtio device completes the guest's broken descriptor chains and goes on", { skip }, async () => {
+  const vm = createVm(
+    { "boot-source": { kernel_image_path: await buildTestGuest("virtio-blk"), boot_args: "console=ttyS0 hostile" } },
+    { devices: [{ name: "ramdisk", bus: "virtio", queues: 1, module: new URL("../../examples/ram-disk.js", import.meta.url) }] },
+  );
+  const lines: string[] = [];
+  vm.on("log", (line) => lines.push(line));
+  const out = collect(vm);
+  await vm.start();
+  await out.waitFor("virtio-blk: done\n");
+  const ramdisk = (await vm.metrics()).devices.user_ramdisk as unknown as { badRequests: number; transport: { deviceFailures: number } };
+  await vm.stop();
+  assert.match(out.text(), /hostile chain outside RAM completed, status 255, used len 0\n/);
+  assert.match(out.text(), /hostile looping chain completed, status 255, used len 0\n/);
+  assert.match(out.text(), /read after hostile chains matches/);
+  assert.equal(ramdisk.badRequests, 2);
+  assert.equal(ramdisk.transport.deviceFailures, 0);
+  assert.equal(lines.filter((l) => l.includes("device ramdisk: bad request")).length, 1, lines.join("\n"));
+});
+
+test("user virtio devices: a bad queue count is refused by createVm; a factory that makes no virtio device fails start()", { skip }, async () => {
+  const config = { "boot-source": { kernel_image_path: await buildTestGuest("virtio-blk") } };
+  assert.throws(() => createVm(config, { devices: [{ name: "v", bus: "virtio", queues: 0, module: "/x.mjs" }] }), /devices\[0\]\.queues: must be 1 to 8/);
+  const module = deviceModule("export default () => ({ deviceType: 2, features: 0n, queueMaxSizes: [256, 256], readConfig() {}, writeConfig() {}, activate() {}, processQueue() {}, reset() {} });\n");
+  const vm = createVm(config, { console: "none", devices: [{ name: "v", bus: "virtio", queues: 1, module }] });
+  await assert.rejects(vm.start(), /: virtio-user v: its factory returned no usable virtio device: queueMaxSizes must list 1 queue sizes/);
 });

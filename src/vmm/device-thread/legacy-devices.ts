@@ -6,6 +6,9 @@ import { I8042, I8042_KBD_IRQ, I8042_PORT_BASE, I8042_PORT_COUNT } from "../../d
 import { CmosRtc, RTC_PORT_BASE, RTC_PORT_COUNT } from "../../devices/legacy/rtc.js";
 import { kvmIrqLine } from "./irq-line.js";
 
+/** GSIs the PC's own devices use: PIT (0), i8042 (1), the PIC cascade (2), COM1 (4), RTC (8). */
+export const LEGACY_GSIS: readonly number[] = [0, 1, 2, COM1_IRQ, 8];
+
 export interface LegacyDevices {
   serial: Serial16550;
   i8042: I8042;

@@ -4,6 +4,7 @@ import type { MemoryRegionDescriptor } from "../../memory/guest-memory.js";
 import type { LogSettings } from "../logger.js";
 import type { RateLimiterUpdate } from "../../config/rate-limiter.js";
 import type { RateLimiterSettings } from "../../devices/rate-limiter.js";
+import type { UserDeviceSpec } from "./user-devices.js";
 
 export interface DeviceThreadVcpu {
   id: number;
@@ -16,7 +17,9 @@ export type VirtioBackendSpec =
   | { kind: "block"; id: string; path: string; readOnly: boolean; rateLimiter?: RateLimiterSettings }
   | { kind: "net"; id: string; tap: string; mac?: string; rxRateLimiter?: RateLimiterSettings; txRateLimiter?: RateLimiterSettings }
   | { kind: "rng"; id: string; rateLimiter?: RateLimiterSettings }
-  | { kind: "vsock"; id: string; guestCid: number; udsPath: string };
+  | { kind: "vsock"; id: string; guestCid: number; udsPath: string }
+  /** A virtio device written by the user: its module (file: URL) makes the device; `queues` is its queue count. */
+  | { kind: "user"; id: string; module: string; queues: number; options?: unknown };
 
 /** A virtio device as placed by the device manager: its backend, MMIO window, GSI and eventfds. */
 export interface VirtioDeviceSpec {
@@ -45,6 +48,8 @@ export interface DeviceThreadData {
   /** Where the guest's COM1 output goes, or null to discard it. */
   serialOutputFd: number | null;
   virtio: VirtioDeviceSpec[];
+  /** Devices written by the user, loaded from their modules onto this thread. */
+  userDevices: UserDeviceSpec[];
   log: LogSettings;
 }
 

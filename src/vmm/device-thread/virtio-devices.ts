@@ -18,6 +18,7 @@ import { EPOLLERR, EPOLLET, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP, type EventL
 import { drainEventFd } from "../../sys/eventfd.js";
 import { irqfdLine } from "./irq-line.js";
 import type { VirtioDeviceSpec } from "./protocol.js";
+import { createUserVirtioDevice, type UserVirtioDeviceFactory } from "./user-devices.js";
 
 export interface AttachedVirtioDevice {
   spec: VirtioDeviceSpec;
@@ -41,7 +42,7 @@ function timerOver(fd: number): DeviceTimer {
 
 const LEVELS = { error: "Error", warn: "Warning", info: "Info", debug: "Debug" } as const;
 
-function createDevice(spec: VirtioDeviceSpec, log: VirtioLogger, timer: DeviceTimer): { device: VirtioDevice; close: () => void } {
+function createDevice(spec: VirtioDeviceSpec, log: VirtioLogger, timer: DeviceTimer, user: UserVirtio): { device: VirtioDevice; close: () => void } {
   const b = spec.backend;
   switch (b.kind) {
     case "block": {
@@ -72,6 +73,8 @@ function createDevice(spec: VirtioDeviceSpec, log: VirtioLogger, timer: DeviceTi
         throw e;
       }
     }
+    case "user":
+      return { device: createUserVirtioDevice(b, user.factories, user.logger), close: () => {} };
   }
 }
 
@@ -86,6 +89,12 @@ export function updateRateLimiters(devices: readonly AttachedVirtioDevice[], upd
     if (!a) throw new Error(`no network interface "${update.id}"`);
     (a.device as VirtioNet).updateRateLimiters(update.rx, update.tx);
   }
+}
+
+/** The user's virtio devices' factories (loaded before the device thread's loop starts) and the thread's log. */
+interface UserVirtio {
+  factories: ReadonlyMap<string, UserVirtioDeviceFactory>;
+  logger: Logger;
 }
 
 /** Points block device `driveId` at the image `path` (same read-only mode) and tells the guest its capacity changed. */
@@ -117,7 +126,10 @@ function hostIo(loop: EventLoop, transport: MmioTransport): HostIo {
   };
 }
 
-export function attachVirtioDevices(specs: readonly VirtioDeviceSpec[], mmio: Bus, loop: EventLoop, mem: GuestMemory, logger: Logger): AttachedVirtioDevice[] {
+export function attachVirtioDevices(
+  specs: readonly VirtioDeviceSpec[], mmio: Bus, loop: EventLoop, mem: GuestMemory, logger: Logger,
+  userFactories: ReadonlyMap<string, UserVirtioDeviceFactory> = new Map(),
+): AttachedVirtioDevice[] {
   const log: VirtioLogger = (level, msg) => logger(LEVELS[level], msg);
   const attached: AttachedVirtioDevice[] = [];
   for (const spec of specs) {
@@ -126,7 +138,7 @@ export function attachVirtioDevices(specs: readonly VirtioDeviceSpec[], mmio: Bu
     let timerFd = -1;
     try {
       timerFd = newTimerFd();
-      created = createDevice(spec, log, timerOver(timerFd));
+      created = createDevice(spec, log, timerOver(timerFd), { factories: userFactories, logger });
     } catch (e) {
       if (timerFd >= 0) closeFd(timerFd);
       for (const a of attached) closeAttached(a);

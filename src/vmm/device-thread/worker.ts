@@ -19,13 +19,18 @@ import { attachLegacyDevices, type LegacyDevices } from "./legacy-devices.js";
 import { attachVirtioDevices, closeAttached, swapDriveImage, updateRateLimiters, type AttachedVirtioDevice } from "./virtio-devices.js";
 import { guestMemoryOver } from "../../memory/host-mapping.js";
 import { logRateLimitMetrics } from "../../devices/log-rate-limit.js";
+import {
+  attachUserDevices, loadUserDevices, loadUserVirtioDevices, type AttachedUserDevice, type LoadedUserDevice, type UserVirtioDeviceFactory,
+} from "./user-devices.js";
+import { kvmIrqLine } from "./irq-line.js";
+import { LEGACY_GSIS } from "./legacy-devices.js";
 import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./protocol.js";
 
 const data = workerData as DeviceThreadData;
 const emit = (e: DeviceThreadEvent) => parentPort!.postMessage(e);
 const log = createLogger({ ...data.log, origin: "devices" });
 
-function main(): void {
+function main(userDevices: readonly LoadedUserDevice[], userVirtio: ReadonlyMap<string, UserVirtioDeviceFactory>): void {
   const loop = new EventLoop();
   let virtio: AttachedVirtioDevice[] = [];
   // Everything this thread opens is released however it ends, a device that fails to open included: a failed
@@ -41,7 +46,10 @@ function main(): void {
     });
 
     const mem = guestMemoryOver(data.memory);
-    virtio = attachVirtioDevices(data.virtio, mmio, loop, mem, log);
+    virtio = attachVirtioDevices(data.virtio, mmio, loop, mem, log, userVirtio);
+    const user = attachUserDevices(userDevices, {
+      pio, mmio, memory: mem, log, irqLine: (gsi) => kvmIrqLine(vm, gsi), takenGsis: new Set([...LEGACY_GSIS, ...data.virtio.map((v) => v.gsi)]),
+    });
 
     const vcpus = data.vcpus.map((v) => ({ id: v.id, control: new VcpuControl(v.control), run: new KvmRunView(v.runAddr, v.mmapSize) }));
     const exits = new ExitServer(vcpus, pio, mmio, log);
@@ -54,7 +62,7 @@ function main(): void {
     loop.add(data.controlEventFd, () => {
       drainEventFd(data.controlEventFd);
       for (let m = receiveMessageOnPort(data.port); m; m = receiveMessageOnPort(data.port)) {
-        serveRequest(m.message as DeviceThreadRequest, legacy, virtio, loop);
+        serveRequest(m.message as DeviceThreadRequest, legacy, virtio, loop, user);
       }
     });
 
@@ -67,7 +75,7 @@ function main(): void {
 }
 
 /** One request from the controller; those with an id are always answered, with the error's one-line text if any. */
-function serveRequest(req: DeviceThreadRequest, legacy: LegacyDevices, virtio: readonly AttachedVirtioDevice[], loop: EventLoop): void {
+function serveRequest(req: DeviceThreadRequest, legacy: LegacyDevices, virtio: readonly AttachedVirtioDevice[], loop: EventLoop, user: readonly AttachedUserDevice[]): void {
   const answer = (id: number, work: () => void) => {
     try {
       work();
@@ -86,7 +94,7 @@ function serveRequest(req: DeviceThreadRequest, legacy: LegacyDevices, virtio: r
       answer(req.id, () => legacy.i8042.sendCtrlAltDel());
       break;
     case "metrics":
-      emit({ kind: "metrics", id: req.id, metrics: deviceMetrics(legacy, virtio) });
+      emit({ kind: "metrics", id: req.id, metrics: { ...deviceMetrics(legacy, virtio), ...userDeviceMetrics(user) } });
       break;
     case "swap-drive":
       answer(req.id, () => swapDriveImage(virtio, req.driveId, req.path));
@@ -118,6 +126,10 @@ function deviceMetrics(legacy: LegacyDevices, virtio: readonly AttachedVirtioDev
     out[`${v.spec.backend.kind}_${v.spec.backend.id}`] = { ...(v.device as { metrics?: object }).metrics, transport: { ...v.transport.metrics } };
   }
   return out;
+}
+
+function userDeviceMetrics(user: readonly AttachedUserDevice[]): Record<string, unknown> {
+  return Object.fromEntries(user.map((u) => [`user_${u.spec.name}`, { ...u.metrics }]));
 }
 
 /** Where the guest's COM1 bytes go; if that breaks (the reader went away), they are dropped after one log line. */
@@ -153,7 +165,7 @@ function writeAll(fd: number, bytes: Uint8Array): void {
 }
 
 try {
-  main();
+  main(await loadUserDevices(data.userDevices), await loadUserVirtioDevices(data.virtio));
   emit({ kind: "stopped" });
 } catch (e) {
   emit({ kind: "failed", error: oneLine(e) });

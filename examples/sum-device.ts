@@ -1,0 +1,36 @@
+// A device written in TypeScript, loaded by petasan onto the thread that runs the VM's devices. Its module's
+// default export makes it; the guest's port I/O in its range calls read and write with offsets into it.
+//   base + 0, 32-bit: a write adds the value to the sum; a read returns the sum.
+//   base + 4, 32-bit: a write gives the guest-physical address of a NUL-terminated string, which the
+//                     device uppercases in guest memory (DMA through context.memory).
+//   base + 8:         a write raises the device's interrupt (context.irq, when the VM gave it one).
+import type { UserDeviceFactory } from "petasan";
+
+const MAX_STRING = 256;
+
+const createSumDevice: UserDeviceFactory<{ start?: number }> = (context) => {
+  let sum = context.options?.start ?? 0;
+  return {
+    read(offset, data) {
+      data.fill(0);
+      if (offset === 0 && data.length === 4) new DataView(data.buffer, data.byteOffset, 4).setUint32(0, sum, true);
+    },
+    write(offset, data) {
+      if (data.length !== 4) return;
+      const value = new DataView(data.buffer, data.byteOffset, 4).getUint32(0, true);
+      if (offset === 0) sum = (sum + value) >>> 0;
+      else if (offset === 4) uppercase(value);
+      else if (offset === 8) context.irq?.trigger();
+    },
+  };
+
+  function uppercase(addr: number): void {
+    const text = context.memory.read(addr, MAX_STRING);
+    const end = text.indexOf(0);
+    if (end < 0) return context.log("Warning", `no string end within ${MAX_STRING} bytes at 0x${addr.toString(16)}`);
+    const upper = new TextEncoder().encode(new TextDecoder().decode(text.subarray(0, end)).toUpperCase());
+    if (upper.length === end) context.memory.write(addr, upper);
+  }
+};
+
+export default createSumDevice;

@@ -57,7 +57,10 @@ test("a failed InstanceStart says why in one line and leaks no fd", { skip }, as
     assert.match(fault, /vanishing\.img/, "the fault names the file");
     assert.doesNotMatch(fault, /\n|\s+at .*\(.*:\d+:\d+\)/, `one line, no stack trace: ${fault}`);
   }
-  assert.equal(openFds(pid), fdsBefore, `fds after ${FAILED_STARTS} failed starts`);
+  // The API server may still be closing the socket of an earlier request when the first count is taken: one fd
+  // fewer afterwards is that socket gone, while a leak would add one per failed start.
+  const fdsAfter = openFds(pid);
+  assert.ok(fdsAfter <= fdsBefore, `fds after ${FAILED_STARTS} failed starts: ${fdsAfter}, before: ${fdsBefore}`);
   assert.equal(((await api("GET", "/")).json as { state: string }).state, "Not started");
 });
 

@@ -4,12 +4,13 @@
  */
 import type { GuestMemory } from "../../../memory/guest-memory.js";
 import { COMMON_FEATURES, DEFAULT_QUEUE_SIZE, DEVICE_ID_NET, readConfigBytes, silentLogger, type ActivateContext, type Logger, type VirtioDevice } from "../device.js";
-import { ChainBuffers, subSegments, writeSegments, type GuestSegment } from "../queue/chain-buffers.js";
+import { ChainBuffers, readSegments, subSegments, totalLength, writeSegments, type GuestSegment } from "../queue/chain-buffers.js";
 import type { DescriptorChain } from "../queue/descriptor-chain.js";
 import type { Queue } from "../queue/queue.js";
 import { VirtqError } from "../queue/virtq-error.js";
 import { generateMac, MAC_BYTES } from "./mac.js";
 import type { NetBackend } from "./net-backend.js";
+import { DETOUR_PEEK_BYTES, type FrameDetour } from "./frame-detour.js";
 
 /** Feature bits, virtio 1.2 §5.1.3. */
 export const VIRTIO_NET_F_CSUM = 1n << 0n;
@@ -61,6 +62,8 @@ export interface NetDeviceOptions {
   logger?: Logger;
   /** Name for log lines, e.g. "virtio-net eth0". */
   name?: string;
+  /** Frames answered inside petasan (MMDS) instead of the backend. */
+  detour?: FrameDetour;
 }
 
 interface ActiveNet {
@@ -80,6 +83,7 @@ export class VirtioNet implements VirtioDevice {
   private readonly config = new Uint8Array(CONFIG_SIZE);
   private readonly log: Logger;
   private readonly name: string;
+  private readonly detour: FrameDetour | undefined;
   private active: ActiveNet | null = null;
   /** True after the guest ran out of RX buffers, until it adds some (and kicks receiveq). */
   private rxStalled = false;
@@ -88,6 +92,7 @@ export class VirtioNet implements VirtioDevice {
     this.backend = options.backend;
     this.log = options.logger ?? silentLogger;
     this.name = options.name ?? "virtio-net";
+    this.detour = options.detour;
     this.mac = options.mac ?? generateMac();
     if (this.mac.length !== MAC_BYTES) throw new RangeError(`MAC address has ${this.mac.length} bytes, needs ${MAC_BYTES}`);
     this.config.set(this.mac);
@@ -181,6 +186,8 @@ export class VirtioNet implements VirtioDevice {
       return 0;
     }
     try {
+      const detoured = this.detour?.hasFrames() ? this.receiveDetoured(mem, buffers) : null;
+      if (detoured !== null) return detoured;
       const length = this.backend.receive(mem, buffers);
       if (length === null) return null;
       writeSegments(mem, subSegments(buffers, NUM_BUFFERS_OFFSET, 2), Uint8Array.of(1, 0));
@@ -208,6 +215,20 @@ export class VirtioNet implements VirtioDevice {
       tx.addUsed(chain.head, 0);
     }
     if (tx.needsNotification()) interrupt();
+    // Replies the detour made to these frames go out now if the guest has buffers (else on its next RX kick).
+    if (this.detour?.hasFrames() && !this.rxStalled) this.receiveFrames();
+  }
+
+  /** A detour frame behind a zeroed virtio_net_hdr_v1 (no offloads: its checksums are complete), or null when none waits. */
+  private receiveDetoured(mem: GuestMemory, buffers: readonly GuestSegment[]): number | null {
+    const frame = this.detour!.nextFrame();
+    if (frame === null) return null;
+    const packet = new Uint8Array(NET_HDR_SIZE + frame.length);
+    packet.set(frame, NET_HDR_SIZE);
+    const written = writeSegments(mem, buffers, packet);
+    // The stack never makes a frame larger than a standard 1514-byte Ethernet frame, which every RX buffer holds.
+    if (written < packet.length) this.metrics.hostErrors++;
+    return written;
   }
 
   private transmit(mem: GuestMemory, chain: DescriptorChain): void {
@@ -220,6 +241,7 @@ export class VirtioNet implements VirtioDevice {
     } catch (err) {
       return this.invalid(chain, err);
     }
+    if (this.detour && this.detourFrame(mem, buffers.readable)) return;
     try {
       if (this.backend.send(mem, buffers.readable)) {
         this.metrics.txFrames++;
@@ -231,6 +253,15 @@ export class VirtioNet implements VirtioDevice {
       this.metrics.hostErrors++;
       this.log("error", `${this.name}: transmit failed: ${(err as Error).message}`);
     }
+  }
+
+  /** Gives the frame to the detour if it is the detour's; true when it was taken. */
+  private detourFrame(mem: GuestMemory, segments: readonly GuestSegment[]): boolean {
+    const frameBytes = totalLength(segments) - NET_HDR_SIZE;
+    const head = readSegments(mem, subSegments(segments, NET_HDR_SIZE, Math.min(DETOUR_PEEK_BYTES, frameBytes)));
+    if (!this.detour!.wants(head)) return false;
+    this.detour!.take(readSegments(mem, subSegments(segments, NET_HDR_SIZE, frameBytes)));
+    return true;
   }
 
   private invalid(chain: DescriptorChain, err: unknown): void {

@@ -16,6 +16,7 @@ import {
   machineConfigSchema,
   machineConfigUpdateSchema,
   metricsSchema,
+  mmdsConfigSchema,
   networkInterfaceSchema,
   networkInterfaceUpdateSchema,
   parseJsonText,
@@ -120,6 +121,10 @@ const ROUTES: readonly Route[] = [
   { method: "PUT", path: "vsock", toAction: (body) => ({ kind: "putVsock", vsock: parseBody(vsockSchema, body) }) },
   { method: "PUT", path: "logger", toAction: (body) => ({ kind: "putLogger", logger: parseBody(loggerSchema, body) }) },
   { method: "PUT", path: "metrics", toAction: (body) => ({ kind: "putMetrics", metrics: parseBody(metricsSchema, body) }) },
+  { method: "GET", path: "mmds", toAction: () => ({ kind: "getMmds" }) },
+  { method: "PUT", path: "mmds", toAction: (body) => ({ kind: "putMmds", data: parseJsonBody(body) }) },
+  { method: "PATCH", path: "mmds", toAction: (body) => ({ kind: "patchMmds", data: parseJsonBody(body) }) },
+  { method: "PUT", path: "mmds/config", toAction: (body) => ({ kind: "putMmdsConfig", config: parseBody(mmdsConfigSchema, body) }) },
   { method: "PATCH", path: "vm", toAction: (body) => ({ kind: "setVmState", state: parseBody(vmStateSchema, body).state }) },
 ];
 
@@ -157,6 +162,16 @@ function checkedId(segment: string): string {
   if (id === "") throw badRequest(EMPTY_ID);
   if (!isResourceId(id)) throw badRequest(INVALID_ID);
   return id;
+}
+
+/** Any JSON value (the MMDS contents). */
+function parseJsonBody(body: string | undefined): unknown {
+  try {
+    return parseJsonText(body ?? "");
+  } catch (error) {
+    if (error instanceof JsonSyntaxError) throw badRequest(deserializeFailure(error.message), error);
+    throw error;
+  }
 }
 
 function parseBody<T>(schema: ObjectSchema<T>, body: string | undefined): T {

@@ -49,13 +49,13 @@ export class ApiVmmBackend {
 
   constructor(private readonly options: ApiBackendOptions) {}
 
-  async start(config: VmConfig): Promise<void> {
+  async start(config: VmConfig, extras: { mmdsData?: string } = {}): Promise<void> {
     if (this.vmm !== undefined) throw new ApiBackendError("the microVM has already been started");
     const log = openLogTarget(config.logger, this.options.defaultLogFd);
     let vmm: Vmm | undefined;
     try {
       if (config.metrics !== undefined) this.options.metrics.open(config.metrics);
-      vmm = await buildVm(config, { serialOutputFd: this.options.serialOutputFd, log: log.settings });
+      vmm = await buildVm(config, { serialOutputFd: this.options.serialOutputFd, log: log.settings, mmdsData: extras.mmdsData });
       await vmm.start();
     } catch (error) {
       await vmm?.stop("the VM failed to start");
@@ -94,6 +94,10 @@ export class ApiVmmBackend {
 
   async updateDrivePath(driveId: string, path: string): Promise<void> {
     await this.running().updateDrivePath(driveId, path);
+  }
+
+  async updateMmds(dataJson: string): Promise<void> {
+    await this.running().updateMmds(dataJson);
   }
 
   /** Host input for the guest's serial console; dropped when no VM runs. */

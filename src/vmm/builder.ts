@@ -18,6 +18,8 @@ import { Cmdline } from "../boot/cmdline.js";
 import { writeMpTable } from "../boot/mptable.js";
 import { placeVirtioDevices } from "./device-manager.js";
 import type { VmConfig } from "../config/vm-config.js";
+import { DEFAULT_MMDS_IPV4_ADDRESS } from "../config/mmds.js";
+import type { MmdsSpec } from "./device-thread/protocol.js";
 import { VcpuHandle } from "./vcpu/handle.js";
 import { configureVcpu, hostCpuFacts, setBootRegisters } from "./vcpu-setup.js";
 import { Vmm } from "./vmm.js";
@@ -44,6 +46,21 @@ export interface BuildOptions {
   /** Where COM1 output goes (an open fd), or null to discard it. */
   serialOutputFd: number | null;
   log: LogSettings;
+  /** The MMDS data store as JSON text, if MMDS was used before boot. */
+  mmdsData?: string;
+}
+
+/** What the device thread needs to serve MMDS, when the config has an mmds-config. */
+function mmdsSpec(config: VmConfig, data: string | undefined): MmdsSpec | undefined {
+  const mmds = config["mmds-config"];
+  if (mmds === undefined) return undefined;
+  return {
+    version: mmds.version,
+    imdsCompat: mmds.imds_compat,
+    ipv4Address: mmds.ipv4_address ?? DEFAULT_MMDS_IPV4_ADDRESS,
+    networkInterfaces: [...mmds.network_interfaces],
+    data: data ?? "null",
+  };
 }
 
 /** Builds a VM from a validated config, ready to start(). */
@@ -152,6 +169,7 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
       exitDoorbellPoll: vcpus.doorbell.poll,
       serialOutputFd: opts.serialOutputFd,
       virtio: devices.specs,
+      mmds: mmdsSpec(config, opts.mmdsData),
       log: opts.log,
     },
     release: releaseAll,

@@ -27,6 +27,17 @@ export interface VirtioDeviceSpec {
   queueFds: number[];
 }
 
+/** MMDS for the guest (PUT /mmds/config), and the data store's contents at boot. */
+export interface MmdsSpec {
+  version: "V1" | "V2";
+  imdsCompat: boolean;
+  ipv4Address: string;
+  /** Interfaces (iface_id) whose frames to the MMDS address are answered by MMDS. */
+  networkInterfaces: string[];
+  /** The data store as JSON text ("null" while empty). */
+  data: string;
+}
+
 export interface DeviceThreadData {
   vmFd: number;
   memory: MemoryRegionDescriptor[];
@@ -43,6 +54,7 @@ export interface DeviceThreadData {
   /** Where the guest's COM1 output goes, or null to discard it. */
   serialOutputFd: number | null;
   virtio: VirtioDeviceSpec[];
+  mmds?: MmdsSpec;
   log: LogSettings;
 }
 
@@ -53,6 +65,8 @@ export type DeviceThreadRequest =
   | { kind: "metrics"; id: number }
   /** PATCH /drives/{id}: serve drive `driveId` from the image at `path` from now on. */
   | { kind: "swap-drive"; id: number; driveId: string; path: string }
+  /** PUT/PATCH /mmds after boot: the data store's new contents as JSON text. */
+  | { kind: "mmds-data"; id: number; data: string }
   | { kind: "stop" };
 
 export type DeviceThreadEvent =

@@ -14,6 +14,8 @@ import { EPOLLERR, EPOLLET, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP, type EventL
 import { drainEventFd } from "../../sys/eventfd.js";
 import { irqfdLine } from "./irq-line.js";
 import type { VirtioDeviceSpec } from "./protocol.js";
+import type { MmdsService } from "../../devices/mmds/index.js";
+import type { FrameDetour } from "../../devices/virtio/net/frame-detour.js";
 
 export interface AttachedVirtioDevice {
   spec: VirtioDeviceSpec;
@@ -25,7 +27,25 @@ export interface AttachedVirtioDevice {
 
 const LEVELS = { error: "Error", warn: "Warning", info: "Info", debug: "Debug" } as const;
 
-function createDevice(spec: VirtioDeviceSpec, log: VirtioLogger): { device: VirtioDevice; close: () => void } {
+/** MMDS and the interfaces that detour to it. */
+export interface MmdsAttachment {
+  service: MmdsService;
+  interfaces: readonly string[];
+}
+
+/** The net device's detour hook over one interface's MMDS network stack. */
+function mmdsDetour(mmds: MmdsAttachment | undefined, ifaceId: string): FrameDetour | undefined {
+  if (mmds === undefined || !mmds.interfaces.includes(ifaceId)) return undefined;
+  const stack = mmds.service.newNetworkStack();
+  return {
+    wants: (head) => stack.isMmdsFrame(head),
+    take: (frame) => stack.detour(frame),
+    hasFrames: () => stack.hasFrames(),
+    nextFrame: () => stack.nextFrame(),
+  };
+}
+
+function createDevice(spec: VirtioDeviceSpec, log: VirtioLogger, mmds: MmdsAttachment | undefined): { device: VirtioDevice; close: () => void } {
   const b = spec.backend;
   switch (b.kind) {
     case "block": {
@@ -36,7 +56,8 @@ function createDevice(spec: VirtioDeviceSpec, log: VirtioLogger): { device: Virt
     case "net": {
       const tap = openTap(b.tap);
       const mac = b.mac ? parseMac(b.mac) : undefined;
-      return { device: new VirtioNet({ backend: tap, mac, logger: log, name: `virtio-net ${b.id}` }), close: () => tap.close() };
+      const detour = mmdsDetour(mmds, b.id);
+      return { device: new VirtioNet({ backend: tap, mac, logger: log, name: `virtio-net ${b.id}`, detour }), close: () => tap.close() };
     }
     case "rng":
       return { device: new VirtioRng({ source: getrandomSource, logger: log }), close: () => {} };
@@ -82,14 +103,16 @@ function hostIo(loop: EventLoop, transport: MmioTransport): HostIo {
   };
 }
 
-export function attachVirtioDevices(specs: readonly VirtioDeviceSpec[], mmio: Bus, loop: EventLoop, mem: GuestMemory, logger: Logger): AttachedVirtioDevice[] {
+export function attachVirtioDevices(
+  specs: readonly VirtioDeviceSpec[], mmio: Bus, loop: EventLoop, mem: GuestMemory, logger: Logger, options: { mmds?: MmdsAttachment } = {},
+): AttachedVirtioDevice[] {
   const log: VirtioLogger = (level, msg) => logger(LEVELS[level], msg);
   const attached: AttachedVirtioDevice[] = [];
   for (const spec of specs) {
     const name = `virtio-${spec.backend.kind} ${spec.backend.id}`;
     let created;
     try {
-      created = createDevice(spec, log);
+      created = createDevice(spec, log, options.mmds);
     } catch (e) {
       for (const a of attached) a.close();
       throw new Error(`${name}: ${(e as Error).message}`, { cause: e });

@@ -17,6 +17,7 @@ import { ExitServer } from "./exit-server.js";
 import { ExitDoorbell } from "../exit-doorbell.js";
 import { attachLegacyDevices, type LegacyDevices } from "./legacy-devices.js";
 import { attachVirtioDevices, swapDriveImage, type AttachedVirtioDevice } from "./virtio-devices.js";
+import { MmdsService } from "../../devices/mmds/index.js";
 import { guestMemoryOver } from "../../memory/host-mapping.js";
 import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./protocol.js";
 
@@ -27,6 +28,7 @@ const log = createLogger({ ...data.log, origin: "devices" });
 function main(): void {
   const loop = new EventLoop();
   let virtio: AttachedVirtioDevice[] = [];
+  let mmds: MmdsService | undefined;
   // Everything this thread opens is released however it ends, a device that fails to open included: a failed
   // InstanceStart must leave no epoll fd, image file or tap behind.
   try {
@@ -40,7 +42,8 @@ function main(): void {
     });
 
     const mem = guestMemoryOver(data.memory);
-    virtio = attachVirtioDevices(data.virtio, mmio, loop, mem, log);
+    mmds = data.mmds && new MmdsService({ version: data.mmds.version, imdsCompat: data.mmds.imdsCompat, ipv4Address: data.mmds.ipv4Address, data: data.mmds.data });
+    virtio = attachVirtioDevices(data.virtio, mmio, loop, mem, log, { mmds: mmds && { service: mmds, interfaces: data.mmds!.networkInterfaces } });
 
     const vcpus = data.vcpus.map((v) => ({ id: v.id, control: new VcpuControl(v.control), run: new KvmRunView(v.runAddr, v.mmapSize) }));
     const exits = new ExitServer(vcpus, pio, mmio, log);
@@ -53,7 +56,7 @@ function main(): void {
     loop.add(data.controlEventFd, () => {
       drainEventFd(data.controlEventFd);
       for (let m = receiveMessageOnPort(data.port); m; m = receiveMessageOnPort(data.port)) {
-        serveRequest(m.message as DeviceThreadRequest, legacy, virtio, loop);
+        serveRequest(m.message as DeviceThreadRequest, { legacy, virtio, loop, mmds });
       }
     });
 
@@ -66,7 +69,14 @@ function main(): void {
 }
 
 /** One request from the controller; those with an id are always answered, with the error's one-line text if any. */
-function serveRequest(req: DeviceThreadRequest, legacy: LegacyDevices, virtio: readonly AttachedVirtioDevice[], loop: EventLoop): void {
+interface Owned {
+  legacy: LegacyDevices;
+  virtio: readonly AttachedVirtioDevice[];
+  loop: EventLoop;
+  mmds: MmdsService | undefined;
+}
+
+function serveRequest(req: DeviceThreadRequest, { legacy, virtio, loop, mmds }: Owned): void {
   const answer = (id: number, work: () => void) => {
     try {
       work();
@@ -85,7 +95,11 @@ function serveRequest(req: DeviceThreadRequest, legacy: LegacyDevices, virtio: r
       answer(req.id, () => legacy.i8042.sendCtrlAltDel());
       break;
     case "metrics":
-      emit({ kind: "metrics", id: req.id, metrics: deviceMetrics(legacy, virtio) });
+      emit({ kind: "metrics", id: req.id, metrics: { ...deviceMetrics(legacy, virtio), ...(mmds && { mmds: { ...mmds.metrics } }) } });
+      break;
+    case "mmds-data":
+      // Without an mmds-config no interface reaches MMDS, and there is nothing to update.
+      answer(req.id, () => mmds?.metadata.setDataText(req.data));
       break;
     case "swap-drive":
       answer(req.id, () => swapDriveImage(virtio, req.driveId, req.path));

@@ -28,6 +28,7 @@ test("Firecracker's defaults: the default socket, instance id and payload limit"
     logger: {},
     metricsPath: undefined,
     maxPayloadBytes: DEFAULT_MAX_PAYLOAD_BYTES,
+    mmdsSizeLimit: DEFAULT_MAX_PAYLOAD_BYTES,
   });
 });
 
@@ -48,4 +49,14 @@ test("Firecracker's rules: --no-api needs --config-file, ids and levels are chec
   usageError(["--http-api-max-payload-size", "0"], EXIT_ARG_PARSING, /positive whole number/);
   usageError(["--bogus"], EXIT_ARG_PARSING, /bogus/);
   assert.deepEqual(parseApiModeArgs(["--version"]), { kind: "version" });
+});
+
+test("--mmds-size-limit defaults to the payload limit, as in Firecracker; --metadata names the data file", () => {
+  const plain = parseApiModeArgs([]);
+  assert.equal(plain.kind === "serve" && plain.mmdsSizeLimit, DEFAULT_MAX_PAYLOAD_BYTES);
+  const payload = parseApiModeArgs(["--http-api-max-payload-size", "1000"]);
+  assert.equal(payload.kind === "serve" && payload.mmdsSizeLimit, 1000);
+  const both = parseApiModeArgs(["--http-api-max-payload-size", "1000", "--mmds-size-limit", "200", "--metadata", "/m.json"]);
+  assert.deepEqual(both.kind === "serve" && [both.mmdsSizeLimit, both.metadataFile], [200, "/m.json"]);
+  usageError(["--mmds-size-limit", "-1"], EXIT_ARG_PARSING, /--mmds-size-limit/);
 });

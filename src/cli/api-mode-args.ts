@@ -2,7 +2,7 @@
  * The Firecracker-compatible command line (Firecracker src/firecracker/src/main.rs): the same flag names,
  * defaults and rules, e.g. --no-api requires --config-file and --api-sock defaults to a fixed path
  * (Firecracker's /run/firecracker.socket, here /run/petasan.socket). Firecracker's seccomp, jailer-timing,
- * MMDS, snapshot and PCI flags are not offered: petasan has none of those features.
+ * Snapshot and PCI flags are not offered: petasan has none of those features.
  */
 import { parseArgs } from "node:util";
 import { ConfigError, loggerSchema, type LoggerConfig } from "../config/index.js";
@@ -20,6 +20,7 @@ export const EXIT_ARG_PARSING = 153;
 export const API_MODE_USAGE = `usage: petasan [--api-sock PATH] [--config-file FILE [--no-api]] [--id ID]
                [--level LEVEL] [--log-path FILE] [--show-level] [--show-log-origin] [--module PREFIX]
                [--metrics-path FILE] [--http-api-max-payload-size BYTES] [--version]
+               [--metadata FILE] [--mmds-size-limit BYTES]
 Firecracker-compatible mode: serves the Firecracker API on a Unix socket and/or boots from a config file.
   --api-sock PATH        the API socket (default ${DEFAULT_API_SOCKET_PATH})
   --config-file FILE     boot at once from this JSON configuration (Firecracker's format)
@@ -30,6 +31,8 @@ Firecracker-compatible mode: serves the Firecracker API on a Unix socket and/or 
   --show-level, --show-log-origin, --module PREFIX   as the logger API fields
   --metrics-path FILE    the metrics file or FIFO (JSON lines)
   --http-api-max-payload-size BYTES   largest request body (default ${DEFAULT_MAX_PAYLOAD_BYTES})
+  --metadata FILE        JSON that fills the MMDS data store before boot
+  --mmds-size-limit BYTES   the MMDS data store's limit (default: the payload limit)
 The guest's serial console is on stdin/stdout; on a terminal, Ctrl-A x quits.`;
 
 /** A bad command line; `exitCode` is Firecracker's for the case. */
@@ -53,6 +56,10 @@ export type ApiModeArgs =
       logger: LoggerConfig;
       metricsPath?: string;
       maxPayloadBytes: number;
+      /** The MMDS data store's limit (Firecracker's default: the API payload limit). */
+      mmdsSizeLimit: number;
+      /** --metadata: a JSON file that fills the MMDS data store before boot. */
+      metadataFile?: string;
     };
 
 export function parseApiModeArgs(argv: string[]): ApiModeArgs {
@@ -74,6 +81,8 @@ export function parseApiModeArgs(argv: string[]): ApiModeArgs {
         module: { type: "string" },
         "metrics-path": { type: "string" },
         "http-api-max-payload-size": { type: "string" },
+        "mmds-size-limit": { type: "string" },
+        metadata: { type: "string" },
         version: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -94,6 +103,11 @@ export function parseApiModeArgs(argv: string[]): ApiModeArgs {
   if (payload !== undefined && !/^[1-9]\d{0,9}$/.test(payload)) {
     throw new ApiModeUsageError(`--http-api-max-payload-size: "${payload}" is not a positive whole number of bytes`);
   }
+  const mmdsLimit = values["mmds-size-limit"];
+  if (mmdsLimit !== undefined && !/^\d{1,10}$/.test(mmdsLimit)) {
+    throw new ApiModeUsageError(`--mmds-size-limit: "${mmdsLimit}" is not a whole number of bytes`);
+  }
+  const maxPayloadBytes = payload === undefined ? DEFAULT_MAX_PAYLOAD_BYTES : Number(payload);
   return {
     kind: "serve",
     apiSocketPath: values["no-api"] ? undefined : (values["api-sock"] ?? DEFAULT_API_SOCKET_PATH),
@@ -101,7 +115,9 @@ export function parseApiModeArgs(argv: string[]): ApiModeArgs {
     instanceId,
     logger: parseLoggerFlags(values),
     metricsPath: values["metrics-path"],
-    maxPayloadBytes: payload === undefined ? DEFAULT_MAX_PAYLOAD_BYTES : Number(payload),
+    maxPayloadBytes,
+    mmdsSizeLimit: mmdsLimit === undefined ? maxPayloadBytes : Number(mmdsLimit),
+    ...(values.metadata !== undefined && { metadataFile: values.metadata }),
   };
 }
 

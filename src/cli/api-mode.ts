@@ -7,7 +7,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { startApiServer, type ApiServer } from "../api/index.js";
-import { loadConfigFile, VmResources, type VmConfig } from "../config/index.js";
+import { loadConfigFile, parseJsonText, VmResources, type VmConfig } from "../config/index.js";
 import { ApiVmmBackend } from "../vmm/api-backend.js";
 import { MetricsRecorder } from "../vmm/metrics.js";
 import type { VmExit } from "../vmm/vmm.js";
@@ -118,7 +118,9 @@ async function serve(args: ServeArgs): Promise<number> {
  */
 async function initialResources(args: ServeArgs): Promise<VmResources> {
   const config: VmConfig | undefined = args.configFile === undefined ? undefined : await loadConfigFile(args.configFile);
-  const resources = config === undefined ? new VmResources() : VmResources.fromConfig(config);
+  const sizing = { mmdsSizeLimit: args.mmdsSizeLimit };
+  const resources = config === undefined ? new VmResources(sizing) : VmResources.fromConfig(config, sizing);
+  if (args.metadataFile !== undefined) fillMmds(resources, args.metadataFile, await readFile(args.metadataFile, "utf8"));
   if (Object.keys(args.logger).length > 0 || config?.logger !== undefined) {
     resources.setLogger({ ...args.logger, ...config?.logger });
   }
@@ -126,6 +128,21 @@ async function initialResources(args: ServeArgs): Promise<VmResources> {
     resources.setMetrics({ metrics_path: args.metricsPath, emit_id: false });
   }
   return resources;
+}
+
+/** --metadata: the file's JSON becomes the MMDS data store (Firecracker's main.rs MMDS_CONTENT_ARG). */
+function fillMmds(resources: VmResources, path: string, text: string): void {
+  let data: unknown;
+  try {
+    data = parseJsonText(text);
+  } catch (error) {
+    throw new Error(`--metadata ${path}: not valid JSON: ${(error as Error).message}`, { cause: error });
+  }
+  try {
+    resources.mmds().put(data);
+  } catch (error) {
+    throw new Error(`--metadata ${path}: ${(error as Error).message}`, { cause: error });
+  }
 }
 
 /** package.json's version: this file runs from dist/src/cli/, three levels below the package root. */

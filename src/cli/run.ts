@@ -1,5 +1,8 @@
 /** `petasan run`: build a VM from flags, attach the console, and exit with the VM's exit code. */
 import { openSync, closeSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { MmdsStore } from "../config/mmds.js";
+import { parseJsonText } from "../config/json-text.js";
 import { buildVm } from "../vmm/builder.js";
 import { detectHostVirtualization } from "../arch/x86/host.js";
 import { ensureDefaultGuest } from "../guest/default-guest.js";
@@ -24,6 +27,18 @@ async function bootSource(args: RunArgs): Promise<VmConfig["boot-source"]> {
   });
   for (const note of choice.notes) say(note);
   return choice.bootSource;
+}
+
+/** --mmds-data: the file's JSON through the data store's checks (Firecracker's default size limit). */
+async function readMmdsData(path: string): Promise<string> {
+  const text = await readFile(path, "utf8").catch((e: Error) => Promise.reject(new Error(`--mmds-data: cannot read ${path}: ${e.message}`)));
+  const store = new MmdsStore();
+  try {
+    store.put(parseJsonText(text));
+  } catch (e) {
+    throw new Error(`--mmds-data ${path}: ${(e as Error).message}`);
+  }
+  return store.text;
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
@@ -52,8 +67,9 @@ export async function runCommand(argv: string[]): Promise<number> {
 
   let vmm;
   try {
+    const mmdsData = args.mmdsDataFile === undefined ? undefined : await readMmdsData(args.mmdsDataFile);
     const config: VmConfig = { ...args.config, "boot-source": await bootSource(args) };
-    vmm = await buildVm(config, { serialOutputFd: serialFd, log: { fd: 2, level: args.logLevel } });
+    vmm = await buildVm(config, { serialOutputFd: serialFd, log: { fd: 2, level: args.logLevel }, mmdsData });
     await vmm.start();
   } catch (e) {
     say((e as Error).message);

@@ -164,3 +164,17 @@ test("at most 30 connections; a new SYN evicts only a connection silent for 10 s
   assert.equal(drain(s)[0].flags, TCP_SYN | TCP_ACK);
   assert.equal(s.connectionCount, MAX_CONNECTIONS);
 });
+
+test("three duplicate ACKs resend what the guest did not acknowledge", () => {
+  const { s } = stack();
+  const next = connect(s, { mss: 500 });
+  const req = "GET /a HTTP/1.1\r\n\r\n";
+  feed(s, guestSegment({ seq: 501, ack: next, flags: TCP_ACK, payload: req }));
+  const first = drain(s);
+  assert.ok(first.length >= 3);
+  // The guest lost the first segment: it acknowledges nothing new, three times.
+  for (let i = 0; i < 3; i++) feed(s, guestSegment({ seq: 501 + req.length, ack: next, flags: TCP_ACK }));
+  const again = drain(s);
+  assert.equal(again[0].seq, next, "resent from the first unacknowledged byte");
+  assert.deepEqual(again[0].payload, first[0].payload);
+});

@@ -53,6 +53,8 @@ export class TcpConnection {
   private closeAfterResponse = false;
   private finReceived = false;
   private finSeq: number | null = null;
+  /** Duplicate ACKs in a row while data is in flight (RFC 5681 §3.2: three mean a segment was lost). */
+  private dupAcks = 0;
 
   constructor(syn: TcpSegment, iss: number, nowMs: number, private readonly serve: HttpServe) {
     this.iss = iss >>> 0;
@@ -152,6 +154,16 @@ export class TcpConnection {
     if (beyond > 0) {
       this.ackPending = true;
       return false;
+    }
+    const inFlight = diff(this.sndNxt, this.sndUna) > 0;
+    if (ahead === 0 && inFlight && this.out !== null && s.payload.length === 0 && s.window === this.remoteWindow && !(s.flags & TCP_FIN)) {
+      // Fast retransmit, go-back-N: the guest dropped a segment, so everything after sndUna is sent again.
+      if (++this.dupAcks >= 3) {
+        this.sndNxt = this.sndUna;
+        this.dupAcks = 0;
+      }
+    } else if (ahead > 0) {
+      this.dupAcks = 0;
     }
     if (ahead >= 0) {
       this.sndUna = s.ack;

@@ -27,6 +27,7 @@ test("routes: GET/PUT/PATCH /mmds and PUT /mmds/config", () => {
   assert.throws(() => parseRequest("PUT", "/mmds/config", '{"version": "V2"}'), /network_interfaces: missing required field/);
   assert.throws(() => parseRequest("PUT", "/mmds/config", '{"network_interfaces": [], "ipv4_address": ""}'), /ipv4_address/);
   assert.throws(() => parseRequest("PUT", "/mmds", "{nope"), /deserializing the json body/);
+  assert.throws(() => parseRequest("PUT", "/mmds/other", "{}"), /^ActionError: Unrecognized PUT request path `other`\.$/);
 });
 
 test("the data store: empty reads {}, PATCH before PUT is refused, merge patch after", async () => {

@@ -125,6 +125,13 @@ const ROUTES: readonly Route[] = [
   { method: "PUT", path: "mmds", toAction: (body) => ({ kind: "putMmds", data: parseJsonBody(body) }) },
   { method: "PATCH", path: "mmds", toAction: (body) => ({ kind: "patchMmds", data: parseJsonBody(body) }) },
   { method: "PUT", path: "mmds/config", toAction: (body) => ({ kind: "putMmdsConfig", config: parseBody(mmdsConfigSchema, body) }) },
+  {
+    method: "PUT",
+    path: "mmds/{id}",
+    toAction(_body, id) {
+      throw badRequest(`Unrecognized PUT request path \`${id}\`.`);
+    },
+  },
   { method: "PATCH", path: "vm", toAction: (body) => ({ kind: "setVmState", state: parseBody(vmStateSchema, body).state }) },
 ];
 

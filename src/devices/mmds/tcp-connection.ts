@@ -211,7 +211,7 @@ export class TcpConnection {
       if (this.recvLen === RECEIVE_BUFFER_BYTES) this.resetPending = true;
       return;
     }
-    const head = Buffer.from(this.recv.subarray(0, end)).toString("latin1");
+    const head = Buffer.from(this.recv.subarray(0, end)).toString("utf8");
     this.recv.copyWithin(0, end, this.recvLen);
     this.recvLen -= end;
     const response = this.serve(head);

@@ -149,6 +149,7 @@ test("a detour takes the frames it claims before the tap, and its replies wait f
   transport.notify(RX_QUEUE);
   assert.deepEqual(rx.takeUsed(), [{ id: a, len: 72 }, { id: b, len: 70 }], "the detour's reply first, behind a 12-byte header");
   assert.equal(mem.readU8(0x20000), 0, "zeroed virtio_net_hdr flags");
+  assert.equal(mem.readU16(0x20000 + 10), 1, "num_buffers = 1");
   assert.equal(mem.readU8(0x20000 + 12), 0xdd);
 });
 

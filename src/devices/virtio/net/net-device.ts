@@ -225,6 +225,7 @@ export class VirtioNet implements VirtioDevice {
     if (frame === null) return null;
     const packet = new Uint8Array(NET_HDR_SIZE + frame.length);
     packet.set(frame, NET_HDR_SIZE);
+    packet[NUM_BUFFERS_OFFSET] = 1;
     const written = writeSegments(mem, buffers, packet);
     // The stack never makes a frame larger than a standard 1514-byte Ethernet frame, which every RX buffer holds.
     if (written < packet.length) this.metrics.hostErrors++;
@@ -241,8 +242,8 @@ export class VirtioNet implements VirtioDevice {
     } catch (err) {
       return this.invalid(chain, err);
     }
-    if (this.detour && this.detourFrame(mem, buffers.readable)) return;
     try {
+      if (this.detour && this.detourFrame(mem, buffers.readable)) return;
       if (this.backend.send(mem, buffers.readable)) {
         this.metrics.txFrames++;
         this.metrics.txBytes += buffers.readableBytes;

@@ -8,7 +8,8 @@
  *   Welcome to the petasan default guest
  *   CPUs online: <how many> (<the list in /sys/devices/system/cpu/online, e.g. "0" or "0-3">)
  *   BOOT-OK uptime=<seconds since kernel start, from /proc/uptime>
- * then, with petasan.vsock on the kernel command line, talks to the host over vsock (see vsock_demo); if it holds
+ * then, with petasan.vsock on the kernel command line, talks to the host over vsock (see vsock_demo); with
+ * petasan.mmds, asks the metadata service at 169.254.169.254 for a token and a value (see mmds_demo); if it holds
  * bench.mode=idle, prints "IDLE" and sleeps 5 s; finally reboots
  * (LINUX_REBOOT_CMD_RESTART). Booted with reboot=k the kernel restarts through the i8042 reset line, which
  * ends the VMM.
@@ -30,6 +31,7 @@ enum {
 	SYS_connect = 362,
 	SYS_listen = 363,
 	SYS_accept4 = 364,
+	SYS_setsockopt = 366,
 	SYS_clock_nanosleep_time64 = 407,
 };
 
@@ -45,6 +47,18 @@ struct sockaddr_vm {
 	unsigned int svm_cid;
 	unsigned char svm_flags;
 	unsigned char svm_zero[3];
+};
+
+/* include/uapi/linux/in.h, include/uapi/asm-generic/socket.h (64-bit timeval options) */
+#define AF_INET 2
+#define SOL_SOCKET 1
+#define SO_RCVTIMEO_NEW 66
+#define SO_SNDTIMEO_NEW 67
+struct sockaddr_in {
+	unsigned short sin_family;
+	unsigned short sin_port; /* network byte order */
+	unsigned int sin_addr;   /* network byte order */
+	unsigned char sin_zero[8];
 };
 
 /* include/uapi/linux/reboot.h */
@@ -156,6 +170,65 @@ static void vsock_demo(void) {
 	sys(SYS_close, l, 0, 0, 0, 0);
 }
 
+/*
+ * One HTTP exchange with the metadata service (Firecracker's MMDS, 169.254.169.254:80): sends req, reads the
+ * answer until the server closes (the requests say "Connection: close"), NUL-terminated; -1 if it failed. Send
+ * and receive time out after 10 s (SO_SNDTIMEO also bounds connect), so a missing service cannot hang init.
+ */
+static int mmds_exchange(const char *req, char *resp, int max) {
+	struct sockaddr_in a = { AF_INET, 80 << 8, 169 | 254 << 8 | 169 << 16 | 254u << 24, { 0 } };
+	long long tv[2] = { 10, 0 };
+	int s = sys(SYS_socket, AF_INET, SOCK_STREAM, 0, 0, 0), used = 0, n;
+	resp[0] = 0;
+	if (s < 0) return -1;
+	sys(SYS_setsockopt, s, SOL_SOCKET, SO_RCVTIMEO_NEW, (int)tv, sizeof tv);
+	sys(SYS_setsockopt, s, SOL_SOCKET, SO_SNDTIMEO_NEW, (int)tv, sizeof tv);
+	if (sys(SYS_connect, s, (int)&a, sizeof a, 0, 0) != 0) { sys(SYS_close, s, 0, 0, 0, 0); return -1; }
+	write_str(s, req);
+	while (used < max - 1 && (n = sys(SYS_read, s, (int)(resp + used), max - 1 - used, 0, 0)) > 0) used += n;
+	resp[used] = 0;
+	sys(SYS_close, s, 0, 0, 0, 0);
+	return used;
+}
+
+/* The body of an HTTP response: what follows the blank line ("" if there is none). */
+static char *http_body(char *resp) {
+	for (; *resp; resp++) if (resp[0] == '\r' && resp[1] == '\n' && resp[2] == '\r' && resp[3] == '\n') return resp + 4;
+	return resp;
+}
+
+static void append(char *dst, int max, const char *s) {
+	int i = slen(dst);
+	while (*s && i < max - 1) dst[i++] = *s++;
+	dst[i] = 0;
+}
+
+/*
+ * Proves MMDS (petasan.mmds on the command line): the V2 flow, a session token from PUT /latest/api/token then
+ * GET /latest/meta-data/ami-id with it, printed as "mmds=<value>"; then a GET without a token (the V1 way),
+ * printed as "mmds-v1=<status line>" (a V2 service answers 401).
+ */
+static void mmds_demo(void) {
+	char resp[512], token[96], req[256];
+	req[0] = 0;
+	if (mmds_exchange("PUT /latest/api/token HTTP/1.1\r\nHost: 169.254.169.254\r\nX-metadata-token-ttl-seconds: 60\r\n"
+			  "Connection: close\r\n\r\n", resp, sizeof resp) < 0) {
+		out("mmds=connect-failed\n");
+		return;
+	}
+	token[0] = 0;
+	append(token, sizeof token, http_body(resp));
+	cut(token, '\r');
+	append(req, sizeof req, "GET /latest/meta-data/ami-id HTTP/1.1\r\nHost: 169.254.169.254\r\nX-metadata-token: ");
+	append(req, sizeof req, token);
+	append(req, sizeof req, "\r\nConnection: close\r\n\r\n");
+	mmds_exchange(req, resp, sizeof resp);
+	out("mmds="); out(http_body(resp)); out("\n");
+	mmds_exchange("GET /latest/meta-data/ami-id HTTP/1.1\r\nHost: 169.254.169.254\r\nConnection: close\r\n\r\n", resp, sizeof resp);
+	cut(resp, '\r');
+	out("mmds-v1="); out(resp); out("\n");
+}
+
 static int has(const char *h, const char *n) {
 	for (; *h; h++) { int i = 0; while (n[i] && h[i] == n[i]) i++; if (!n[i]) return 1; }
 	return 0;
@@ -202,6 +275,7 @@ void _start(void) {
 		out("\n");
 	}
 	if (has(cmd, "petasan.vsock")) vsock_demo();
+	if (has(cmd, "petasan.mmds")) mmds_demo();
 	if (has(cmd, "bench.mode=idle")) {
 		long long ts[2] = {5, 0}; /* 64-bit timespec: the kernel is built without COMPAT_32BIT_TIME */
 		out("IDLE\n");

@@ -12,11 +12,12 @@ import type {
   MetricsConfig,
   NetworkInterfaceConfig,
   NetworkInterfaceUpdate,
+  MmdsConfig,
 } from "../config/index.js";
 import type { ActionError } from "./errors.js";
 
 /** Reads that never change state (answered in any phase, without waiting). */
-export type Query = { kind: "getInstanceInfo" } | { kind: "getVersion" } | { kind: "getMachineConfig" } | { kind: "getVmConfig" };
+export type Query = { kind: "getInstanceInfo" } | { kind: "getVersion" } | { kind: "getMachineConfig" } | { kind: "getVmConfig" } | { kind: "getMmds" };
 
 /** Everything that changes the configuration or the VM (run one at a time). */
 export type Command =
@@ -29,6 +30,10 @@ export type Command =
   | { kind: "patchNetworkInterface"; update: NetworkInterfaceUpdate }
   | { kind: "putEntropy"; entropy: EntropyConfig }
   | { kind: "putVsock"; vsock: VsockConfig }
+  /** PUT /mmds and PATCH /mmds: `data` is any JSON value (the body). */
+  | { kind: "putMmds"; data: unknown }
+  | { kind: "patchMmds"; data: unknown }
+  | { kind: "putMmdsConfig"; config: MmdsConfig }
   | { kind: "putLogger"; logger: LoggerConfig }
   | { kind: "putMetrics"; metrics: MetricsConfig }
   | { kind: "instanceStart" }
@@ -61,7 +66,15 @@ export interface VersionInfo {
   firecracker_version: string;
 }
 
-export type ApiData = InstanceInfo | VersionInfo | MachineConfig | FullVmConfiguration;
+/** GET /mmds: the data store, any JSON value, written as itself (toJSON); an empty store reads as {}, as in Firecracker. */
+export class MmdsContents {
+  constructor(readonly value: unknown) {}
+  toJSON(): unknown {
+    return this.value ?? {};
+  }
+}
+
+export type ApiData = InstanceInfo | VersionInfo | MachineConfig | FullVmConfiguration | MmdsContents;
 
 /** `data` absent: success with nothing to return (HTTP 204). */
 export type ActionResult = { ok: true; data?: ApiData } | { ok: false; error: ActionError };

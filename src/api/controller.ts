@@ -4,9 +4,9 @@
  * other action runs one at a time, in arrival order, so a slow backend call (boot, pause) never
  * interleaves with another change. `handle` never rejects: failures are ActionResults.
  */
-import { ConfigError, FIRECRACKER_API_VERSION, VmResources, type BootSourceConfig, type DriveConfig, type DriveUpdate, type NetworkInterfaceUpdate } from "../config/index.js";
-import type { Action, ActionKind, ActionResult, Command, InstanceInfo, InstanceState, Phase } from "./actions.js";
-import { ActionError, badRequest, describeError, INTERNAL_SERVER_ERROR, MISSING_KERNEL } from "./errors.js";
+import { ConfigError, FIRECRACKER_API_VERSION, MmdsStoreError, VmResources, type BootSourceConfig, type DriveConfig, type DriveUpdate, type MmdsStore, type NetworkInterfaceUpdate } from "../config/index.js";
+import { MmdsContents, type Action, type ActionKind, type ActionResult, type Command, type InstanceInfo, type InstanceState, type Phase } from "./actions.js";
+import { ActionError, badRequest, describeError, INTERNAL_SERVER_ERROR, MISSING_KERNEL, PAYLOAD_TOO_LARGE } from "./errors.js";
 import { HostFileError, nodeHostFiles, type FileAccess, type HostFiles } from "./host-files.js";
 import { phaseRefusal } from "./phase-rules.js";
 import type { VmmBackend } from "./vmm-backend.js";
@@ -77,6 +77,8 @@ export class Controller {
         return Promise.resolve({ ok: true, data: this.resources.getMachineConfig() });
       case "getVmConfig":
         return Promise.resolve({ ok: true, data: this.resources.snapshot() });
+      case "getMmds":
+        return Promise.resolve(this.getMmds());
       default: {
         const result = this.queueTail.then(() => this.run(action));
         this.queueTail = result;
@@ -127,6 +129,12 @@ export class Controller {
         return this.resources.setEntropy(action.entropy);
       case "putVsock":
         return this.resources.setVsock(action.vsock);
+      case "putMmdsConfig":
+        return this.resources.setMmdsConfig(action.config);
+      case "putMmds":
+        return this.changeMmds((store) => store.put(action.data));
+      case "patchMmds":
+        return this.changeMmds((store) => store.patch(action.data));
       case "putLogger":
         if (action.logger.log_path !== undefined) {
           await this.opens(action.logger.log_path, "create", (io) => `Logger error: Failed to open target file: ${io}`);
@@ -184,12 +192,39 @@ export class Controller {
     const config = this.resources.bootableConfig();
     if (config === undefined) throw badRequest(MISSING_KERNEL);
     try {
-      await this.backend.start(config);
+      const mmdsData = this.resources.existingMmds()?.text;
+      await this.backend.start(config, mmdsData === undefined ? undefined : { mmdsData });
     } catch (error) {
       throw badRequest(`Start microvm error: ${describeError(error)}`, error);
     }
     // The guest may already have ended while start() was resolving.
     if (this.currentPhase === "Configuring") this.currentPhase = "Running";
+  }
+
+  /** GET /mmds: the store with serde_json's key order; an empty store reads as {} (parsed_request.rs). */
+  private getMmds(): ActionResult {
+    let store: MmdsStore;
+    try {
+      store = this.mmdsStore();
+    } catch (error) {
+      return { ok: false, error: this.toActionError("getMmds", error) };
+    }
+    return { ok: true, data: new MmdsContents(JSON.parse(store.text)) };
+  }
+
+  /** Before boot, MMDS is created on first use; after it, only if it was created before (Firecracker's Vmm::get_mmds). */
+  private mmdsStore(): MmdsStore {
+    if (this.currentPhase === "Configuring") return this.resources.mmds();
+    const store = this.resources.existingMmds();
+    if (store === undefined) throw new MmdsStoreError("not-initialized");
+    return store;
+  }
+
+  /** PUT/PATCH /mmds: the store changes (or refuses) here; a running guest then gets the new contents. */
+  private async changeMmds(change: (store: MmdsStore) => void): Promise<void> {
+    const store = this.mmdsStore();
+    change(store);
+    if (this.currentPhase !== "Configuring") await this.callVmm(() => this.backend.updateMmds(store.text));
   }
 
   private async pause(): Promise<void> {
@@ -245,6 +280,12 @@ export class Controller {
 
   private toActionError(kind: ActionKind, error: unknown): ActionError {
     if (error instanceof ActionError) return error;
+    if (error instanceof MmdsStoreError) {
+      // rpc_interface.rs: VmmActionError::MmdsLimitExceeded (413) and VmmActionError::Mmds (400).
+      return error.kind === "limit"
+        ? new ActionError(PAYLOAD_TOO_LARGE, `MMDS limit exceeded error: ${error.message}`, { cause: error })
+        : badRequest(`MMDS error: ${error.message}`, error);
+    }
     if (error instanceof ConfigError) {
       const prefix = CONFLICT_PREFIX[kind];
       // Firecracker's texts for broken rules name no field ("Machine config error: The number of vCPUs ...").

@@ -12,6 +12,8 @@ export class ActionError extends Error {
 
 /** Firecracker answers every client or VMM error with 400 Bad Request. */
 export const BAD_REQUEST = 400;
+/** Firecracker answers an MMDS store past its size limit with 413 (parsed_request.rs, MmdsLimitExceeded). */
+export const PAYLOAD_TOO_LARGE = 413;
 /** The swagger `default` response: something failed inside petasan itself. */
 export const INTERNAL_SERVER_ERROR = 500;
 

@@ -1,9 +1,10 @@
 /** A VmmBackend for tests: records every call, fails or holds a call on request. */
 import type { RateLimiterUpdate, VmConfig } from "../config/index.js";
-import type { VmmBackend } from "./vmm-backend.js";
+import type { BootExtras, VmmBackend } from "./vmm-backend.js";
 
 export type BackendCall =
-  | { method: "start"; config: VmConfig }
+  | { method: "start"; config: VmConfig; extras?: BootExtras }
+  | { method: "updateMmds"; dataJson: string }
   | { method: "pause" | "resume" | "sendCtrlAltDel" | "flushMetrics" }
   | { method: "updateDrivePath"; driveId: string; path: string }
   | { method: "updateRateLimiters"; update: RateLimiterUpdate };
@@ -15,8 +16,11 @@ export class FakeVmmBackend implements VmmBackend {
   /** Calls of this method wait for the promise before completing (a slow VMM). */
   readonly holdUntil = new Map<BackendCall["method"], Promise<void>>();
 
-  start(config: VmConfig): Promise<void> {
-    return this.record({ method: "start", config: structuredClone(config) });
+  start(config: VmConfig, extras?: BootExtras): Promise<void> {
+    return this.record({ method: "start", config: structuredClone(config), ...(extras && { extras }) });
+  }
+  updateMmds(dataJson: string): Promise<void> {
+    return this.record({ method: "updateMmds", dataJson });
   }
   pause(): Promise<void> {
     return this.record({ method: "pause" });

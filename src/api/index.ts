@@ -8,5 +8,5 @@ export * from "./request-bodies.js";
 export * from "./routes.js";
 export * from "./server.js";
 export * from "./unix-socket.js";
-export type { VmmBackend } from "./vmm-backend.js";
+export type { BootExtras, VmmBackend } from "./vmm-backend.js";
 export * from "./host-files.js";

@@ -9,12 +9,18 @@ import { NOT_SUPPORTED_POST_BOOT, NOT_SUPPORTED_PRE_BOOT, VM_STOPPED } from "./e
 const ANY: readonly Phase[] = ["Configuring", "Running", "Paused", "Stopped"];
 const PRE_BOOT: readonly Phase[] = ["Configuring"];
 const POST_BOOT: readonly Phase[] = ["Running", "Paused"];
+/** Firecracker serves these in both of its controllers (rpc_interface.rs). */
+const PRE_AND_POST_BOOT: readonly Phase[] = ["Configuring", "Running", "Paused"];
 
 export const ALLOWED_PHASES: { readonly [K in ActionKind]: readonly Phase[] } = {
   getInstanceInfo: ANY,
   getVersion: ANY,
   getMachineConfig: ANY,
   getVmConfig: ANY,
+  getMmds: ANY,
+  putMmds: PRE_AND_POST_BOOT,
+  patchMmds: PRE_AND_POST_BOOT,
+  putMmdsConfig: PRE_BOOT,
   putBootSource: PRE_BOOT,
   putMachineConfig: PRE_BOOT,
   patchMachineConfig: PRE_BOOT,

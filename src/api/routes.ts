@@ -16,6 +16,7 @@ import {
   machineConfigSchema,
   machineConfigUpdateSchema,
   metricsSchema,
+  mmdsConfigSchema,
   networkInterfaceSchema,
   networkInterfaceUpdateSchema,
   parseJsonText,
@@ -122,6 +123,17 @@ const ROUTES: readonly Route[] = [
   { method: "PUT", path: "vsock", toAction: (body) => ({ kind: "putVsock", vsock: parseBody(vsockSchema, body) }) },
   { method: "PUT", path: "logger", toAction: (body) => ({ kind: "putLogger", logger: parseBody(loggerSchema, body) }) },
   { method: "PUT", path: "metrics", toAction: (body) => ({ kind: "putMetrics", metrics: parseBody(metricsSchema, body) }) },
+  { method: "GET", path: "mmds", toAction: () => ({ kind: "getMmds" }) },
+  { method: "PUT", path: "mmds", toAction: (body) => ({ kind: "putMmds", data: parseJsonBody(body) }) },
+  { method: "PATCH", path: "mmds", toAction: (body) => ({ kind: "patchMmds", data: parseJsonBody(body) }) },
+  { method: "PUT", path: "mmds/config", toAction: (body) => ({ kind: "putMmdsConfig", config: parseBody(mmdsConfigSchema, body) }) },
+  {
+    method: "PUT",
+    path: "mmds/{id}",
+    toAction(_body, id) {
+      throw badRequest(`Unrecognized PUT request path \`${id}\`.`);
+    },
+  },
   { method: "PATCH", path: "vm", toAction: (body) => ({ kind: "setVmState", state: parseBody(vmStateSchema, body).state }) },
 ];
 
@@ -134,7 +146,6 @@ const NOT_YET: readonly { method: string; path: string; feature: string }[] = [
     "PATCH /balloon/hinting/start", "GET /balloon/hinting/status", "PATCH /balloon/hinting/stop"].map((e) => endpoint(e, "the virtio-balloon device")),
   endpoint("PUT /cpu-config", "custom CPU templates (machine-config's cpu_template is supported)"),
   ...["PUT /pmem/{id}", "PATCH /pmem/{id}"].map((e) => endpoint(e, "virtio-pmem devices")),
-  ...["PUT /mmds", "PATCH /mmds", "GET /mmds", "PUT /mmds/config"].map((e) => endpoint(e, "the MMDS (microVM metadata service)")),
   endpoint("PUT /serial", "configuring the serial console (it is petasan's stdin/stdout)"),
   ...["PUT /hotplug/memory", "PATCH /hotplug/memory", "GET /hotplug/memory"].map((e) => endpoint(e, "memory hotplug")),
   ...["PUT /snapshot/create", "PUT /snapshot/load"].map((e) => endpoint(e, "snapshots")),
@@ -189,6 +200,16 @@ function checkedId(segment: string): string {
   if (id === "") throw badRequest(EMPTY_ID);
   if (!isResourceId(id)) throw badRequest(INVALID_ID);
   return id;
+}
+
+/** Any JSON value (the MMDS contents). */
+function parseJsonBody(body: string | undefined): unknown {
+  try {
+    return parseJsonText(body ?? "");
+  } catch (error) {
+    if (error instanceof JsonSyntaxError) throw badRequest(deserializeFailure(error.message), error);
+    throw error;
+  }
 }
 
 /**

@@ -386,3 +386,25 @@ test("cpu_template in PUT/PATCH /machine-config is answered with Firecracker's D
     const machine = (await call("GET", "/machine-config")).json as { cpu_template?: string };
     assert.equal(machine.cpu_template, undefined);
   }));
+
+test("MMDS over the API: PUT, PATCH and GET /mmds, PUT /mmds/config, 413 past the limit", () =>
+  withServer(async ({ call, backend }) => {
+    assert.equal((await call("GET", "/mmds")).text, "{}");
+    assert.equal((await call("PUT", "/network-interfaces/net1", NET)).status, 204);
+    assert.equal((await call("PUT", "/mmds/config", { version: "V2", network_interfaces: ["net1"] })).status, 204);
+    assertFault(await call("PUT", "/mmds/config", { network_interfaces: ["eth9"] }), /^MMMDS config error: The list of network interface IDs provided/);
+    assert.equal((await call("PUT", "/mmds", { latest: { "meta-data": { "ami-id": "a" } }, n: 1 })).status, 204);
+    assert.equal((await call("PATCH", "/mmds", { n: null, s: "x" })).status, 204);
+    const got = await call("GET", "/mmds");
+    assert.equal(got.status, 200);
+    assert.equal(got.text, '{"latest":{"meta-data":{"ami-id":"a"}},"s":"x"}');
+    assertFault(await call("PATCH", "/mmds", { big: "z".repeat(51_180) }), "MMDS limit exceeded error: The MMDS patch request doesn't fit.", 413);
+    assert.equal((await call("PUT", "/mmds", '"just a string"')).status, 204);
+    assert.equal((await call("GET", "/mmds")).text, '"just a string"');
+    await call("PUT", "/boot-source", KERNEL);
+    assert.equal((await call("PUT", "/actions", { action_type: "InstanceStart" })).status, 204);
+    const start = backend.calls.find((c) => c.method === "start");
+    assert.deepEqual(start?.method === "start" && start.extras, { mmdsData: '"just a string"' });
+    assert.equal((await call("PUT", "/mmds", { after: "boot" })).status, 204);
+    assert.deepEqual(backend.calls.at(-1), { method: "updateMmds", dataJson: '{"after":"boot"}' });
+  }));

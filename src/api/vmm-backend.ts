@@ -1,9 +1,15 @@
 /** The Controller's only way to reach the VMM; tests inject a fake. */
 import type { RateLimiterUpdate, VmConfig } from "../config/index.js";
 
+/** What the VM boots with besides its VmConfig. */
+export interface BootExtras {
+  /** The MMDS data store as JSON text, when MMDS has been used before boot. */
+  mmdsData?: string;
+}
+
 export interface VmmBackend {
   /** Builds and boots the VM, resolving once the vCPUs run; rejects with an Error naming what failed. */
-  start(config: VmConfig): Promise<void>;
+  start(config: VmConfig, extras?: BootExtras): Promise<void>;
   /** Resolves once every vCPU has acknowledged the pause. */
   pause(): Promise<void>;
   resume(): Promise<void>;
@@ -15,4 +21,6 @@ export interface VmmBackend {
   updateDrivePath(driveId: string, path: string): Promise<void>;
   /** Applies new rate limiters to a running drive or network interface (PATCH). */
   updateRateLimiters(update: RateLimiterUpdate): Promise<void>;
+  /** Gives the guest's MMDS the data store's new contents (JSON text) after PUT or PATCH /mmds. */
+  updateMmds(dataJson: string): Promise<void>;
 }

@@ -8,6 +8,7 @@
  * VirtualMachine does; then `onExit` runs, and the caller tells the Controller and ends the process.
  */
 import type { RateLimiterUpdate, VmConfig } from "../config/index.js";
+import type { BootExtras } from "../api/index.js";
 import { createVm, type LogLevel, type MetricsRecorder, type VirtualMachine, type VmExit } from "../lib/index.js";
 
 /** Firecracker's DEFAULT_LEVEL (logger/logging.rs) when the logger config names none. */
@@ -36,7 +37,7 @@ export class ApiVmmBackend {
 
   constructor(private readonly options: ApiBackendOptions) {}
 
-  async start(config: VmConfig): Promise<void> {
+  async start(config: VmConfig, extras: BootExtras = {}): Promise<void> {
     if (this.vm !== undefined) throw new ApiBackendError("the microVM has already been started");
     const { serialOutputFd, defaultLogFd, metrics } = this.options;
     const vm = createVm(config, {
@@ -44,6 +45,7 @@ export class ApiVmmBackend {
       // Firecracker's look when its logger config says nothing: no level, no origin.
       log: { fd: defaultLogFd, level: DEFAULT_API_LOG_LEVEL, showLevel: false, showOrigin: false },
       metrics,
+      ...(extras.mmdsData !== undefined && { mmds: JSON.parse(extras.mmdsData) as unknown }),
     });
     // A failed start releases what it had built; the Controller reports the error.
     await vm.start();
@@ -80,6 +82,10 @@ export class ApiVmmBackend {
 
   async updateRateLimiters(update: RateLimiterUpdate): Promise<void> {
     await this.running().updateRateLimiters(update);
+  }
+
+  async updateMmds(dataJson: string): Promise<void> {
+    await this.running().updateMmds(JSON.parse(dataJson) as unknown);
   }
 
   /** Host input for the guest's serial console; dropped when no VM runs. */

@@ -30,6 +30,7 @@ test("Firecracker's defaults: the default socket, instance id and payload limit"
     maxPayloadBytes: DEFAULT_MAX_PAYLOAD_BYTES,
     startTimes: { startTimeUs: undefined, startTimeCpuUs: undefined, parentCpuTimeUs: undefined },
     warnings: [],
+    mmdsSizeLimit: DEFAULT_MAX_PAYLOAD_BYTES,
   });
 });
 
@@ -75,7 +76,8 @@ test("every flag of Firecracker's main.rs is known: honoured, warned about, or r
   if (args.kind !== "serve") return;
   assert.deepEqual(args.startTimes, { startTimeUs: 10, startTimeCpuUs: 20, parentCpuTimeUs: 30 });
   assert.equal(args.maxPayloadBytes, 100);
-  assert.equal(args.warnings.length, 4, args.warnings.join("\n"));
+  assert.equal(args.warnings.length, 3, args.warnings.join("\n"));
+  assert.equal(args.mmdsSizeLimit, 200);
   for (const warning of args.warnings) assert.doesNotMatch(warning, /\n/);
   assert.deepEqual(parseApiModeArgs(["--help"]), { kind: "help" });
   assert.deepEqual(parseApiModeArgs(["--api-sock", "s", "--version"]), { kind: "version" });
@@ -83,12 +85,20 @@ test("every flag of Firecracker's main.rs is known: honoured, warned about, or r
     const refused = parseApiModeArgs(argv);
     assert.ok(refused.kind === "unsupported" && /does not support snapshots yet/.test(refused.message));
   }
-  const metadata = parseApiModeArgs(["--api-sock", "s", "--metadata", "m.json"]);
-  assert.ok(metadata.kind === "unsupported" && /^--metadata m\.json: petasan does not support the MMDS .* yet$/.test(metadata.message));
 });
 
 test("Firecracker's ArgParser rules: --no-seccomp excludes --seccomp-filter, no flag twice, whole numbers", () => {
   usageError(["--no-seccomp", "--seccomp-filter", "f"], EXIT_ARG_PARSING, /^Argument 'no-seccomp' cannot be used together with argument 'seccomp-filter'\.$/);
   usageError(["--id", "a", "--id", "b"], EXIT_ARG_PARSING, /^The argument 'id' was provided more than once\.$/);
   usageError(["--start-time-us", "soon"], EXIT_ARG_PARSING, /--start-time-us: "soon" is not a whole number/);
+});
+
+test("--mmds-size-limit defaults to the payload limit, as in Firecracker; --metadata names the data file", () => {
+  const plain = parseApiModeArgs([]);
+  assert.equal(plain.kind === "serve" && plain.mmdsSizeLimit, DEFAULT_MAX_PAYLOAD_BYTES);
+  const payload = parseApiModeArgs(["--http-api-max-payload-size", "1000"]);
+  assert.equal(payload.kind === "serve" && payload.mmdsSizeLimit, 1000);
+  const both = parseApiModeArgs(["--http-api-max-payload-size", "1000", "--mmds-size-limit", "200", "--metadata", "/m.json"]);
+  assert.deepEqual(both.kind === "serve" && [both.mmdsSizeLimit, both.metadataFile], [200, "/m.json"]);
+  usageError(["--mmds-size-limit", "-1"], EXIT_ARG_PARSING, /--mmds-size-limit/);
 });

@@ -4,8 +4,8 @@
  * requires --config-file, --no-seccomp and --seccomp-filter exclude each other, a flag given twice is an
  * error, and --api-sock defaults to a fixed path (Firecracker's /run/firecracker.socket, here
  * /run/petasan.socket). Flags for features petasan does not have yet are accepted with a one-line warning
- * when ignoring them changes nothing the user can observe (seccomp, the boot timer, PCI, the MMDS size
- * limit) and refused when it would (--metadata, the snapshot flags).
+ * when ignoring them changes nothing the user can observe (seccomp, the boot timer, PCI) and refused when it
+ * would (the snapshot flags).
  */
 import { parseArgs } from "node:util";
 import { ConfigError, loggerSchema, type LoggerConfig } from "../config/index.js";
@@ -24,6 +24,7 @@ export const API_MODE_USAGE = `usage: petasan [--api-sock PATH] [--config-file F
                [--level LEVEL] [--log-path FILE] [--show-level] [--show-log-origin] [--module PREFIX]
                [--metrics-path FILE] [--http-api-max-payload-size BYTES]
                [--start-time-us US] [--start-time-cpu-us US] [--parent-cpu-time-us US] [--version]
+               [--metadata FILE] [--mmds-size-limit BYTES]
 Firecracker-compatible mode: serves the Firecracker API on a Unix socket and/or boots from a config file.
   --api-sock PATH        the API socket (default ${DEFAULT_API_SOCKET_PATH})
   --config-file FILE     boot at once from this JSON configuration (Firecracker's format)
@@ -38,9 +39,11 @@ Firecracker-compatible mode: serves the Firecracker API on a Unix socket and/or 
                          the launcher's clocks (CLOCK_MONOTONIC, process CPU), for the metrics
                          api_server.process_startup_time_us and process_startup_time_cpu_us
   --version              Firecracker's version line (the API petasan implements), then petasan's
+  --metadata FILE        JSON that fills the MMDS data store before boot
+  --mmds-size-limit BYTES   the MMDS data store's limit (default: the payload limit)
 Accepted with a warning, no effect yet: --no-seccomp, --seccomp-filter FILE (petasan installs no seccomp
-filters yet), --boot-timer, --enable-pci, --mmds-size-limit BYTES.
-Refused (not supported yet): --metadata FILE, --snapshot-version, --describe-snapshot FILE.
+filters yet), --boot-timer, --enable-pci.
+Refused (not supported yet): --snapshot-version, --describe-snapshot FILE.
 The guest's serial console is on stdin/stdout; on a terminal, Ctrl-A x quits.`;
 
 /** A bad command line; `exitCode` is Firecracker's for the case. */
@@ -79,6 +82,10 @@ export type ApiModeArgs =
       startTimes: ProcessStartTimes;
       /** One line each, for flags accepted without effect. */
       warnings: string[];
+      /** The MMDS data store's limit (Firecracker's default: the API payload limit). */
+      mmdsSizeLimit: number;
+      /** --metadata: a JSON file that fills the MMDS data store before boot. */
+      metadataFile?: string;
     };
 
 const OPTIONS = {
@@ -114,7 +121,6 @@ const NO_EFFECT_YET: Readonly<Record<string, string>> = {
   "seccomp-filter": "petasan installs no seccomp filters yet: the filter is not applied",
   "boot-timer": "petasan has no boot timer device yet: --boot-timer is ignored",
   "enable-pci": "petasan has no PCI transport yet: devices stay on virtio-mmio",
-  "mmds-size-limit": "petasan has no MMDS yet: --mmds-size-limit is ignored",
 };
 
 export function parseApiModeArgs(argv: string[]): ApiModeArgs {
@@ -143,9 +149,6 @@ export function parseApiModeArgs(argv: string[]): ApiModeArgs {
   }
   if (values["no-api"] && values["config-file"] === undefined) throw new ApiModeUsageError("--no-api requires --config-file");
   if (values["no-api"] && values["api-sock"] !== undefined) throw new ApiModeUsageError("--api-sock and --no-api exclude each other");
-  if (values.metadata !== undefined) {
-    return { kind: "unsupported", message: `--metadata ${values.metadata}: petasan does not support the MMDS (microVM metadata service) yet` };
-  }
 
   const instanceId = values.id ?? DEFAULT_INSTANCE_ID;
   if (!/^[A-Za-z0-9-]{1,64}$/.test(instanceId)) {
@@ -158,7 +161,7 @@ export function parseApiModeArgs(argv: string[]): ApiModeArgs {
   const warnings = Object.keys(NO_EFFECT_YET)
     .filter((flag) => values[flag as keyof typeof values] !== undefined)
     .map((flag) => NO_EFFECT_YET[flag]);
-  if (values["mmds-size-limit"] !== undefined) wholeNumber("mmds-size-limit", values["mmds-size-limit"]);
+  const maxPayloadBytes = payload === undefined ? DEFAULT_MAX_PAYLOAD_BYTES : Number(payload);
   return {
     kind: "serve",
     apiSocketPath: values["no-api"] ? undefined : (values["api-sock"] ?? DEFAULT_API_SOCKET_PATH),
@@ -166,13 +169,15 @@ export function parseApiModeArgs(argv: string[]): ApiModeArgs {
     instanceId,
     logger: parseLoggerFlags(values),
     metricsPath: values["metrics-path"],
-    maxPayloadBytes: payload === undefined ? DEFAULT_MAX_PAYLOAD_BYTES : Number(payload),
+    maxPayloadBytes,
     startTimes: {
       startTimeUs: wholeNumber("start-time-us", values["start-time-us"]),
       startTimeCpuUs: wholeNumber("start-time-cpu-us", values["start-time-cpu-us"]),
       parentCpuTimeUs: wholeNumber("parent-cpu-time-us", values["parent-cpu-time-us"]),
     },
     warnings,
+    mmdsSizeLimit: wholeNumber("mmds-size-limit", values["mmds-size-limit"]) ?? maxPayloadBytes,
+    ...(values.metadata !== undefined && { metadataFile: values.metadata }),
   };
 }
 

@@ -7,7 +7,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { HostFileError, nodeHostFiles, startApiServer, type ApiServer } from "../api/index.js";
-import { FIRECRACKER_API_VERSION, loadConfigFile, VmResources, type VmConfig } from "../config/index.js";
+import { FIRECRACKER_API_VERSION, loadConfigFile, parseJsonText, VmResources, type VmConfig } from "../config/index.js";
 import { MetricsRecorder, type VmExit } from "../lib/index.js";
 import { ApiVmmBackend } from "./api-backend.js";
 import { API_MODE_USAGE, ApiModeUsageError, EXIT_GENERIC_ERROR, parseApiModeArgs, type ApiModeArgs, type ProcessStartTimes } from "./api-mode-args.js";
@@ -132,7 +132,9 @@ async function initialResources(args: ServeArgs): Promise<VmResources> {
   await openAtStart(args.logger.log_path, "Could not initialize logger: Failed to open target file:");
   await openAtStart(args.metricsPath, "Could not initialize metrics: Cannot initialize the metrics system due to bad user input:");
   const config: VmConfig | undefined = args.configFile === undefined ? undefined : await loadConfigFile(args.configFile);
-  const resources = config === undefined ? new VmResources() : VmResources.fromConfig(config);
+  const sizing = { mmdsSizeLimit: args.mmdsSizeLimit };
+  const resources = config === undefined ? new VmResources(sizing) : VmResources.fromConfig(config, sizing);
+  if (args.metadataFile !== undefined) fillMmds(resources, args.metadataFile, await readFile(args.metadataFile, "utf8"));
   if (Object.keys(args.logger).length > 0 || config?.logger !== undefined) {
     resources.setLogger({ ...args.logger, ...config?.logger });
   }
@@ -165,6 +167,21 @@ function recordStartupTimes(metrics: MetricsRecorder, times: ProcessStartTimes):
   if (times.startTimeCpuUs !== undefined) {
     const { user, system } = process.cpuUsage();
     metrics.record("api_server", "process_startup_time_cpu_us", user + system - times.startTimeCpuUs + (times.parentCpuTimeUs ?? 0));
+  }
+}
+
+/** --metadata: the file's JSON becomes the MMDS data store (Firecracker's main.rs MMDS_CONTENT_ARG). */
+function fillMmds(resources: VmResources, path: string, text: string): void {
+  let data: unknown;
+  try {
+    data = parseJsonText(text);
+  } catch (error) {
+    throw new Error(`--metadata ${path}: not valid JSON: ${(error as Error).message}`, { cause: error });
+  }
+  try {
+    resources.mmds().put(data);
+  } catch (error) {
+    throw new Error(`--metadata ${path}: ${(error as Error).message}`, { cause: error });
   }
 }
 

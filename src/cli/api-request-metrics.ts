@@ -25,6 +25,11 @@ const REQUEST_COUNTERS: { readonly [K in ActionKind]: RequestCounter | undefined
   patchNetworkInterface: ["patch_api_requests", "network"],
   putEntropy: undefined,
   putVsock: ["put_api_requests", "vsock"],
+  getMmds: ["get_api_requests", "mmds"],
+  putMmds: ["put_api_requests", "mmds"],
+  patchMmds: ["patch_api_requests", "mmds"],
+  // Firecracker's parse_put_mmds counts /mmds/config under the same name.
+  putMmdsConfig: ["put_api_requests", "mmds"],
   putLogger: ["put_api_requests", "logger"],
   putMetrics: ["put_api_requests", "metrics"],
   instanceStart: ["put_api_requests", "actions"],

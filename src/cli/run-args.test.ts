@@ -48,3 +48,15 @@ test("bad flags are usage errors naming the flag", () => {
 test("--vsock becomes the config's vsock device", () => {
   assert.deepEqual(parseRunArgs(["--vsock", "cid=7,uds=/run/v.sock"]).config.vsock, { guest_cid: 7, uds_path: "/run/v.sock" });
 });
+
+test("--mmds-config and --mmds-data configure MMDS on the NICs", () => {
+  const a = parseRunArgs(["--net", "tap=t0", "--net", "tap=t1,id=web", "--mmds-config", "version=v2,imds", "--mmds-data", "/m.json"]);
+  assert.deepEqual(a.config["mmds-config"], { version: "V2", network_interfaces: ["eth0", "web"], ipv4_address: "169.254.169.254", imds_compat: true });
+  assert.equal(a.mmdsDataFile, "/m.json");
+  const b = parseRunArgs(["--net", "tap=t0", "--mmds-config", "iface=eth0,ipv4=169.254.1.2"]);
+  assert.deepEqual(b.config["mmds-config"], { version: "V1", network_interfaces: ["eth0"], ipv4_address: "169.254.1.2", imds_compat: false });
+  assert.throws(() => parseRunArgs(["--mmds-data", "/m.json"]), /--mmds-data needs --mmds-config/);
+  assert.throws(() => parseRunArgs(["--net", "tap=t0", "--mmds-config", "iface=eth9"]), /MMMDS config error: The list of network interface IDs provided/);
+  assert.throws(() => parseRunArgs(["--mmds-config", "version=V2"]), /is empty/);
+  assert.throws(() => parseRunArgs(["--net", "tap=t0", "--mmds-config", "version=V3"]), UsageError);
+});

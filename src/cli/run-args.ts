@@ -21,6 +21,8 @@ export interface RunArgs {
   cmdline?: string;
   serial: SerialTarget;
   logLevel: LogLevel;
+  /** --mmds-data: a JSON file for the MMDS data store. */
+  mmdsDataFile?: string;
 }
 
 export const RUN_USAGE = `usage: petasan run [--kernel FILE] [--initrd FILE] [--cmdline ARGS] [--memory SIZE] [--cpus N]
@@ -43,6 +45,9 @@ export const RUN_USAGE = `usage: petasan run [--kernel FILE] [--initrd FILE] [--
   --vsock cid=N,uds=PATH
                        a virtio-vsock device for guest CID N (3 or more); host programs connect to the unix
                        socket PATH ("CONNECT <port>\n"), guest connections to port P reach PATH_P
+  --mmds-config version=V1|V2[,imds][,ipv4=ADDR][,iface=NAME]...
+                       the metadata service (Firecracker's MMDS) on the NICs named (default: all --net)
+  --mmds-data FILE     JSON for the MMDS data store (needs --mmds-config)
 On a terminal, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A to the guest.`;
 
 const MIN_MEMORY_MIB = 64;
@@ -68,6 +73,8 @@ export function parseRunArgs(argv: string[]): RunArgs {
         net: { type: "string", multiple: true, default: [] },
         rng: { type: "boolean", default: false },
         vsock: { type: "string" },
+        "mmds-config": { type: "string" },
+        "mmds-data": { type: "string" },
       },
     }));
   } catch (e) {
@@ -84,6 +91,7 @@ export function parseRunArgs(argv: string[]): RunArgs {
   const logLevel = LOG_LEVELS.find((l) => l.toLowerCase() === values["log-level"].toLowerCase());
   if (!logLevel) throw new UsageError(`--log-level: "${values["log-level"]}" is not one of ${LOG_LEVELS.join(", ")}`);
   if (values.initrd && !values.kernel) throw new UsageError("--initrd needs --kernel (the default guest brings its own)");
+  if (values["mmds-data"] !== undefined && values["mmds-config"] === undefined) throw new UsageError("--mmds-data needs --mmds-config");
 
   // Validate everything but the kernel through the shared schema, so limits and messages match the API's.
   const raw = {
@@ -94,6 +102,9 @@ export function parseRunArgs(argv: string[]): RunArgs {
     ...(values.rng ? { entropy: {} } : {}),
     ...(values.vsock !== undefined ? { vsock: vsockOption(values.vsock) } : {}),
   };
+  if (values["mmds-config"] !== undefined) {
+    Object.assign(raw, { "mmds-config": mmdsOption(values["mmds-config"], raw["network-interfaces"].map((n) => n.iface_id as string)) });
+  }
   let config: VmConfig;
   try {
     config = parseVmConfig(raw);
@@ -109,6 +120,7 @@ export function parseRunArgs(argv: string[]): RunArgs {
     cmdline: values.cmdline,
     serial: parseSerial(values.serial),
     logLevel,
+    ...(values["mmds-data"] !== undefined && { mmdsDataFile: values["mmds-data"] }),
   };
 }
 
@@ -152,6 +164,21 @@ function vsockOption(text: string): Record<string, unknown> {
     throw new UsageError(`--vsock: "${text}" needs cid=N (a whole number) and uds=PATH`);
   }
   return { guest_cid: Number(cid), uds_path: uds };
+}
+
+/** "version=V2,imds,ipv4=169.254.169.254,iface=eth0": a MmdsConfig; iface may repeat and defaults to every NIC. */
+function mmdsOption(text: string, nics: readonly string[]): Record<string, unknown> {
+  const ifaces: string[] = [];
+  const rest = text.split(",").filter((part) => (part.startsWith("iface=") ? (ifaces.push(part.slice(6)), false) : true)).join(",");
+  const kv = rest === "" ? new Map<string, string | true>() : keyValues(rest, "--mmds-config", ["version", "ipv4"], ["imds"]);
+  const version = kv.get("version");
+  const ipv4 = kv.get("ipv4");
+  return {
+    ...(typeof version === "string" ? { version: version.toUpperCase() } : {}),
+    network_interfaces: ifaces.length > 0 ? ifaces : [...nics],
+    ...(typeof ipv4 === "string" ? { ipv4_address: ipv4 } : {}),
+    imds_compat: kv.has("imds"),
+  };
 }
 
 function parseSerial(text: string): SerialTarget {

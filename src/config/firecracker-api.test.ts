@@ -7,6 +7,7 @@ import { entropySchema } from "./entropy.js";
 import { loggerSchema } from "./logger.js";
 import { machineConfigSchema, machineConfigUpdateSchema } from "./machine-config.js";
 import { metricsSchema } from "./metrics.js";
+import { mmdsConfigSchema } from "./mmds.js";
 import { networkInterfaceSchema, networkInterfaceUpdateSchema } from "./network-interface.js";
 import { rateLimiterSchema, tokenBucketSchema } from "./rate-limiter.js";
 import type { ObjectSchema } from "./schema.js";
@@ -26,6 +27,7 @@ const schemas: ObjectSchema<unknown>[] = [
   entropySchema,
   loggerSchema,
   metricsSchema,
+  mmdsConfigSchema,
   rateLimiterSchema,
   tokenBucketSchema,
   vmConfigSchema,

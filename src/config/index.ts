@@ -8,6 +8,7 @@ export * from "./load-config-file.js";
 export * from "./logger.js";
 export * from "./machine-config.js";
 export * from "./metrics.js";
+export * from "./mmds.js";
 export * from "./network-interface.js";
 export * from "./rate-limiter.js";
 export * from "./schema.js";

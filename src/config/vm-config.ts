@@ -10,6 +10,7 @@ import { DEFAULT_MACHINE_CONFIG, machineConfigSchema, type MachineConfig } from 
 import { metricsSchema, type MetricsConfig } from "./metrics.js";
 import { networkInterfaceSchema, type NetworkInterfaceConfig } from "./network-interface.js";
 import { vsockSchema, type VsockConfig } from "./vsock.js";
+import { mmdsConfigSchema, type MmdsConfig } from "./mmds.js";
 import { arrayOf, defaulted, nested, objectSchema, optional, required, type ObjectSchema } from "./schema.js";
 
 /** A complete, bootable configuration (what --config-file holds and the VMM builds from). */
@@ -21,6 +22,7 @@ export interface VmConfig {
   "network-interfaces": NetworkInterfaceConfig[];
   entropy?: EntropyConfig;
   vsock?: VsockConfig;
+  "mmds-config"?: MmdsConfig;
   logger?: LoggerConfig;
   metrics?: MetricsConfig;
 }
@@ -33,7 +35,6 @@ const UNSUPPORTED_RESOURCES = {
   balloon: "the virtio-balloon device",
   "cpu-config": "custom CPU templates (machine-config's cpu_template is supported)",
   "memory-hotplug": "memory hotplug (virtio-mem)",
-  "mmds-config": "the MMDS (microVM metadata service)",
   pmem: "virtio-pmem devices",
 };
 
@@ -47,6 +48,7 @@ export const vmConfigSchema: ObjectSchema<VmConfig> = objectSchema<VmConfig>(
     "network-interfaces": defaulted(arrayOf(nested(networkInterfaceSchema)), []),
     entropy: optional(nested(entropySchema)),
     vsock: optional(nested(vsockSchema)),
+    "mmds-config": optional(nested(mmdsConfigSchema)),
     logger: optional(nested(loggerSchema)),
     metrics: optional(nested(metricsSchema)),
   },

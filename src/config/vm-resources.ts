@@ -17,6 +17,7 @@ import {
 import type { MetricsConfig } from "./metrics.js";
 import type { NetworkInterfaceConfig, NetworkInterfaceUpdate } from "./network-interface.js";
 import { ConfigError } from "./schema.js";
+import { DEFAULT_MMDS_IPV4_ADDRESS, MMDS_CONFIG_ERROR_PREFIX, mmdsConfigProblem, MmdsStore, type MmdsConfig } from "./mmds.js";
 import { vmConfigSchema, type FullVmConfiguration, type VmConfig } from "./vm-config.js";
 
 export class VmResources {
@@ -29,10 +30,16 @@ export class VmResources {
   private vsock: VsockConfig | undefined;
   private logger: LoggerConfig | undefined;
   private metrics: MetricsConfig | undefined;
+  private mmdsConfig: MmdsConfig | undefined;
+  /** Created by the first use of MMDS (a PUT, PATCH or GET of /mmds, its config, or --metadata), as Firecracker's mmds_or_default. */
+  private mmdsStore: MmdsStore | undefined;
+
+  /** `mmdsSizeLimit`: the data store's limit in bytes (--mmds-size-limit). */
+  constructor(private readonly options: { mmdsSizeLimit?: number } = {}) {}
 
   /** Builds resources from a schema-checked VmConfig, naming the item of any rule it breaks. */
-  static fromConfig(config: VmConfig): VmResources {
-    const resources = new VmResources();
+  static fromConfig(config: VmConfig, options: { mmdsSizeLimit?: number } = {}): VmResources {
+    const resources = new VmResources(options);
     resources.setBootSource(config["boot-source"]);
     withPrefix("machine-config", () => resources.setMachineConfig(config["machine-config"]));
     config.drives.forEach((drive, index) => {
@@ -45,6 +52,8 @@ export class VmResources {
     });
     if (config.entropy) resources.setEntropy(config.entropy);
     if (config.vsock) resources.setVsock(config.vsock);
+    const mmds = config["mmds-config"];
+    if (mmds) withPrefix("mmds-config", () => resources.setMmdsConfig(mmds));
     if (config.logger) resources.setLogger(config.logger);
     if (config.metrics) resources.setMetrics(config.metrics);
     return resources;
@@ -131,6 +140,25 @@ export class VmResources {
     this.vsock = structuredClone(vsock);
   }
 
+  /** PUT /mmds/config: checked against the interfaces configured so far (Firecracker's rules and messages). */
+  setMmdsConfig(config: MmdsConfig): void {
+    const problem = mmdsConfigProblem(config, this.networkInterfaces.map((i) => i.iface_id));
+    if (problem !== undefined) throw new ConfigError("", `${MMDS_CONFIG_ERROR_PREFIX}: ${problem}`, "conflict");
+    this.mmdsConfig = { ...structuredClone(config), ipv4_address: config.ipv4_address ?? DEFAULT_MMDS_IPV4_ADDRESS };
+    this.mmds();
+  }
+
+  /** The MMDS data store, created on first use. */
+  mmds(): MmdsStore {
+    this.mmdsStore ??= new MmdsStore(this.options.mmdsSizeLimit);
+    return this.mmdsStore;
+  }
+
+  /** The data store if anything has used MMDS yet (after boot, Firecracker refuses MMDS requests when none was created). */
+  existingMmds(): MmdsStore | undefined {
+    return this.mmdsStore;
+  }
+
   /**
    * PUT /logger as Firecracker's Logger::update: log_path, show_level, show_log_origin and module are
    * changed only when given; level is always set, to the default (Info) when absent.
@@ -159,6 +187,7 @@ export class VmResources {
     };
     if (this.entropy) config.entropy = this.entropy;
     if (this.vsock) config.vsock = this.vsock;
+    if (this.mmdsConfig) config["mmds-config"] = this.mmdsConfig;
     if (this.logger) config.logger = this.logger;
     if (this.metrics) config.metrics = this.metrics;
     return structuredClone(config);

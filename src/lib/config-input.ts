@@ -14,6 +14,7 @@ import {
   type LoggerConfig,
   type MachineConfig,
   type MetricsConfig,
+  type MmdsConfig,
   type NetworkInterfaceConfig,
   type VmConfig,
   type VsockConfig,
@@ -31,6 +32,8 @@ export interface FirecrackerVmConfig {
   "network-interfaces"?: NetworkInterfaceConfig[];
   entropy?: EntropyConfig;
   vsock?: VsockConfig;
+  /** The guest's metadata service (Firecracker's MMDS): version, interfaces, address; its data is CreateVmOptions.mmds. */
+  "mmds-config"?: MmdsConfig;
   /** Where petasan's own log lines go; without `log_path`, to the VM's "log" event. */
   logger?: LoggerConfig;
   /** Firecracker-style metrics lines to `metrics_path` (periodically, on flushMetrics(), and at the end). */

@@ -59,6 +59,11 @@ export interface CreateVmOptions {
   metrics?: MetricsRecorder;
   /** Devices written by the user, each an ES module loaded onto the thread that runs the VM's devices (see UserDevice). */
   devices?: UserDevice[];
+  /**
+   * The MMDS data store the guest reads at the config's `mmds-config` address (Firecracker's PUT /mmds before
+   * boot): any JSON value. Change it later with updateMmds().
+   */
+  mmds?: unknown;
 }
 
 /** A method was called in a state that does not allow it (e.g. pause() on a paused VM). */
@@ -122,7 +127,10 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
       const serialOutputFd = this.openSerialOutput();
       const log = this.openLog();
       if (this.config.metrics !== undefined) this.metricsRecorder.open(this.config.metrics);
-      vmm = await buildVm(this.config, { serialOutputFd, log: log.settings, userDevices: this.userDevices.bus, userVirtioDevices: this.userDevices.virtio });
+      vmm = await buildVm(this.config, {
+        serialOutputFd, log: log.settings, userDevices: this.userDevices.bus, userVirtioDevices: this.userDevices.virtio,
+        ...(this.options.mmds !== undefined && { mmdsData: JSON.stringify(this.options.mmds) }),
+      });
       await vmm.start();
     } catch (error) {
       await vmm?.stop("the VM failed to start");
@@ -184,6 +192,11 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
    */
   async updateRateLimiters(update: RateLimiterUpdate): Promise<void> {
     await this.live("updateRateLimiters()").updateRateLimiters(update);
+  }
+
+  /** The guest's MMDS serves `data` (any JSON value) from now on, as Firecracker's PUT /mmds after boot. */
+  async updateMmds(data: unknown): Promise<void> {
+    await this.live("updateMmds()").updateMmds(JSON.stringify(data));
   }
 
   /** Counters since boot: exits per vCPU and each device's counters. */

@@ -18,6 +18,8 @@ import { writeMpTable } from "../boot/mptable.js";
 import { placeVirtioDevices } from "./device-manager.js";
 import type { VmConfig } from "../config/vm-config.js";
 import { cpuTemplateOf } from "../config/machine-config.js";
+import { DEFAULT_MMDS_IPV4_ADDRESS } from "../config/mmds.js";
+import type { MmdsSpec } from "./device-thread/protocol.js";
 import { VcpuHandle } from "./vcpu/handle.js";
 import { configureVcpu, hostCpuFacts, setBootRegisters } from "./vcpu-setup.js";
 import { Vmm } from "./vmm.js";
@@ -51,6 +53,21 @@ export interface BuildOptions {
   userDevices?: UserDeviceSpec[];
   /** Virtio devices written by the user, placed after petasan's own. */
   userVirtioDevices?: VirtioBackendSpec[];
+  /** The MMDS data store as JSON text, if MMDS was used before boot. */
+  mmdsData?: string;
+}
+
+/** What the device thread needs to serve MMDS, when the config has an mmds-config. */
+function mmdsSpec(config: VmConfig, data: string | undefined): MmdsSpec | undefined {
+  const mmds = config["mmds-config"];
+  if (mmds === undefined) return undefined;
+  return {
+    version: mmds.version,
+    imdsCompat: mmds.imds_compat,
+    ipv4Address: mmds.ipv4_address ?? DEFAULT_MMDS_IPV4_ADDRESS,
+    networkInterfaces: [...mmds.network_interfaces],
+    data: data ?? "null",
+  };
 }
 
 /** Builds a VM from a validated config, ready to start(). */
@@ -162,6 +179,7 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
       serialOutputFd: opts.serialOutputFd,
       virtio: devices.specs,
       userDevices: opts.userDevices ?? [],
+      mmds: mmdsSpec(config, opts.mmdsData),
       log: opts.log,
     },
     release: releaseAll,

@@ -169,6 +169,11 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
     return this.ask((id) => ({ kind: "swap-drive", id, driveId, path }));
   }
 
+  /** The guest's MMDS serves this data store (JSON text) from now on. */
+  updateMmds(data: string): Promise<void> {
+    return this.ask((id) => ({ kind: "mmds-data", id, data }));
+  }
+
   /** Posts a request that the device thread answers with `done`; rejects with its error text. */
   private ask(request: (id: number) => DeviceThreadRequest): Promise<void> {
     if (this.state === "Stopped") return Promise.reject(new Error("the VM has stopped"));

@@ -2,7 +2,8 @@
  * The Linux guest end to end: the default guest boots to its init banner and reboots (ending the VMM with
  * exit code 0), with 1, 2 and 4 vCPUs; then, with an ext4 root on virtio-blk, virtio-rng and virtio-net on a tap inside a network
  * namespace this test makes, the guest's init prints a line read from the disk and entropy from /dev/hwrng,
- * and the host pings the guest kernel, which configured its address from `ip=`.
+ * and the host pings the guest kernel, which configured its address from `ip=`; over the same interface the guest's
+ * init asks MMDS (V2) for a session token and a value, and is refused without a token.
  * Each boot takes a minute or more on a host whose KVM emulates guest ring 0.
  */
 import { test, before, after } from "node:test";
@@ -61,7 +62,7 @@ for (const cpus of [2, 4]) {
   });
 }
 
-test("ext4 root on virtio-blk, virtio-rng, vsock both ways, and a ping over virtio-net in a network namespace", { skip, timeout: BOOT_TIMEOUT_MS }, async () => {
+test("ext4 root on virtio-blk, virtio-rng, vsock both ways, MMDS, and a ping over virtio-net in a network namespace", { skip, timeout: BOOT_TIMEOUT_MS }, async () => {
   const root = join(work, "rootfs");
   for (const d of ["dev", "proc", "sys", "etc", "sbin"]) mkdirSync(join(root, d), { recursive: true });
   copyFileSync(guest.init, join(root, "sbin", "init"));
@@ -69,6 +70,11 @@ test("ext4 root on virtio-blk, virtio-rng, vsock both ways, and a ping over virt
   const image = join(work, "root.ext4");
   execFileSync(requireTool("mke2fs"), ["-q", "-F", "-t", "ext4", "-d", root, image, "16M"]);
   const [ip, pingTool] = [requireTool("ip"), requireTool("ping")];
+
+  // MMDS V2 on eth0: the guest reaches 169.254.169.254 through its default route (the host address), and
+  // petasan answers by destination address before anything reaches the tap.
+  const mmdsData = join(work, "mmds.json");
+  writeFileSync(mmdsData, JSON.stringify({ latest: { "meta-data": { "ami-id": "ami-12345678", "instance-type": "petasan.micro" } } }));
 
   const uds = join(work, "v.sock");
   const guestToHost = await answerGuestConnections(uds, 5000, "hello from the host\n");
@@ -84,9 +90,10 @@ test("ext4 root on virtio-blk, virtio-rng, vsock both ways, and a ping over virt
 
     // The default guest (no --kernel) with a root drive boots that drive, not its own initramfs. The command line
     // already holds what petasan would add (this host's arguments, root=/dev/vda rw): none of it may appear twice.
-    const cmdline = hostArgs(`${guest.cmdline} root=/dev/vda rw ip=${GUEST_ADDR}::${HOST_ADDR}:255.255.255.0::eth0:off petasan.hwrng petasan.vsock bench.mode=idle`);
+    const cmdline = hostArgs(`${guest.cmdline} root=/dev/vda rw ip=${GUEST_ADDR}::${HOST_ADDR}:255.255.255.0::eth0:off petasan.hwrng petasan.vsock petasan.mmds bench.mode=idle`);
     const vm = startPetasan(
-      ["run", "--drive", `path=${image},root`, "--rng", "--net", "tap=ptap0", "--vsock", `cid=3,uds=${uds}`, "--cmdline", cmdline],
+      ["run", "--drive", `path=${image},root`, "--rng", "--net", "tap=ptap0", "--vsock", `cid=3,uds=${uds}`,
+        "--mmds-config", "version=V2,iface=eth0", "--mmds-data", mmdsData, "--cmdline", cmdline],
       BOOT_TIMEOUT_MS - 10_000,
       (argv) => [ip, "netns", "exec", ns, ...argv],
     );
@@ -111,6 +118,9 @@ test("ext4 root on virtio-blk, virtio-rng, vsock both ways, and a ping over virt
     }
     assert.match(r.stdout, /hwrng=[0-9a-f]{16}/);
     assert.match(r.stdout, /vsock-reply=hello from the host\r?\n/);
+    // V2: PUT /latest/api/token with a TTL, then GET with the token; without a token, 401.
+    assert.match(r.stdout, /mmds=ami-12345678\r?\n/);
+    assert.match(r.stdout, /mmds-v1=HTTP\/1\.1 401 ?\r?\n/);
     assert.match(r.stdout, new RegExp(`IP-Config: Complete:[\\s\\S]*addr=${GUEST_ADDR.replaceAll(".", "\\.")}`));
     assert.equal(r.code, 0, `exit code; stderr:\n${r.stderr}`);
   } finally {

@@ -32,6 +32,17 @@ export interface VirtioDeviceSpec {
   queueFds: number[];
 }
 
+/** MMDS for the guest (PUT /mmds/config), and the data store's contents at boot. */
+export interface MmdsSpec {
+  version: "V1" | "V2";
+  imdsCompat: boolean;
+  ipv4Address: string;
+  /** Interfaces (iface_id) whose frames to the MMDS address are answered by MMDS. */
+  networkInterfaces: string[];
+  /** The data store as JSON text ("null" while empty). */
+  data: string;
+}
+
 export interface DeviceThreadData {
   vmFd: number;
   memory: MemoryRegionDescriptor[];
@@ -50,6 +61,7 @@ export interface DeviceThreadData {
   virtio: VirtioDeviceSpec[];
   /** Devices written by the user, loaded from their modules onto this thread. */
   userDevices: UserDeviceSpec[];
+  mmds?: MmdsSpec;
   log: LogSettings;
 }
 
@@ -62,6 +74,8 @@ export type DeviceThreadRequest =
   | { kind: "swap-drive"; id: number; driveId: string; path: string }
   /** PATCH /drives/{id} or /network-interfaces/{id} with rate limiters: apply them to the running device. */
   | { kind: "update-rate-limiters"; id: number; update: RateLimiterUpdate }
+  /** PUT/PATCH /mmds after boot: the data store's new contents as JSON text. */
+  | { kind: "mmds-data"; id: number; data: string }
   | { kind: "stop" };
 
 export type DeviceThreadEvent =

@@ -19,6 +19,8 @@ import { drainEventFd } from "../../sys/eventfd.js";
 import { irqfdLine } from "./irq-line.js";
 import type { VirtioDeviceSpec } from "./protocol.js";
 import { createUserVirtioDevice, type UserVirtioDeviceFactory } from "./user-devices.js";
+import type { MmdsService } from "../../devices/mmds/index.js";
+import type { FrameDetour } from "../../devices/virtio/net/frame-detour.js";
 
 export interface AttachedVirtioDevice {
   spec: VirtioDeviceSpec;
@@ -42,7 +44,32 @@ function timerOver(fd: number): DeviceTimer {
 
 const LEVELS = { error: "Error", warn: "Warning", info: "Info", debug: "Debug" } as const;
 
-function createDevice(spec: VirtioDeviceSpec, log: VirtioLogger, timer: DeviceTimer, user: UserVirtio): { device: VirtioDevice; close: () => void } {
+/** MMDS and the interfaces that detour to it. */
+export interface MmdsAttachment {
+  service: MmdsService;
+  interfaces: readonly string[];
+}
+
+/** The net device's detour hook over one interface's MMDS network stack. */
+function mmdsDetour(mmds: MmdsAttachment | undefined, ifaceId: string): FrameDetour | undefined {
+  if (mmds === undefined || !mmds.interfaces.includes(ifaceId)) return undefined;
+  const stack = mmds.service.newNetworkStack();
+  return {
+    wants: (head) => stack.isMmdsFrame(head),
+    take: (frame) => stack.detour(frame),
+    hasFrames: () => stack.hasFrames(),
+    nextFrame: () => stack.nextFrame(),
+  };
+}
+
+/** What a device is made with besides its spec: its timer, the user's virtio factories, MMDS for net devices. */
+interface DeviceContext {
+  timer: DeviceTimer;
+  user: UserVirtio;
+  mmds: MmdsAttachment | undefined;
+}
+
+function createDevice(spec: VirtioDeviceSpec, log: VirtioLogger, { timer, user, mmds }: DeviceContext): { device: VirtioDevice; close: () => void } {
   const b = spec.backend;
   switch (b.kind) {
     case "block": {
@@ -54,7 +81,10 @@ function createDevice(spec: VirtioDeviceSpec, log: VirtioLogger, timer: DeviceTi
       const tap = openTap(b.tap);
       try {
         const mac = b.mac ? parseMac(b.mac) : undefined;
-        const device = new VirtioNet({ backend: tap, mac, logger: log, name: `virtio-net ${b.id}`, rxRateLimiter: b.rxRateLimiter, txRateLimiter: b.txRateLimiter, timer });
+        const detour = mmdsDetour(mmds, b.id);
+        const device = new VirtioNet({
+          backend: tap, mac, logger: log, name: `virtio-net ${b.id}`, rxRateLimiter: b.rxRateLimiter, txRateLimiter: b.txRateLimiter, timer, detour,
+        });
         return { device, close: () => tap.close() };
       } catch (e) {
         tap.close();
@@ -128,7 +158,7 @@ function hostIo(loop: EventLoop, transport: MmioTransport): HostIo {
 
 export function attachVirtioDevices(
   specs: readonly VirtioDeviceSpec[], mmio: Bus, loop: EventLoop, mem: GuestMemory, logger: Logger,
-  userFactories: ReadonlyMap<string, UserVirtioDeviceFactory> = new Map(),
+  options: { userFactories?: ReadonlyMap<string, UserVirtioDeviceFactory>; mmds?: MmdsAttachment } = {},
 ): AttachedVirtioDevice[] {
   const log: VirtioLogger = (level, msg) => logger(LEVELS[level], msg);
   const attached: AttachedVirtioDevice[] = [];
@@ -138,7 +168,9 @@ export function attachVirtioDevices(
     let timerFd = -1;
     try {
       timerFd = newTimerFd();
-      created = createDevice(spec, log, timerOver(timerFd), { factories: userFactories, logger });
+      created = createDevice(spec, log, {
+        timer: timerOver(timerFd), user: { factories: options.userFactories ?? new Map(), logger }, mmds: options.mmds,
+      });
     } catch (e) {
       if (timerFd >= 0) closeFd(timerFd);
       for (const a of attached) closeAttached(a);

@@ -17,6 +17,7 @@ import { ExitServer } from "./exit-server.js";
 import { ExitDoorbell } from "../exit-doorbell.js";
 import { attachLegacyDevices, type LegacyDevices } from "./legacy-devices.js";
 import { attachVirtioDevices, closeAttached, swapDriveImage, updateRateLimiters, type AttachedVirtioDevice } from "./virtio-devices.js";
+import { MmdsService } from "../../devices/mmds/index.js";
 import { guestMemoryOver } from "../../memory/host-mapping.js";
 import { logRateLimitMetrics } from "../../devices/log-rate-limit.js";
 import {
@@ -33,6 +34,7 @@ const log = createLogger({ ...data.log, origin: "devices" });
 function main(userDevices: readonly LoadedUserDevice[], userVirtio: ReadonlyMap<string, UserVirtioDeviceFactory>): void {
   const loop = new EventLoop();
   let virtio: AttachedVirtioDevice[] = [];
+  let mmds: MmdsService | undefined;
   // Everything this thread opens is released however it ends, a device that fails to open included: a failed
   // InstanceStart must leave no epoll fd, image file or tap behind.
   try {
@@ -46,7 +48,10 @@ function main(userDevices: readonly LoadedUserDevice[], userVirtio: ReadonlyMap<
     });
 
     const mem = guestMemoryOver(data.memory);
-    virtio = attachVirtioDevices(data.virtio, mmio, loop, mem, log, userVirtio);
+    mmds = data.mmds && new MmdsService({ version: data.mmds.version, imdsCompat: data.mmds.imdsCompat, ipv4Address: data.mmds.ipv4Address, data: data.mmds.data });
+    virtio = attachVirtioDevices(data.virtio, mmio, loop, mem, log, {
+      userFactories: userVirtio, mmds: mmds && { service: mmds, interfaces: data.mmds!.networkInterfaces },
+    });
     const user = attachUserDevices(userDevices, {
       pio, mmio, memory: mem, log, irqLine: (gsi) => kvmIrqLine(vm, gsi), takenGsis: new Set([...LEGACY_GSIS, ...data.virtio.map((v) => v.gsi)]),
     });
@@ -62,7 +67,7 @@ function main(userDevices: readonly LoadedUserDevice[], userVirtio: ReadonlyMap<
     loop.add(data.controlEventFd, () => {
       drainEventFd(data.controlEventFd);
       for (let m = receiveMessageOnPort(data.port); m; m = receiveMessageOnPort(data.port)) {
-        serveRequest(m.message as DeviceThreadRequest, legacy, virtio, loop, user);
+        serveRequest(m.message as DeviceThreadRequest, { legacy, virtio, loop, user, mmds });
       }
     });
 
@@ -75,7 +80,16 @@ function main(userDevices: readonly LoadedUserDevice[], userVirtio: ReadonlyMap<
 }
 
 /** One request from the controller; those with an id are always answered, with the error's one-line text if any. */
-function serveRequest(req: DeviceThreadRequest, legacy: LegacyDevices, virtio: readonly AttachedVirtioDevice[], loop: EventLoop, user: readonly AttachedUserDevice[]): void {
+/** What the device thread owns, for the requests that reach it. */
+interface Owned {
+  legacy: LegacyDevices;
+  virtio: readonly AttachedVirtioDevice[];
+  loop: EventLoop;
+  user: readonly AttachedUserDevice[];
+  mmds: MmdsService | undefined;
+}
+
+function serveRequest(req: DeviceThreadRequest, { legacy, virtio, loop, user, mmds }: Owned): void {
   const answer = (id: number, work: () => void) => {
     try {
       work();
@@ -94,7 +108,11 @@ function serveRequest(req: DeviceThreadRequest, legacy: LegacyDevices, virtio: r
       answer(req.id, () => legacy.i8042.sendCtrlAltDel());
       break;
     case "metrics":
-      emit({ kind: "metrics", id: req.id, metrics: { ...deviceMetrics(legacy, virtio), ...userDeviceMetrics(user) } });
+      emit({ kind: "metrics", id: req.id, metrics: { ...deviceMetrics(legacy, virtio), ...userDeviceMetrics(user), ...(mmds && { mmds: { ...mmds.metrics } }) } });
+      break;
+    case "mmds-data":
+      // Without an mmds-config no interface reaches MMDS, and there is nothing to update.
+      answer(req.id, () => mmds?.metadata.setDataText(req.data));
       break;
     case "swap-drive":
       answer(req.id, () => swapDriveImage(virtio, req.driveId, req.path));

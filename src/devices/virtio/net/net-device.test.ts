@@ -7,6 +7,7 @@ import { CountingInterrupt, FakeMmioDriver, FakeTimer, FakeVirtqueue } from "../
 import type { RateLimiterSettings } from "../../rate-limiter.js";
 import { formatMac, generateMac, parseMac } from "./mac.js";
 import type { GuestOffloads, NetBackend } from "./net-backend.js";
+import type { FrameDetour } from "./frame-detour.js";
 import { RX_QUEUE, TX_QUEUE, VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS, VirtioNet } from "./net-device.js";
 
 /** A backend with a queue of frames to deliver and a list of frames sent. */
@@ -32,11 +33,11 @@ class FakeLink implements NetBackend {
   close(): void {}
 }
 
-function boot(offloads: GuestOffloads = { csum: true, tso4: true, tso6: false }, limits: { rx?: RateLimiterSettings; tx?: RateLimiterSettings } = {}) {
+function boot(offloads: GuestOffloads = { csum: true, tso4: true, tso6: false }, limits: { rx?: RateLimiterSettings; tx?: RateLimiterSettings } = {}, detour?: FrameDetour) {
   const mem = GuestMemory.anonymous([{ guestAddr: 0, size: 0x40000 }]);
   const link = new FakeLink(offloads);
   const timer = new FakeTimer();
-  const net = new VirtioNet({ backend: link, mac: parseMac("52:54:00:12:34:56"), timer, rxRateLimiter: limits.rx, txRateLimiter: limits.tx });
+  const net = new VirtioNet({ backend: link, mac: parseMac("52:54:00:12:34:56"), timer, rxRateLimiter: limits.rx, txRateLimiter: limits.tx, detour });
   const irq = new CountingInterrupt();
   const transport = new MmioTransport(net, { mem, interrupt: irq });
   const rx = new FakeVirtqueue(mem, 16, 0x1000);
@@ -138,6 +139,54 @@ test("the RX rate limiter stops polling the tap until its timer", () => {
   transport.timerFired();
   assert.equal(rx.takeUsed().length, 1);
   assert.equal(transport.hostPollWanted(), true);
+});
+
+/** Claims frames whose first byte is 0xee and answers each with a frame of 0xdd, one per claimed frame. */
+class EchoDetour implements FrameDetour {
+  taken: Uint8Array[] = [];
+  heads: number[] = [];
+  private replies = 0;
+  wants(head: Uint8Array): boolean {
+    this.heads.push(head.length);
+    return head[0] === 0xee;
+  }
+  take(frame: Uint8Array): void {
+    this.taken.push(frame);
+    this.replies++;
+  }
+  hasFrames(): boolean {
+    return this.replies > 0;
+  }
+  nextFrame(): Uint8Array | null {
+    if (this.replies === 0) return null;
+    this.replies--;
+    return frame(60, 0xdd);
+  }
+}
+
+test("a detour takes the frames it claims before the tap, and its replies wait for RX buffers", () => {
+  const detour = new EchoDetour();
+  const { mem, link, transport, tx, rx } = boot(undefined, {}, detour);
+  mem.fill(0x10000, 12, 0);
+  mem.fill(0x10100, 100, 0xee);
+  mem.fill(0x10200, 100, 0x11);
+  tx.addChain([{ addr: 0x10000, len: 12 }, { addr: 0x10100, len: 100 }]);
+  tx.addChain([{ addr: 0x10000, len: 12 }, { addr: 0x10200, len: 100 }]);
+  transport.notify(TX_QUEUE);
+  assert.equal(detour.taken.length, 1, "the 0xee frame went to the detour");
+  assert.equal(detour.taken[0].length, 100, "without the virtio header");
+  assert.deepEqual(detour.heads, [42, 42], "only the head is read to decide");
+  assert.equal(link.sent.length, 1, "the other frame went to the tap");
+  assert.equal(link.sent[0][12], 0x11);
+  assert.equal(detour.hasFrames(), true, "no RX buffer yet: the reply waits");
+  link.incoming.push(frame(70, 0xaa));
+  const a = rx.addChain([{ addr: 0x20000, len: 2048, writable: true }]);
+  const b = rx.addChain([{ addr: 0x21000, len: 2048, writable: true }]);
+  transport.notify(RX_QUEUE);
+  assert.deepEqual(rx.takeUsed(), [{ id: a, len: 72 }, { id: b, len: 70 }], "the detour's reply first, behind a 12-byte header");
+  assert.equal(mem.readU8(0x20000), 0, "zeroed virtio_net_hdr flags");
+  assert.equal(mem.readU16(0x20000 + 10), 1, "num_buffers = 1");
+  assert.equal(mem.readU8(0x20000 + 12), 0xdd);
 });
 
 test("MAC parsing and generation", () => {

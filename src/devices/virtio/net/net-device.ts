@@ -8,12 +8,13 @@ import { LogRateLimiter } from "../../log-rate-limit.js";
 import type { GuestMemory } from "../../../memory/guest-memory.js";
 import { COMMON_FEATURES, DEFAULT_QUEUE_SIZE, DEVICE_ID_NET, noTimer, readConfigBytes, silentLogger, type ActivateContext, type DeviceTimer, type Logger, type VirtioDevice } from "../device.js";
 import { RateLimiter, type RateLimiterSettings } from "../../rate-limiter.js";
-import { ChainBuffers, subSegments, writeSegments, type GuestSegment } from "../queue/chain-buffers.js";
+import { ChainBuffers, readSegments, subSegments, totalLength, writeSegments, type GuestSegment } from "../queue/chain-buffers.js";
 import type { DescriptorChain } from "../queue/descriptor-chain.js";
 import type { Queue } from "../queue/queue.js";
 import { VirtqError } from "../queue/virtq-error.js";
 import { generateMac, MAC_BYTES } from "./mac.js";
 import type { NetBackend } from "./net-backend.js";
+import { DETOUR_PEEK_BYTES, type FrameDetour } from "./frame-detour.js";
 
 /** Feature bits, virtio 1.2 §5.1.3. */
 export const VIRTIO_NET_F_CSUM = 1n << 0n;
@@ -73,6 +74,8 @@ export interface NetDeviceOptions {
   txRateLimiter?: RateLimiterSettings;
   /** Called back (onTimer) when a side is throttled; without one it waits for the next kick or tap event. */
   timer?: DeviceTimer;
+  /** Frames answered inside petasan (MMDS) instead of the backend. */
+  detour?: FrameDetour;
 }
 
 interface ActiveNet {
@@ -106,6 +109,7 @@ export class VirtioNet implements VirtioDevice {
   private readonly txErrorLog = new LogRateLimiter();
   private readonly badChainLog = new LogRateLimiter();
   private readonly name: string;
+  private readonly detour: FrameDetour | undefined;
   private active: ActiveNet | null = null;
   /** True after the guest ran out of RX buffers, until it adds some (and kicks receiveq). */
   private rxStalled = false;
@@ -117,6 +121,7 @@ export class VirtioNet implements VirtioDevice {
     this.rxRateLimiter = new RateLimiter(options.rxRateLimiter);
     this.txRateLimiter = new RateLimiter(options.txRateLimiter);
     this.timer = options.timer ?? noTimer;
+    this.detour = options.detour;
     this.mac = options.mac ?? generateMac();
     if (this.mac.length !== MAC_BYTES) throw new RangeError(`MAC address has ${this.mac.length} bytes, needs ${MAC_BYTES}`);
     this.config.set(this.mac);
@@ -253,6 +258,8 @@ export class VirtioNet implements VirtioDevice {
       return 0;
     }
     try {
+      const detoured = this.detour?.hasFrames() ? this.receiveDetoured(mem, buffers) : null;
+      if (detoured !== null) return detoured;
       const length = this.backend.receive(mem, buffers);
       if (length === null) return null;
       writeSegments(mem, subSegments(buffers, NUM_BUFFERS_OFFSET, 2), Uint8Array.of(1, 0));
@@ -286,6 +293,21 @@ export class VirtioNet implements VirtioDevice {
       tx.addUsed(chain.head, 0);
     }
     if (tx.needsNotification()) interrupt();
+    // Replies the detour made to these frames go out now if the guest has buffers (else on its next RX kick).
+    if (this.detour?.hasFrames() && !this.rxStalled) this.receiveFrames();
+  }
+
+  /** A detour frame behind a zeroed virtio_net_hdr_v1 (no offloads: its checksums are complete), or null when none waits. */
+  private receiveDetoured(mem: GuestMemory, buffers: readonly GuestSegment[]): number | null {
+    const frame = this.detour!.nextFrame();
+    if (frame === null) return null;
+    const packet = new Uint8Array(NET_HDR_SIZE + frame.length);
+    packet.set(frame, NET_HDR_SIZE);
+    packet[NUM_BUFFERS_OFFSET] = 1;
+    const written = writeSegments(mem, buffers, packet);
+    // The stack never makes a frame larger than a standard 1514-byte Ethernet frame, which every RX buffer holds.
+    if (written < packet.length) this.metrics.hostErrors++;
+    return written;
   }
 
   /** Sends the chain's frame; false when the TX rate limiter holds it back (nothing was done). */
@@ -307,6 +329,7 @@ export class VirtioNet implements VirtioDevice {
       return false;
     }
     try {
+      if (this.detour && this.detourFrame(mem, buffers.readable)) return true;
       if (this.backend.send(mem, buffers.readable)) {
         this.metrics.txFrames++;
         this.metrics.txBytes += buffers.readableBytes;
@@ -317,6 +340,15 @@ export class VirtioNet implements VirtioDevice {
       this.metrics.hostErrors++;
       this.txErrorLog.log(this.log, "error", `${this.name}: transmit failed: ${(err as Error).message}`);
     }
+    return true;
+  }
+
+  /** Gives the frame to the detour if it is the detour's; true when it was taken. */
+  private detourFrame(mem: GuestMemory, segments: readonly GuestSegment[]): boolean {
+    const frameBytes = totalLength(segments) - NET_HDR_SIZE;
+    const head = readSegments(mem, subSegments(segments, NET_HDR_SIZE, Math.min(DETOUR_PEEK_BYTES, frameBytes)));
+    if (!this.detour!.wants(head)) return false;
+    this.detour!.take(readSegments(mem, subSegments(segments, NET_HDR_SIZE, frameBytes)));
     return true;
   }
 

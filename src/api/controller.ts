@@ -9,6 +9,7 @@ import type { Action, ActionKind, ActionResult, Command, InstanceInfo, InstanceS
 import { ActionError, badRequest, describeError, INTERNAL_SERVER_ERROR, MISSING_KERNEL } from "./errors.js";
 import { phaseRefusal } from "./phase-rules.js";
 import type { VmmBackend } from "./vmm-backend.js";
+import type { SnapshotCreateParams, SnapshotLoadParams } from "./snapshot-bodies.js";
 
 export interface ControllerOptions {
   backend: VmmBackend;
@@ -37,12 +38,21 @@ const CONFLICT_PREFIX: Partial<Record<ActionKind, string>> = {
   patchNetworkInterface: "Network config error",
 };
 
+/** Configuration that makes the process a booted, not a restored, VM (Firecracker sets boot_path for these). */
+const BOOT_RESOURCE_ACTIONS: ReadonlySet<ActionKind> = new Set<ActionKind>([
+  "putBootSource", "putMachineConfig", "patchMachineConfig", "putDrive", "putNetworkInterface", "putEntropy",
+]);
+
 export class Controller {
   private currentPhase: Phase = "Configuring";
   private readonly backend: VmmBackend;
   private readonly resources: VmResources;
   private readonly vmmVersion: string;
   private readonly instanceId: string;
+  /** A boot-specific resource was configured: a snapshot can no longer be loaded (Firecracker's boot_path). */
+  private bootResourcesConfigured = false;
+  /** The configuration of a VM restored from a snapshot (GET /vm/config shows it). */
+  private restoredConfig?: ReturnType<VmResources["snapshot"]>;
   /** The tail of the queue of state-changing actions. */
   private queueTail: Promise<unknown> = Promise.resolve();
 
@@ -66,7 +76,7 @@ export class Controller {
       case "getMachineConfig":
         return Promise.resolve({ ok: true, data: this.resources.getMachineConfig() });
       case "getVmConfig":
-        return Promise.resolve({ ok: true, data: this.resources.snapshot() });
+        return Promise.resolve({ ok: true, data: this.restoredConfig ?? this.resources.snapshot() });
       default: {
         const result = this.queueTail.then(() => this.run(action));
         this.queueTail = result;
@@ -89,6 +99,7 @@ export class Controller {
     if (refusal !== undefined) return { ok: false, error: badRequest(refusal) };
     try {
       await this.perform(action);
+      if (BOOT_RESOURCE_ACTIONS.has(action.kind)) this.bootResourcesConfigured = true;
       return { ok: true };
     } catch (error) {
       return { ok: false, error: this.toActionError(action.kind, error) };
@@ -125,7 +136,33 @@ export class Controller {
         return this.callVmm(() => this.backend.flushMetrics());
       case "setVmState":
         return action.state === "Paused" ? this.pause() : this.resume();
+      case "createSnapshot":
+        return this.createSnapshot(action.params);
+      case "loadSnapshot":
+        return this.loadSnapshot(action.params);
     }
+  }
+
+  private async createSnapshot(params: SnapshotCreateParams): Promise<void> {
+    if (this.currentPhase !== "Paused") throw badRequest("Create snapshot error: the microVM must be paused first (PATCH /vm with state Paused).");
+    try {
+      await this.backend.createSnapshot(params);
+    } catch (error) {
+      throw badRequest(`Create snapshot error: ${describeError(error)}`, error);
+    }
+  }
+
+  /** Firecracker's rule: only in a fresh process, before any boot-specific resource is configured. */
+  private async loadSnapshot(params: SnapshotLoadParams): Promise<void> {
+    if (this.bootResourcesConfigured) throw badRequest("Loading a microVM snapshot not allowed after configuring boot-specific resources.");
+    let config;
+    try {
+      config = await this.backend.loadSnapshot(params);
+    } catch (error) {
+      throw badRequest(`Load snapshot error: Failed to restore from snapshot: ${describeError(error)}`, error);
+    }
+    this.restoredConfig = config;
+    if (this.currentPhase === "Configuring") this.currentPhase = params.resume_vm ? "Running" : "Paused";
   }
 
   private async start(): Promise<void> {

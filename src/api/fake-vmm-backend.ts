@@ -1,11 +1,14 @@
 /** A VmmBackend for tests: records every call, fails or holds a call on request. */
 import type { VmConfig } from "../config/index.js";
 import type { VmmBackend } from "./vmm-backend.js";
+import type { SnapshotCreateParams, SnapshotLoadParams } from "./snapshot-bodies.js";
 
 export type BackendCall =
   | { method: "start"; config: VmConfig }
   | { method: "pause" | "resume" | "sendCtrlAltDel" | "flushMetrics" }
-  | { method: "updateDrivePath"; driveId: string; path: string };
+  | { method: "updateDrivePath"; driveId: string; path: string }
+  | { method: "createSnapshot"; params: SnapshotCreateParams }
+  | { method: "loadSnapshot"; params: SnapshotLoadParams };
 
 export class FakeVmmBackend implements VmmBackend {
   readonly calls: BackendCall[] = [];
@@ -31,6 +34,17 @@ export class FakeVmmBackend implements VmmBackend {
   }
   updateDrivePath(driveId: string, path: string): Promise<void> {
     return this.record({ method: "updateDrivePath", driveId, path });
+  }
+
+  createSnapshot(params: SnapshotCreateParams): Promise<void> {
+    return this.record({ method: "createSnapshot", params });
+  }
+  /** Answers with `loadedConfig` (set it in a test that needs the restored VM's configuration). */
+  loadedConfig?: VmConfig;
+  async loadSnapshot(params: SnapshotLoadParams): Promise<VmConfig> {
+    await this.record({ method: "loadSnapshot", params });
+    if (!this.loadedConfig) throw new Error("FakeVmmBackend.loadedConfig is not set");
+    return this.loadedConfig;
   }
 
   private async record(call: BackendCall): Promise<void> {

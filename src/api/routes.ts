@@ -31,6 +31,7 @@ import {
   invalidPathMethod,
 } from "./errors.js";
 import { instanceActionSchema, vmStateSchema } from "./request-bodies.js";
+import { snapshotCreateSchema, snapshotLoadSchema } from "./snapshot-bodies.js";
 
 interface Route {
   method: "GET" | "PUT" | "PATCH";
@@ -119,6 +120,8 @@ const ROUTES: readonly Route[] = [
   { method: "PUT", path: "logger", toAction: (body) => ({ kind: "putLogger", logger: parseBody(loggerSchema, body) }) },
   { method: "PUT", path: "metrics", toAction: (body) => ({ kind: "putMetrics", metrics: parseBody(metricsSchema, body) }) },
   { method: "PATCH", path: "vm", toAction: (body) => ({ kind: "setVmState", state: parseBody(vmStateSchema, body).state }) },
+  { method: "PUT", path: "snapshot/create", toAction: (body) => ({ kind: "createSnapshot", params: parseBody(snapshotCreateSchema, body) }) },
+  { method: "PUT", path: "snapshot/load", toAction: (body) => ({ kind: "loadSnapshot", params: parseBody(snapshotLoadSchema, body) }) },
 ];
 
 /**

@@ -13,6 +13,8 @@ import { closeSync, constants, openSync } from "node:fs";
 import type { VmConfig } from "../config/vm-config.js";
 import type { LoggerConfig } from "../config/logger.js";
 import { buildVm } from "./builder.js";
+import { restoreVm, type NetworkOverride } from "./restore.js";
+import type { SnapshotType } from "./snapshot/state-codec.js";
 import { createLogger, type Logger, type LogLevel, type LogSettings } from "./logger.js";
 import type { MetricsRecorder } from "./metrics.js";
 import type { Vmm, VmExit } from "./vmm.js";
@@ -50,21 +52,62 @@ export class ApiVmmBackend {
   constructor(private readonly options: ApiBackendOptions) {}
 
   async start(config: VmConfig): Promise<void> {
+    await this.launch(config.logger, config.metrics, async (log) => {
+      const vmm = await buildVm(config, { serialOutputFd: this.options.serialOutputFd, log });
+      return { vmm, config, paused: false };
+    });
+  }
+
+  /**
+   * PUT /snapshot/load: builds the VM from the snapshot and starts its threads, paused unless `resume_vm`. The
+   * logger and metrics settings are this process's (Firecracker too takes them from the new process's API calls).
+   */
+  async loadSnapshot(params: { snapshot_path: string; mem_file_path: string; track_dirty_pages: boolean; resume_vm: boolean; network_overrides: NetworkOverride[] }): Promise<VmConfig> {
+    let restored: VmConfig | undefined;
+    await this.launch(undefined, undefined, async (log) => {
+      const vmm = await restoreVm({
+        snapshotPath: params.snapshot_path, memFilePath: params.mem_file_path, trackDirtyPages: params.track_dirty_pages,
+        networkOverrides: params.network_overrides, serialOutputFd: this.options.serialOutputFd, log,
+      });
+      restored = vmm.config!;
+      return { vmm, config: restored, paused: !params.resume_vm };
+    });
+    return restored!;
+  }
+
+  /** PUT /snapshot/create on the paused VM. */
+  async createSnapshot(params: { snapshot_type?: SnapshotType; snapshot_path: string; mem_file_path: string }): Promise<void> {
+    const vmm = this.running();
+    const startedAt = performance.now();
+    const type = params.snapshot_type ?? "Full";
+    await vmm.snapshot({ snapshotPath: params.snapshot_path, memFilePath: params.mem_file_path, type });
+    this.options.metrics.record("latencies_us", type === "Full" ? "full_create_snapshot" : "diff_create_snapshot", microsecondsSince(startedAt));
+  }
+
+  /** Opens the log and metrics, makes the VM with `make` and starts it; on failure releases it all. */
+  private async launch(
+    loggerConfig: LoggerConfig | undefined,
+    metricsConfig: VmConfig["metrics"],
+    make: (log: LogSettings) => Promise<{ vmm: Vmm; config: VmConfig; paused: boolean }>,
+  ): Promise<void> {
     if (this.vmm !== undefined) throw new ApiBackendError("the microVM has already been started");
-    const log = openLogTarget(config.logger, this.options.defaultLogFd);
+    const log = openLogTarget(loggerConfig, this.options.defaultLogFd);
     let vmm: Vmm | undefined;
+    let made;
     try {
-      if (config.metrics !== undefined) this.options.metrics.open(config.metrics);
-      vmm = await buildVm(config, { serialOutputFd: this.options.serialOutputFd, log: log.settings });
-      await vmm.start();
+      if (metricsConfig !== undefined) this.options.metrics.open(metricsConfig);
+      made = await make(log.settings);
+      vmm = made.vmm;
+      await vmm.start({ paused: made.paused });
     } catch (error) {
       await vmm?.stop("the VM failed to start");
       log.close();
       throw error;
     }
+    const config = made.config;
     this.vmm = vmm;
     const logger = createLogger({ ...log.settings, origin: "vmm" });
-    logger("Info", `microVM started (${config["machine-config"].vcpu_count} vCPUs, ${config["machine-config"].mem_size_mib} MiB)`);
+    logger("Info", `microVM ${made.paused ? "restored, paused" : "started"} (${config["machine-config"].vcpu_count} vCPUs, ${config["machine-config"].mem_size_mib} MiB)`);
     void vmm.whenExited().then((exit) => this.ended(vmm, exit, logger, log));
     this.options.metrics.startPeriodic(vmm);
     this.options.onStarted?.();

@@ -9,6 +9,7 @@ import { availableParallelism } from "node:os";
 import { close } from "../sys/libc.js";
 import { newEventFd } from "../sys/eventfd.js";
 import { Kvm } from "../kvm/kvm.js";
+import { KVM_MEM_LOG_DIRTY_PAGES } from "../kvm/vm.js";
 import { mapAnonymous, unmap, guestMemoryOver } from "../memory/host-mapping.js";
 import type { MemoryRegionDescriptor } from "../memory/guest-memory.js";
 import { guestRamRegions } from "../arch/x86/memory-layout.js";
@@ -96,7 +97,7 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
     for (const [slot, r] of guestRamRegions(memBytes).entries()) {
       const hostAddr = mapAnonymous(r.size);
       undo.push(() => unmap(hostAddr, r.size));
-      vm.setUserMemoryRegion(slot, r.guestAddr, r.size, hostAddr);
+      vm.setUserMemoryRegion(slot, r.guestAddr, r.size, hostAddr, machine.track_dirty_pages ? KVM_MEM_LOG_DIRTY_PAGES : 0);
       regions.push({ guestAddr: r.guestAddr, size: r.size, hostAddr });
     }
     return regions;
@@ -144,6 +145,7 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
     vcpus: vcpus.handles,
     exitEventFd: vcpus.doorbell.eventFd,
     controlEventFd,
+    config,
     deviceThreadData: {
       vmFd: vm.fd,
       memory: regions,

@@ -55,6 +55,7 @@ const EXPECTED: Record<TestGuestName, "real16" | "long64"> = {
   "pio-loop": "long64",
   smp: "long64",
   "virtio-blk": "long64",
+  counter: "long64",
 };
 
 for (const name of TEST_GUEST_NAMES) {

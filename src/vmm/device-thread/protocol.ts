@@ -2,6 +2,8 @@
 import type { MessagePort } from "node:worker_threads";
 import type { MemoryRegionDescriptor } from "../../memory/guest-memory.js";
 import type { LogSettings } from "../logger.js";
+import type { SavedDevices } from "../snapshot/state-codec.js";
+import type { SnapshotParts, SnapshotRequest } from "./snapshot.js";
 
 export interface DeviceThreadVcpu {
   id: number;
@@ -43,6 +45,8 @@ export interface DeviceThreadData {
   serialOutputFd: number | null;
   virtio: VirtioDeviceSpec[];
   log: LogSettings;
+  /** Restoring a snapshot: device states put back before the device thread reports ready. */
+  restoreDevices?: SavedDevices;
 }
 
 export type DeviceThreadRequest =
@@ -52,6 +56,8 @@ export type DeviceThreadRequest =
   | { kind: "metrics"; id: number }
   /** PATCH /drives/{id}: serve drive `driveId` from the image at `path` from now on. */
   | { kind: "swap-drive"; id: number; driveId: string; path: string }
+  /** Device states, VM-wide KVM state and guest RAM (to the memory file), answered with `snapshot`. */
+  | ({ kind: "snapshot"; id: number } & SnapshotRequest)
   | { kind: "stop" };
 
 export type DeviceThreadEvent =
@@ -61,5 +67,6 @@ export type DeviceThreadEvent =
   | { kind: "metrics"; id: number; metrics: Record<string, unknown> }
   /** Answer to a request that carries an id: error is absent on success. */
   | { kind: "done"; id: number; error?: string }
+  | { kind: "snapshot"; id: number; parts?: SnapshotParts; error?: string }
   | { kind: "failed"; error: string }
   | { kind: "stopped" };

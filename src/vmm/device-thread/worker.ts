@@ -19,6 +19,7 @@ import { attachLegacyDevices, type LegacyDevices } from "./legacy-devices.js";
 import { attachVirtioDevices, swapDriveImage, type AttachedVirtioDevice } from "./virtio-devices.js";
 import { guestMemoryOver } from "../../memory/host-mapping.js";
 import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./protocol.js";
+import { restoreDevices, takeSnapshot } from "./snapshot.js";
 
 const data = workerData as DeviceThreadData;
 const emit = (e: DeviceThreadEvent) => parentPort!.postMessage(e);
@@ -41,6 +42,7 @@ function main(): void {
 
     const mem = guestMemoryOver(data.memory);
     virtio = attachVirtioDevices(data.virtio, mmio, loop, mem, log);
+    if (data.restoreDevices) restoreDevices(data.restoreDevices, legacy, virtio);
 
     const vcpus = data.vcpus.map((v) => ({ id: v.id, control: new VcpuControl(v.control), run: new KvmRunView(v.runAddr, v.mmapSize) }));
     const exits = new ExitServer(vcpus, pio, mmio, log);
@@ -53,7 +55,7 @@ function main(): void {
     loop.add(data.controlEventFd, () => {
       drainEventFd(data.controlEventFd);
       for (let m = receiveMessageOnPort(data.port); m; m = receiveMessageOnPort(data.port)) {
-        serveRequest(m.message as DeviceThreadRequest, legacy, virtio, loop);
+        serveRequest(m.message as DeviceThreadRequest, legacy, virtio, loop, vm);
       }
     });
 
@@ -66,7 +68,7 @@ function main(): void {
 }
 
 /** One request from the controller; those with an id are always answered, with the error's one-line text if any. */
-function serveRequest(req: DeviceThreadRequest, legacy: LegacyDevices, virtio: readonly AttachedVirtioDevice[], loop: EventLoop): void {
+function serveRequest(req: DeviceThreadRequest, legacy: LegacyDevices, virtio: readonly AttachedVirtioDevice[], loop: EventLoop, vm: Vm): void {
   const answer = (id: number, work: () => void) => {
     try {
       work();
@@ -89,6 +91,13 @@ function serveRequest(req: DeviceThreadRequest, legacy: LegacyDevices, virtio: r
       break;
     case "swap-drive":
       answer(req.id, () => swapDriveImage(virtio, req.driveId, req.path));
+      break;
+    case "snapshot":
+      try {
+        emit({ kind: "snapshot", id: req.id, parts: takeSnapshot(req, vm, data.memory, legacy, virtio) });
+      } catch (e) {
+        emit({ kind: "snapshot", id: req.id, error: oneLine(e) });
+      }
       break;
     case "stop":
       loop.stop();

@@ -21,6 +21,8 @@ export interface RunArgs {
   cmdline?: string;
   serial: SerialTarget;
   logLevel: LogLevel;
+  /** Ctrl-A s writes a snapshot here. */
+  snapshotDir?: string;
 }
 
 export const RUN_USAGE = `usage: petasan run [--kernel FILE] [--initrd FILE] [--cmdline ARGS] [--memory SIZE] [--cpus N]
@@ -40,6 +42,8 @@ export const RUN_USAGE = `usage: petasan run [--kernel FILE] [--initrd FILE] [--
   --net tap=NAME[,mac=XX:XX:XX:XX:XX:XX][,id=NAME]
                        a virtio-net NIC on tap NAME (created if missing); repeatable
   --rng                a virtio-rng entropy device fed by the host's getrandom
+  --snapshot-dir DIR   Ctrl-A s pauses the VM, writes DIR/vm.snap and DIR/vm.mem and resumes it
+                       (petasan restore DIR runs it again)
 On a terminal, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A to the guest.`;
 
 const MIN_MEMORY_MIB = 64;
@@ -64,6 +68,7 @@ export function parseRunArgs(argv: string[]): RunArgs {
         drive: { type: "string", multiple: true, default: [] },
         net: { type: "string", multiple: true, default: [] },
         rng: { type: "boolean", default: false },
+        "snapshot-dir": { type: "string" },
       },
     }));
   } catch (e) {
@@ -104,6 +109,7 @@ export function parseRunArgs(argv: string[]): RunArgs {
     cmdline: values.cmdline,
     serial: parseSerial(values.serial),
     logLevel,
+    ...(values["snapshot-dir"] ? { snapshotDir: values["snapshot-dir"] } : {}),
   };
 }
 

@@ -155,6 +155,7 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
       serialOutputFd: opts.serialOutputFd,
       virtio: devices.specs,
       log: opts.log,
+      trackDirtyPages: machine.track_dirty_pages,
     },
     release: releaseAll,
   });

@@ -192,6 +192,7 @@ export async function restoreVm(opts: RestoreOptions): Promise<Vmm> {
       virtio: devices.specs,
       log: opts.log,
       restoreDevices: snap.devices,
+      trackDirtyPages: machine.track_dirty_pages,
     },
     release: releaseAll,
   });

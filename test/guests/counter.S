@@ -1,7 +1,8 @@
 /* counter: the snapshot test guest. Counts forever at ring 3 (natively run on hosts whose KVM emulates
  * ring 0, see KVM-HERE.md) and prints each value on COM1 as "counter: <16 hex digits>\n", with a pause
  * between lines. The count lives in guest RAM and the loop's state in registers, so a VM restored from a
- * snapshot goes on from the value it had, not from 0.
+ * snapshot goes on from the value it had, not from 0. Each line also writes one byte to the next of
+ * TOUCH_PAGES pages, so k lines dirty k more pages (the Diff snapshot test counts them).
  *
  * Ring 3 setup as in pio-loop.S: own page tables (user pages), GDT with user segments, a TSS whose I/O
  * bitmap allows every port, iretq to ring 3 with IOPL 3 and interrupts off. Ring 3 never returns. */
@@ -13,6 +14,7 @@
 	.set	IO_BITMAP_BYTES, 65536 / 8
 	.set	TSS_LIMIT, TSS_IO_BITMAP_OFFSET + IO_BITMAP_BYTES
 	.set	PAUSE_LOOPS, 30000000	/* ~10-30 ms natively between lines */
+	.set	TOUCH_PAGES, 256
 
 	.section .text.entry, "ax"
 	.globl _start
@@ -42,6 +44,11 @@ _start:
 
 count_forever:
 	incq	counter(%rip)
+	mov	counter(%rip), %rax
+	and	$(TOUCH_PAGES - 1), %eax
+	shl	$12, %rax
+	lea	touched(%rip), %rdx
+	movb	$1, (%rdx,%rax)
 	lea	prefix(%rip), %rsi
 	call	puts
 	mov	counter(%rip), %r8
@@ -140,3 +147,6 @@ page_directories:
 	.balign 16
 	.skip	4096
 user_stack_top:
+	.balign 4096
+touched:
+	.skip	TOUCH_PAGES * 4096

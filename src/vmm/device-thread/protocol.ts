@@ -45,6 +45,8 @@ export interface DeviceThreadData {
   serialOutputFd: number | null;
   virtio: VirtioDeviceSpec[];
   log: LogSettings;
+  /** Record the pages devices write, for Diff snapshots (machine-config track_dirty_pages). */
+  trackDirtyPages?: boolean;
   /** Restoring a snapshot: device states put back before the device thread reports ready. */
   restoreDevices?: SavedDevices;
 }

@@ -7,7 +7,7 @@ import { openSync, closeSync } from "node:fs";
 import type { Vm } from "../../kvm/vm.js";
 import { saveVmState } from "../../kvm/state.js";
 import { writeGuestMemory } from "../../memory/memory-file.js";
-import type { MemoryRegionDescriptor } from "../../memory/guest-memory.js";
+import type { GuestMemory } from "../../memory/guest-memory.js";
 import type { LegacyDevices } from "./legacy-devices.js";
 import type { AttachedVirtioDevice } from "./virtio-devices.js";
 import { encodeVmState, type SavedDevices, type SavedVmState } from "../snapshot/state-codec.js";
@@ -50,11 +50,20 @@ export function restoreDevices(saved: SavedDevices, legacy: LegacyDevices, virti
   });
 }
 
-export function takeSnapshot(req: SnapshotRequest, vm: Vm, memory: readonly MemoryRegionDescriptor[], legacy: LegacyDevices, virtio: readonly AttachedVirtioDevice[]): SnapshotParts {
+export function takeSnapshot(req: SnapshotRequest, vm: Vm, mem: GuestMemory, legacy: LegacyDevices, virtio: readonly AttachedVirtioDevice[]): SnapshotParts {
   const devices = saveDevices(legacy, virtio);
   const vmState = encodeVmState(saveVmState(vm));
-  // KVM_GET_DIRTY_LOG returns and clears the log: read it even for a Full snapshot so the next Diff starts here.
-  const dirty = req.trackDirtyPages ? memory.map((r, slot) => vm.getDirtyLog(slot, r.size)) : undefined;
+  const memory = mem.regions;
+  // What the vCPUs wrote (KVM's log) and what the devices wrote (GuestMemory's record). Both are read and cleared
+  // even for a Full snapshot, so that the next Diff starts here.
+  const dirty = req.trackDirtyPages
+    ? memory.map((r, slot) => {
+      const words = vm.getDirtyLog(slot, r.size);
+      const devices = mem.takeDirtyPages(slot);
+      for (let i = 0; i < words.length; i++) words[i] |= devices[i];
+      return words;
+    })
+    : undefined;
   const fd = openSync(req.memFilePath, "w", 0o600);
   let memoryBytesWritten: number;
   try {

@@ -18,6 +18,7 @@ import { ExitDoorbell } from "../exit-doorbell.js";
 import { attachLegacyDevices, type LegacyDevices } from "./legacy-devices.js";
 import { attachVirtioDevices, swapDriveImage, type AttachedVirtioDevice } from "./virtio-devices.js";
 import { guestMemoryOver } from "../../memory/host-mapping.js";
+import type { GuestMemory } from "../../memory/guest-memory.js";
 import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./protocol.js";
 import { restoreDevices, takeSnapshot } from "./snapshot.js";
 
@@ -41,6 +42,7 @@ function main(): void {
     });
 
     const mem = guestMemoryOver(data.memory);
+    if (data.trackDirtyPages) mem.trackDirtyPages();
     virtio = attachVirtioDevices(data.virtio, mmio, loop, mem, log);
     if (data.restoreDevices) restoreDevices(data.restoreDevices, legacy, virtio);
 
@@ -55,7 +57,7 @@ function main(): void {
     loop.add(data.controlEventFd, () => {
       drainEventFd(data.controlEventFd);
       for (let m = receiveMessageOnPort(data.port); m; m = receiveMessageOnPort(data.port)) {
-        serveRequest(m.message as DeviceThreadRequest, legacy, virtio, loop, vm);
+        serveRequest(m.message as DeviceThreadRequest, legacy, virtio, loop, vm, mem);
       }
     });
 
@@ -68,7 +70,7 @@ function main(): void {
 }
 
 /** One request from the controller; those with an id are always answered, with the error's one-line text if any. */
-function serveRequest(req: DeviceThreadRequest, legacy: LegacyDevices, virtio: readonly AttachedVirtioDevice[], loop: EventLoop, vm: Vm): void {
+function serveRequest(req: DeviceThreadRequest, legacy: LegacyDevices, virtio: readonly AttachedVirtioDevice[], loop: EventLoop, vm: Vm, mem: GuestMemory): void {
   const answer = (id: number, work: () => void) => {
     try {
       work();
@@ -94,7 +96,7 @@ function serveRequest(req: DeviceThreadRequest, legacy: LegacyDevices, virtio: r
       break;
     case "snapshot":
       try {
-        emit({ kind: "snapshot", id: req.id, parts: takeSnapshot(req, vm, data.memory, legacy, virtio) });
+        emit({ kind: "snapshot", id: req.id, parts: takeSnapshot(req, vm, mem, legacy, virtio) });
       } catch (e) {
         emit({ kind: "snapshot", id: req.id, error: oneLine(e) });
       }

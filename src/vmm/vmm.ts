@@ -11,6 +11,7 @@ import { VcpuHandle } from "./vcpu/handle.js";
 import type { VcpuWorkerMessage } from "./vcpu/protocol.js";
 import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./device-thread/protocol.js";
 import { VcpuCommand, VcpuState } from "./vcpu/control.js";
+import { startWorker } from "./warm-workers.js";
 import type { VmConfig } from "../config/vm-config.js";
 import type { SnapshotParts } from "./device-thread/snapshot.js";
 import { writeSnapshotState, type SnapshotOptions } from "./snapshot/create.js";
@@ -84,11 +85,7 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
       controlEventFd: this.parts.controlEventFd,
       port: this.deviceThreadPort,
     };
-    const worker = new Worker(new URL("./device-thread/worker.js", import.meta.url), {
-      workerData: data,
-      transferList: [this.deviceThreadPort],
-      name: "devices",
-    });
+    const worker = startWorker("devices", data, { transferList: [this.deviceThreadPort], name: "devices" });
     this.deviceThread = worker;
     await new Promise<void>((resolve, reject) => {
       worker.on("message", (e: DeviceThreadEvent) => {

@@ -96,6 +96,11 @@ test("snapshot mid-run, kill the VMM, restore in a new process: the counter goes
   ok(await restored.api("PUT", "/snapshot/load", { snapshot_path: snap, mem_backend: { backend_type: "File", backend_path: mem }, resume_vm: true }));
   assert.equal((((await restored.api("GET", "/")).json) as { state: string }).state, "Running");
   await untilCount(restored, last + 2);
+  // Saving the restored VM over the files it came from (its RAM is mapped from that memory file) is safe.
+  ok(await restored.api("PATCH", "/vm", { state: "Paused" }));
+  ok(await restored.api("PUT", "/snapshot/create", { snapshot_path: snap, mem_file_path: mem }));
+  ok(await restored.api("PATCH", "/vm", { state: "Resumed" }));
+  await untilCount(restored, last + 3);
   const after = counts(restored.proc.stdout());
   // The first whole line is the next count, or the one after if the snapshot cut a line in half (its tail is
   // printed by the restored VM, and only whole lines are counted).
@@ -103,10 +108,11 @@ test("snapshot mid-run, kill the VMM, restore in a new process: the counter goes
   assert.match(faultOf(await restored.api("PUT", "/snapshot/load", { snapshot_path: snap, mem_file_path: mem })), /not supported after starting/);
   restored.proc.child.kill("SIGKILL");
 
-  // The CLI's equivalent: petasan restore --snapshot FILE --mem FILE.
+  // The CLI's equivalent: petasan restore --snapshot FILE --mem FILE, of the snapshot the restored VM saved.
   const cli = startPetasan(["restore", "--snapshot", snap, "--mem", mem, "--serial", "stdio"], PROCESS_TIMEOUT_MS);
   children.push(cli);
-  await cli.waitFor(`counter: ${(last + 2).toString(16).padStart(16, "0")}\n`);
+  await cli.waitFor(/counter: [0-9a-f]{16}\n/);
+  assert.ok(counts(cli.stdout())[0] >= last + 3, `petasan restore goes on from the second snapshot: ${cli.stdout()}`);
   cli.child.kill("SIGKILL");
   const bad = await runPetasan(["restore", "--snapshot", mem, "--mem", mem], PROCESS_TIMEOUT_MS);
   assert.equal(bad.code, 1);
@@ -199,4 +205,13 @@ test("bad snapshot and memory files are refused with a 400 naming the problem; a
   ok(await p.api("PUT", "/snapshot/load", { snapshot_path: snap, mem_file_path: mem, resume_vm: true }));
   await untilCount(p, last + 1);
   p.proc.child.kill("SIGKILL");
+});
+
+test("a 2-vCPU VM restores (the second vCPU still waiting for its startup IPI)", { skip }, async () => {
+  const { vmm, snap, mem, last } = await bootAndSnapshot("two-vcpus", 1, { vcpu_count: 2 });
+  vmm.proc.child.kill("SIGKILL");
+  const restored = await startApi();
+  ok(await restored.api("PUT", "/snapshot/load", { snapshot_path: snap, mem_file_path: mem, resume_vm: true }));
+  await untilCount(restored, last + 2);
+  restored.proc.child.kill("SIGKILL");
 });

@@ -3,7 +3,7 @@
  * go on the thread that owns the devices, so no queue is served and no interrupt raised between them. And its
  * part of a restore: the saved states put back into freshly attached devices before the first vCPU runs.
  */
-import { openSync, closeSync } from "node:fs";
+import { openSync, closeSync, renameSync, rmSync } from "node:fs";
 import type { Vm } from "../../kvm/vm.js";
 import { saveVmState } from "../../kvm/state.js";
 import { writeGuestMemory } from "../../memory/memory-file.js";
@@ -64,12 +64,21 @@ export function takeSnapshot(req: SnapshotRequest, vm: Vm, mem: GuestMemory, leg
       return words;
     })
     : undefined;
-  const fd = openSync(req.memFilePath, "w", 0o600);
+  // Written beside and renamed over: the file at that path may be the one this VM's RAM is mapped from (a
+  // restored VM saved to where it came from), and truncating that one would pull pages from under the guest.
+  const tmp = `${req.memFilePath}.partial-${process.pid}`;
   let memoryBytesWritten: number;
   try {
-    memoryBytesWritten = writeGuestMemory(fd, memory, req.diff ? dirty : undefined);
-  } finally {
-    closeSync(fd);
+    const fd = openSync(tmp, "w", 0o600);
+    try {
+      memoryBytesWritten = writeGuestMemory(fd, memory, req.diff ? dirty : undefined);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, req.memFilePath);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
   }
   return { devices, vm: vmState, memoryBytesWritten };
 }

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { kvmSkipReason } from "../../test/integration/kvm-available.js";
 import { Kvm } from "./kvm.js";
-import { orderMsrsForRestore, restoreVcpuState, restoreVmState, saveVcpuState, saveVmState, xsaveSize } from "./state.js";
+import { kvmclockCtrl, orderMsrsForRestore, restoreVcpuState, restoreVmState, saveVcpuState, saveVmState, xsaveSize } from "./state.js";
 
 const skip = kvmSkipReason();
 
@@ -56,6 +56,20 @@ test("a VM state of the wrong size or for the wrong chip is refused", { skip }, 
     const s = saveVmState(vm);
     assert.throws(() => restoreVmState(vm, { ...s, pit: s.pit.subarray(1) }), /pit state is 111 bytes/);
     assert.throws(() => restoreVmState(vm, { ...s, ioapic: s.picMaster }), /names irqchip 0, not 2/);
+    vm.close();
+  } finally {
+    kvm.close();
+  }
+});
+
+test("KVM_KVMCLOCK_CTRL on a guest without kvmclock is a quiet no-op", { skip }, () => {
+  const kvm = Kvm.open();
+  try {
+    const vm = kvm.createVm();
+    vm.createIrqchip();
+    const vcpu = vm.createVcpu(0);
+    assert.equal(kvmclockCtrl(vcpu), false, "KVM answers EINVAL until the guest enables kvmclock");
+    vcpu.close();
     vm.close();
   } finally {
     kvm.close();

@@ -12,6 +12,7 @@ import type { VcpuWorkerMessage } from "./vcpu/protocol.js";
 import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./device-thread/protocol.js";
 import { VcpuCommand, VcpuState } from "./vcpu/control.js";
 import { startWorker } from "./warm-workers.js";
+import { kvmclockCtrl } from "../kvm/state.js";
 import type { VmConfig } from "../config/vm-config.js";
 import type { SnapshotParts } from "./device-thread/snapshot.js";
 import { writeSnapshotState, type SnapshotOptions } from "./snapshot/create.js";
@@ -228,6 +229,9 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
   async pause(): Promise<void> {
     if (this.state !== "Running") throw new Error(`cannot pause a VM that is ${this.state}`);
     await Promise.all(this.parts.vcpus.map((v) => v.pause()));
+    // As Firecracker on every pause: the guest's kvmclock page says the host stopped it, so a Linux guest does
+    // not count the pause as a soft lockup (api.rst KVM_KVMCLOCK_CTRL; a guest without kvmclock: no-op).
+    for (const v of this.parts.vcpus) kvmclockCtrl(v.vcpu);
     this.state = "Paused";
   }
 

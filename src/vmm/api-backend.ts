@@ -64,6 +64,7 @@ export class ApiVmmBackend {
    */
   async loadSnapshot(params: { snapshot_path: string; mem_file_path: string; track_dirty_pages: boolean; resume_vm: boolean; network_overrides: NetworkOverride[] }): Promise<VmConfig> {
     let restored: VmConfig | undefined;
+    const startedAt = performance.now();
     await this.launch(undefined, undefined, async (log) => {
       const vmm = await restoreVm({
         snapshotPath: params.snapshot_path, memFilePath: params.mem_file_path, trackDirtyPages: params.track_dirty_pages,
@@ -72,6 +73,7 @@ export class ApiVmmBackend {
       restored = vmm.config!;
       return { vmm, config: restored, paused: !params.resume_vm };
     });
+    this.options.metrics.record("latencies_us", "load_snapshot", microsecondsSince(startedAt));
     return restored!;
   }
 

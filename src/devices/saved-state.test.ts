@@ -83,10 +83,23 @@ test("virtio-mmio: a saved state for another device or with bad rings is refused
   const good = t().saveState();
   assert.throws(() => t().restoreState({ ...good, deviceType: 2 }), /rng: the snapshot holds a different device type/);
   assert.throws(() => t().restoreState({ ...good, queues: [] }), /holds 0 queues/);
+  assert.throws(() => t().restoreState({ ...good, deviceConfig: "ff" }), /rng: its configuration differs from the snapshot's/);
   const a = t();
   const q = new FakeVirtqueue(mem, 16, 0x1000);
   new FakeMmioDriver(a).initialize([q]);
   const s = a.saveState() as { queues: { desc: number[] }[] };
   s.queues[0].desc = [0x7fff_0000, 0];
   assert.throws(() => t().restoreState(s), /rng: cannot resume the device: .*outside guest RAM/);
+});
+
+test("virtio-blk: a snapshot of a drive is refused onto an image of another size", async () => {
+  const { VirtioBlock } = await import("./virtio/block/block-device.js");
+  const { MemoryDisk } = await import("./virtio/block/memory-disk.js");
+  const mem = GuestMemory.anonymous([{ guestAddr: 0, size: 0x40000 }]);
+  const blk = (sectors: number) => new MmioTransport(new VirtioBlock({ disk: new MemoryDisk(new Uint8Array(sectors * 512)) }), { mem, interrupt: new CountingInterrupt(), name: "virtio-blk rootfs" });
+  const a = blk(8);
+  new FakeMmioDriver(a).initialize([new FakeVirtqueue(mem, 16, 0x1000)]);
+  const saved = JSON.parse(JSON.stringify(a.saveState()));
+  blk(8).restoreState(saved);
+  assert.throws(() => blk(16).restoreState(saved), /virtio-blk rootfs: its configuration differs from the snapshot's \(a drive image of another size/);
 });

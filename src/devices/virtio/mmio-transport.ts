@@ -38,6 +38,8 @@ const REG_QUEUE_DEVICE_LOW = 0x0a0;
 const REG_QUEUE_DEVICE_HIGH = 0x0a4;
 const REG_CONFIG_GENERATION = 0x0fc;
 const CONFIG_SPACE = 0x100;
+/** Config space bytes a snapshot keeps and compares (every petasan device's config fits). */
+const SAVED_CONFIG_BYTES = 64;
 
 /** "virt" in little-endian ASCII (virtio 1.2 §4.2.2). */
 const MAGIC_VALUE = 0x74726976;
@@ -318,7 +320,15 @@ export class MmioTransport implements BusDevice {
       active: this.active, configGeneration: this.configGeneration,
       queues: this.queues.map((q) => ({ size: q.size, ready: q.ready, desc: [...q.desc], driver: [...q.driver], device: [...q.device] })),
       positions: this.active ? this.activeQueues.map((q) => q.saveState()) : null,
+      deviceConfig: Buffer.from(this.deviceConfigBytes()).toString("hex"),
     };
+  }
+
+  /** The device's config space as the driver reads it (a drive's capacity, a NIC's MAC, ...). */
+  private deviceConfigBytes(): Uint8Array {
+    const bytes = new Uint8Array(SAVED_CONFIG_BYTES);
+    this.device.readConfig(0, bytes);
+    return bytes;
   }
 
   /**
@@ -346,6 +356,10 @@ export class MmioTransport implements BusDevice {
     const positions = next.active ? r.array("positions", queues.length) : null;
     if (positions && positions.length !== queues.length) throw new DeviceStateError(`${this.name}: saved ring positions for ${positions.length} of ${queues.length} queues`);
     if (next.ackedFeatures & ~this.device.features) throw new DeviceStateError(`${this.name}: the snapshot's driver accepted features this device does not offer`);
+    // The driver has read the config space and keeps what it read: it must not have changed under it.
+    if (r.raw("deviceConfig") !== Buffer.from(this.deviceConfigBytes()).toString("hex")) {
+      throw new DeviceStateError(`${this.name}: its configuration differs from the snapshot's (a drive image of another size? another MAC?)`);
+    }
     Object.assign(this, next, { active: false, queues });
     if (positions) {
       try {

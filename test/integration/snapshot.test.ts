@@ -215,3 +215,34 @@ test("a 2-vCPU VM restores (the second vCPU still waiting for its startup IPI)",
   await untilCount(restored, last + 2);
   restored.proc.child.kill("SIGKILL");
 });
+
+test("drives are reopened by path: a missing or resized image is refused with a 400, the right one loads", { skip }, async () => {
+  const image = path.join(workDir, "data.img");
+  writeFileSync(image, Buffer.alloc(64 * 1024));
+  const vmm = await startApi();
+  ok(await vmm.api("PUT", "/boot-source", { kernel_image_path: kernel }));
+  ok(await vmm.api("PUT", "/machine-config", { vcpu_count: 1, mem_size_mib: MEM_MIB }));
+  ok(await vmm.api("PUT", "/drives/data", { drive_id: "data", path_on_host: image, is_root_device: false, is_read_only: false }));
+  ok(await vmm.api("PUT", "/actions", { action_type: "InstanceStart" }));
+  await untilCount(vmm, 1);
+  ok(await vmm.api("PATCH", "/vm", { state: "Paused" }));
+  const snap = path.join(workDir, "drive.snap");
+  const mem = path.join(workDir, "drive.mem");
+  ok(await vmm.api("PUT", "/snapshot/create", { snapshot_path: snap, mem_file_path: mem }));
+  vmm.proc.child.kill("SIGKILL");
+
+  const p = await startApi();
+  const load = () => p.api("PUT", "/snapshot/load", { snapshot_path: snap, mem_file_path: mem, resume_vm: true });
+  rmSync(image);
+  let r = await load();
+  assert.equal(r.status, 400, r.text);
+  assert.match(faultOf(r), /data\.img.*ENOENT|ENOENT.*data\.img/);
+  writeFileSync(image, Buffer.alloc(128 * 1024));
+  r = await load();
+  assert.equal(r.status, 400, r.text);
+  assert.match(faultOf(r), /virtio-block data: its configuration differs from the snapshot's/);
+  truncateSync(image, 64 * 1024);
+  ok(await load());
+  await untilCount(p, 2);
+  p.proc.child.kill("SIGKILL");
+});

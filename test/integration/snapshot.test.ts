@@ -161,10 +161,21 @@ test("a Diff snapshot holds about the pages the guest dirtied since the last sna
   const merged = await runPetasan(["snapshot", "merge-memory", "--base", mem, "--diff", diffMem], PROCESS_TIMEOUT_MS);
   assert.equal(merged.code, 0, merged.stderr);
   const restored = await startApi();
-  ok(await restored.api("PUT", "/snapshot/load", { snapshot_path: diffSnap, mem_file_path: mem, resume_vm: true }));
+  ok(await restored.api("PUT", "/snapshot/load", { snapshot_path: diffSnap, mem_file_path: mem, resume_vm: true, track_dirty_pages: true }));
   await untilCount(restored, last + 2);
   const first = counts(restored.proc.stdout())[0];
   assert.ok(first === last + 1 || first === last + 2, `restored from the merged layers, the guest prints ${first} first; the Diff was taken after ${last}`);
+
+  // A restored VM (RAM mapped from the file) tracks its dirty pages too: its first Diff holds what it wrote since.
+  await untilCount(restored, last + 6);
+  ok(await restored.api("PATCH", "/vm", { state: "Paused" }));
+  await new Promise((r) => setTimeout(r, 200));
+  const upTo = Math.max(...counts(restored.proc.stdout()));
+  const diff2 = path.join(workDir, "diff2.mem");
+  ok(await restored.api("PUT", "/snapshot/create", { snapshot_type: "Diff", snapshot_path: path.join(workDir, "diff2.snap"), mem_file_path: diff2 }));
+  const pages2 = (statSync(diff2).blocks * 512) / 4096;
+  const touched2 = upTo - last;
+  assert.ok(pages2 >= touched2 - 1 && pages2 <= touched2 + 4, `${touched2} lines since the load; the restored VM's Diff holds ${pages2} pages`);
   restored.proc.child.kill("SIGKILL");
 });
 

@@ -15,6 +15,7 @@ import type {
   MmdsConfig,
 } from "../config/index.js";
 import type { ActionError } from "./errors.js";
+import type { SnapshotCreateParams, SnapshotLoadParams } from "./snapshot-bodies.js";
 
 /** Reads that never change state (answered in any phase, without waiting). */
 export type Query = { kind: "getInstanceInfo" } | { kind: "getVersion" } | { kind: "getMachineConfig" } | { kind: "getVmConfig" } | { kind: "getMmds" };
@@ -39,7 +40,9 @@ export type Command =
   | { kind: "instanceStart" }
   | { kind: "sendCtrlAltDel" }
   | { kind: "flushMetrics" }
-  | { kind: "setVmState"; state: "Paused" | "Resumed" };
+  | { kind: "setVmState"; state: "Paused" | "Resumed" }
+  | { kind: "createSnapshot"; params: SnapshotCreateParams }
+  | { kind: "loadSnapshot"; params: SnapshotLoadParams };
 
 export type Action = Query | Command;
 

@@ -10,6 +10,7 @@ import { ActionError, badRequest, describeError, INTERNAL_SERVER_ERROR, MISSING_
 import { HostFileError, nodeHostFiles, type FileAccess, type HostFiles } from "./host-files.js";
 import { phaseRefusal } from "./phase-rules.js";
 import type { VmmBackend } from "./vmm-backend.js";
+import type { SnapshotCreateParams, SnapshotLoadParams } from "./snapshot-bodies.js";
 
 export interface ControllerOptions {
   backend: VmmBackend;
@@ -43,6 +44,11 @@ const CONFLICT_PREFIX: Partial<Record<ActionKind, string>> = {
   patchNetworkInterface: "Network config error",
 };
 
+/** Configuration that makes the process a booted, not a restored, VM (Firecracker sets boot_path for these). */
+const BOOT_RESOURCE_ACTIONS: ReadonlySet<ActionKind> = new Set<ActionKind>([
+  "putBootSource", "putMachineConfig", "patchMachineConfig", "putDrive", "putNetworkInterface", "putEntropy",
+]);
+
 export class Controller {
   private currentPhase: Phase = "Configuring";
   private readonly backend: VmmBackend;
@@ -50,6 +56,10 @@ export class Controller {
   private readonly vmmVersion: string;
   private readonly instanceId: string;
   private readonly hostFiles: HostFiles;
+  /** A boot-specific resource was configured: a snapshot can no longer be loaded (Firecracker's boot_path). */
+  private bootResourcesConfigured = false;
+  /** The configuration of a VM restored from a snapshot (GET /vm/config shows it). */
+  private restoredConfig?: ReturnType<VmResources["snapshot"]>;
   /** The tail of the queue of state-changing actions. */
   private queueTail: Promise<unknown> = Promise.resolve();
 
@@ -76,7 +86,7 @@ export class Controller {
       case "getMachineConfig":
         return Promise.resolve({ ok: true, data: this.resources.getMachineConfig() });
       case "getVmConfig":
-        return Promise.resolve({ ok: true, data: this.resources.snapshot() });
+        return Promise.resolve({ ok: true, data: this.restoredConfig ?? this.resources.snapshot() });
       case "getMmds":
         return Promise.resolve(this.getMmds());
       default: {
@@ -101,6 +111,7 @@ export class Controller {
     if (refusal !== undefined) return { ok: false, error: badRequest(refusal) };
     try {
       await this.perform(action);
+      if (BOOT_RESOURCE_ACTIONS.has(action.kind)) this.bootResourcesConfigured = true;
       return { ok: true };
     } catch (error) {
       return { ok: false, error: this.toActionError(action.kind, error) };
@@ -155,6 +166,10 @@ export class Controller {
         return this.callVmm(() => this.backend.flushMetrics());
       case "setVmState":
         return action.state === "Paused" ? this.pause() : this.resume();
+      case "createSnapshot":
+        return this.createSnapshot(action.params);
+      case "loadSnapshot":
+        return this.loadSnapshot(action.params);
     }
   }
 
@@ -186,6 +201,28 @@ export class Controller {
       if (error instanceof HostFileError) throw badRequest(fault(error.ioMessage), error);
       throw error;
     }
+  }
+
+  private async createSnapshot(params: SnapshotCreateParams): Promise<void> {
+    if (this.currentPhase !== "Paused") throw badRequest("Create snapshot error: the microVM must be paused first (PATCH /vm with state Paused).");
+    try {
+      await this.backend.createSnapshot(params);
+    } catch (error) {
+      throw badRequest(`Create snapshot error: ${describeError(error)}`, error);
+    }
+  }
+
+  /** Firecracker's rule: only in a fresh process, before any boot-specific resource is configured. */
+  private async loadSnapshot(params: SnapshotLoadParams): Promise<void> {
+    if (this.bootResourcesConfigured) throw badRequest("Loading a microVM snapshot not allowed after configuring boot-specific resources.");
+    let config;
+    try {
+      config = await this.backend.loadSnapshot(params);
+    } catch (error) {
+      throw badRequest(`Load snapshot error: Failed to restore from snapshot: ${describeError(error)}`, error);
+    }
+    this.restoredConfig = config;
+    if (this.currentPhase === "Configuring") this.currentPhase = params.resume_vm ? "Running" : "Paused";
   }
 
   private async start(): Promise<void> {

@@ -1,13 +1,16 @@
 /** A VmmBackend for tests: records every call, fails or holds a call on request. */
 import type { RateLimiterUpdate, VmConfig } from "../config/index.js";
 import type { BootExtras, VmmBackend } from "./vmm-backend.js";
+import type { SnapshotCreateParams, SnapshotLoadParams } from "./snapshot-bodies.js";
 
 export type BackendCall =
   | { method: "start"; config: VmConfig; extras?: BootExtras }
   | { method: "updateMmds"; dataJson: string }
   | { method: "pause" | "resume" | "sendCtrlAltDel" | "flushMetrics" }
   | { method: "updateDrivePath"; driveId: string; path: string }
-  | { method: "updateRateLimiters"; update: RateLimiterUpdate };
+  | { method: "updateRateLimiters"; update: RateLimiterUpdate }
+  | { method: "createSnapshot"; params: SnapshotCreateParams }
+  | { method: "loadSnapshot"; params: SnapshotLoadParams };
 
 export class FakeVmmBackend implements VmmBackend {
   readonly calls: BackendCall[] = [];
@@ -39,6 +42,17 @@ export class FakeVmmBackend implements VmmBackend {
   }
   updateRateLimiters(update: RateLimiterUpdate): Promise<void> {
     return this.record({ method: "updateRateLimiters", update: structuredClone(update) });
+  }
+
+  createSnapshot(params: SnapshotCreateParams): Promise<void> {
+    return this.record({ method: "createSnapshot", params });
+  }
+  /** Answers with `loadedConfig` (set it in a test that needs the restored VM's configuration). */
+  loadedConfig?: VmConfig;
+  async loadSnapshot(params: SnapshotLoadParams): Promise<VmConfig> {
+    await this.record({ method: "loadSnapshot", params });
+    if (!this.loadedConfig) throw new Error("FakeVmmBackend.loadedConfig is not set");
+    return this.loadedConfig;
   }
 
   private async record(call: BackendCall): Promise<void> {

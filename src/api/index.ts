@@ -10,3 +10,4 @@ export * from "./server.js";
 export * from "./unix-socket.js";
 export type { BootExtras, VmmBackend } from "./vmm-backend.js";
 export * from "./host-files.js";
+export type { SnapshotCreateParams, SnapshotLoadParams } from "./snapshot-bodies.js";

@@ -36,6 +36,9 @@ export const ALLOWED_PHASES: { readonly [K in ActionKind]: readonly Phase[] } = 
   sendCtrlAltDel: POST_BOOT,
   flushMetrics: POST_BOOT,
   setVmState: POST_BOOT,
+  // Firecracker: create on a paused microVM (the controller says so when it runs), load in a fresh process.
+  createSnapshot: POST_BOOT,
+  loadSnapshot: PRE_BOOT,
 };
 
 /** The fault message refusing `kind` in `phase`, or undefined when it is allowed. */

@@ -35,6 +35,7 @@ import {
   notSupportedYet,
 } from "./errors.js";
 import { instanceActionSchema, vmStateSchema } from "./request-bodies.js";
+import { snapshotCreateSchema, snapshotLoadSchema } from "./snapshot-bodies.js";
 
 interface Route {
   method: "GET" | "PUT" | "PATCH";
@@ -135,6 +136,8 @@ const ROUTES: readonly Route[] = [
     },
   },
   { method: "PATCH", path: "vm", toAction: (body) => ({ kind: "setVmState", state: parseBody(vmStateSchema, body).state }) },
+  { method: "PUT", path: "snapshot/create", toAction: (body) => ({ kind: "createSnapshot", params: parseBody(snapshotCreateSchema, body) }) },
+  { method: "PUT", path: "snapshot/load", toAction: (body) => ({ kind: "loadSnapshot", params: parseBody(snapshotLoadSchema, body) }) },
 ];
 
 /**
@@ -148,7 +151,6 @@ const NOT_YET: readonly { method: string; path: string; feature: string }[] = [
   ...["PUT /pmem/{id}", "PATCH /pmem/{id}"].map((e) => endpoint(e, "virtio-pmem devices")),
   endpoint("PUT /serial", "configuring the serial console (it is petasan's stdin/stdout)"),
   ...["PUT /hotplug/memory", "PATCH /hotplug/memory", "GET /hotplug/memory"].map((e) => endpoint(e, "memory hotplug")),
-  ...["PUT /snapshot/create", "PUT /snapshot/load"].map((e) => endpoint(e, "snapshots")),
 ];
 
 function endpoint(methodAndPath: string, feature: string) {

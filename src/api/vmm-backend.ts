@@ -1,5 +1,6 @@
 /** The Controller's only way to reach the VMM; tests inject a fake. */
 import type { RateLimiterUpdate, VmConfig } from "../config/index.js";
+import type { SnapshotCreateParams, SnapshotLoadParams } from "./snapshot-bodies.js";
 
 /** What the VM boots with besides its VmConfig. */
 export interface BootExtras {
@@ -23,4 +24,8 @@ export interface VmmBackend {
   updateRateLimiters(update: RateLimiterUpdate): Promise<void>;
   /** Gives the guest's MMDS the data store's new contents (JSON text) after PUT or PATCH /mmds. */
   updateMmds(dataJson: string): Promise<void>;
+  /** Writes a snapshot of the paused VM (PUT /snapshot/create). */
+  createSnapshot(params: SnapshotCreateParams): Promise<void>;
+  /** Builds the VM from a snapshot instead of booting (PUT /snapshot/load); resolves with the VM's config once it is paused or running. */
+  loadSnapshot(params: SnapshotLoadParams): Promise<VmConfig>;
 }

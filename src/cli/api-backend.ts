@@ -8,8 +8,8 @@
  * VirtualMachine does; then `onExit` runs, and the caller tells the Controller and ends the process.
  */
 import type { RateLimiterUpdate, VmConfig } from "../config/index.js";
-import type { BootExtras } from "../api/index.js";
-import { createVm, type LogLevel, type MetricsRecorder, type VirtualMachine, type VmExit } from "../lib/index.js";
+import type { BootExtras, SnapshotCreateParams, SnapshotLoadParams } from "../api/index.js";
+import { createVm, loadSnapshot, type CreateVmOptions, type LogLevel, type MetricsRecorder, type VirtualMachine, type VmExit } from "../lib/index.js";
 
 /** Firecracker's DEFAULT_LEVEL (logger/logging.rs) when the logger config names none. */
 export const DEFAULT_API_LOG_LEVEL: LogLevel = "Info";
@@ -38,16 +38,49 @@ export class ApiVmmBackend {
   constructor(private readonly options: ApiBackendOptions) {}
 
   async start(config: VmConfig, extras: BootExtras = {}): Promise<void> {
-    if (this.vm !== undefined) throw new ApiBackendError("the microVM has already been started");
+    await this.launch(createVm(config, {
+      ...this.vmOptions(),
+      ...(extras.mmdsData !== undefined && { mmds: JSON.parse(extras.mmdsData) as unknown }),
+    }));
+  }
+
+  /**
+   * PUT /snapshot/load: the VM from the snapshot, started paused unless `resume_vm`. The logger and metrics
+   * settings are this process's (Firecracker too takes them from the new process's API calls).
+   */
+  async loadSnapshot(params: SnapshotLoadParams): Promise<VmConfig> {
+    const startedAt = performance.now();
+    const vm = loadSnapshot({
+      snapshotPath: params.snapshot_path, memFilePath: params.mem_file_path, trackDirtyPages: params.track_dirty_pages,
+      resume: params.resume_vm, networkOverrides: params.network_overrides,
+    }, this.vmOptions());
+    await this.launch(vm);
+    this.options.metrics.record("latencies_us", "load_snapshot", microsecondsSince(startedAt));
+    return structuredClone(vm.config) as VmConfig;
+  }
+
+  /** PUT /snapshot/create on the paused VM. */
+  async createSnapshot(params: SnapshotCreateParams): Promise<void> {
+    const vm = this.running();
+    const startedAt = performance.now();
+    const type = params.snapshot_type ?? "Full";
+    await vm.snapshot({ snapshotPath: params.snapshot_path, memFilePath: params.mem_file_path, type });
+    this.options.metrics.record("latencies_us", type === "Full" ? "full_create_snapshot" : "diff_create_snapshot", microsecondsSince(startedAt));
+  }
+
+  private vmOptions(): CreateVmOptions {
     const { serialOutputFd, defaultLogFd, metrics } = this.options;
-    const vm = createVm(config, {
+    return {
       console: serialOutputFd === null ? "none" : { fd: serialOutputFd },
       // Firecracker's look when its logger config says nothing: no level, no origin.
       log: { fd: defaultLogFd, level: DEFAULT_API_LOG_LEVEL, showLevel: false, showOrigin: false },
       metrics,
-      ...(extras.mmdsData !== undefined && { mmds: JSON.parse(extras.mmdsData) as unknown }),
-    });
-    // A failed start releases what it had built; the Controller reports the error.
+    };
+  }
+
+  /** Starts `vm` as this backend's one VM; a failed start releases what it had built and the Controller reports it. */
+  private async launch(vm: VirtualMachine): Promise<void> {
+    if (this.vm !== undefined) throw new ApiBackendError("the microVM has already been started");
     await vm.start();
     this.vm = vm;
     void vm.exited.then((exit) => this.options.onExit(exit));

@@ -83,7 +83,7 @@ test("every flag of Firecracker's main.rs is known: honoured, warned about, or r
   assert.deepEqual(parseApiModeArgs(["--api-sock", "s", "--version"]), { kind: "version" });
   for (const argv of [["--snapshot-version"], ["--describe-snapshot", "vm.snap"]]) {
     const refused = parseApiModeArgs(argv);
-    assert.ok(refused.kind === "unsupported" && /does not support snapshots yet/.test(refused.message));
+    assert.ok(refused.kind === "unsupported" && /does not support describing snapshot versions yet/.test(refused.message));
   }
 });
 

@@ -145,7 +145,7 @@ export function parseApiModeArgs(argv: string[]): ApiModeArgs {
   }
   if (values["snapshot-version"] || values["describe-snapshot"] !== undefined) {
     const flag = values["snapshot-version"] ? "--snapshot-version" : `--describe-snapshot ${values["describe-snapshot"]}`;
-    return { kind: "unsupported", message: `${flag}: petasan does not support snapshots yet` };
+    return { kind: "unsupported", message: `${flag}: petasan does not support describing snapshot versions yet (its snapshot format is its own)` };
   }
   if (values["no-api"] && values["config-file"] === undefined) throw new ApiModeUsageError("--no-api requires --config-file");
   if (values["no-api"] && values["api-sock"] !== undefined) throw new ApiModeUsageError("--api-sock and --no-api exclude each other");

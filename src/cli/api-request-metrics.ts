@@ -36,6 +36,8 @@ const REQUEST_COUNTERS: { readonly [K in ActionKind]: RequestCounter | undefined
   sendCtrlAltDel: ["put_api_requests", "actions"],
   flushMetrics: ["put_api_requests", "actions"],
   setVmState: undefined,
+  createSnapshot: undefined,
+  loadSnapshot: undefined,
 };
 
 /** A Controller that counts each action it answers: <name>_count, and <name>_fails when it failed. */

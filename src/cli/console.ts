@@ -1,13 +1,16 @@
 /**
  * Attaches the user's terminal to the guest's serial port. On a TTY the terminal goes raw (every key,
  * Ctrl-C included, goes to the guest) and Ctrl-A is an escape, as in QEMU: Ctrl-A x quits, Ctrl-A
- * Ctrl-A sends one Ctrl-A. The terminal is always restored.
+ * Ctrl-A sends one Ctrl-A, and Ctrl-A s takes a snapshot when the command offers it. The terminal is
+ * always restored.
  */
 const CTRL_A = 0x01;
 
 export interface ConsoleHandlers {
   input: (bytes: Uint8Array) => void;
   quit: () => void;
+  /** Ctrl-A s, when given. */
+  snapshot?: () => void;
 }
 
 export interface AttachedConsole {
@@ -29,6 +32,7 @@ export function attachConsole(stdin: NodeJS.ReadStream, h: ConsoleHandlers): Att
           return h.quit();
         }
         if (b === CTRL_A) out.push(CTRL_A);
+        if ((b === 0x73 /* s */ || b === 0x53) && h.snapshot) h.snapshot();
         continue;
       }
       if (b === CTRL_A) escape = true;

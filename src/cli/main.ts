@@ -7,9 +7,14 @@ import { runCommand } from "./run.js";
 import { runApiMode } from "./api-mode.js";
 import { API_MODE_USAGE } from "./api-mode-args.js";
 import { runGuestBuild } from "../guest/cli.js";
+import { runRestoreCommand, runSnapshotCommand, RESTORE_USAGE } from "./snapshot-cli.js";
 
 const USAGE = `usage: petasan run [options]      boot a VM (petasan run --help for options)
        petasan guest build        build and cache the default guest
+       petasan restore DIR | --snapshot FILE --mem FILE [options]
+                                  run a VM restored from a snapshot (petasan restore --help)
+       petasan snapshot merge-memory --base FILE --diff FILE
+                                  apply a Diff snapshot's memory file onto its base
        petasan --api-sock PATH | --config-file FILE [--no-api] [options]
                                   Firecracker-compatible mode, options below
 
@@ -27,6 +32,14 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       return runCommand(rest);
+    case "restore":
+      if (rest.includes("--help") || rest.includes("-h")) {
+        process.stdout.write(`${RESTORE_USAGE}\n`);
+        return 0;
+      }
+      return runRestoreCommand(rest);
+    case "snapshot":
+      return runSnapshotCommand(rest);
     case "guest":
       if (rest[0] === "build") return runGuestBuild(rest.slice(1));
       break;

@@ -23,6 +23,8 @@ export interface RunArgs {
   logLevel: LogLevel;
   /** --mmds-data: a JSON file for the MMDS data store. */
   mmdsDataFile?: string;
+  /** Ctrl-A s writes a snapshot here. */
+  snapshotDir?: string;
 }
 
 export const RUN_USAGE = `usage: petasan run [--kernel FILE] [--initrd FILE] [--cmdline ARGS] [--memory SIZE] [--cpus N]
@@ -48,6 +50,8 @@ export const RUN_USAGE = `usage: petasan run [--kernel FILE] [--initrd FILE] [--
   --mmds-config version=V1|V2[,imds][,ipv4=ADDR][,iface=NAME]...
                        the metadata service (Firecracker's MMDS) on the NICs named (default: all --net)
   --mmds-data FILE     JSON for the MMDS data store (needs --mmds-config)
+  --snapshot-dir DIR   Ctrl-A s pauses the VM, writes DIR/vm.snap and DIR/vm.mem and resumes it
+                       (petasan restore DIR runs it again)
 On a terminal, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A to the guest.`;
 
 const MIN_MEMORY_MIB = 64;
@@ -75,6 +79,7 @@ export function parseRunArgs(argv: string[]): RunArgs {
         vsock: { type: "string" },
         "mmds-config": { type: "string" },
         "mmds-data": { type: "string" },
+        "snapshot-dir": { type: "string" },
       },
     }));
   } catch (e) {
@@ -121,6 +126,7 @@ export function parseRunArgs(argv: string[]): RunArgs {
     serial: parseSerial(values.serial),
     logLevel,
     ...(values["mmds-data"] !== undefined && { mmdsDataFile: values["mmds-data"] }),
+    ...(values["snapshot-dir"] ? { snapshotDir: values["snapshot-dir"] } : {}),
   };
 }
 

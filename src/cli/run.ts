@@ -9,6 +9,7 @@ import type { VmConfig } from "../config/vm-config.js";
 import { parseRunArgs, RUN_USAGE, UsageError, type RunArgs } from "./run-args.js";
 import { attachConsole } from "./console.js";
 import { defaultGuestBootSource } from "./default-guest-boot.js";
+import { snapshotToDir } from "./snapshot-cli.js";
 
 function say(line: string): void {
   process.stderr.write(`petasan: ${line}\n`);
@@ -76,7 +77,14 @@ export async function runCommand(argv: string[]): Promise<number> {
     return 1;
   }
 
-  const console = args.serial.kind === "stdio" ? attachConsole(process.stdin, { input: (b) => vm.console.write(b), quit: () => void vm.stop("quit from the console (Ctrl-A x)") }) : undefined;
+  const snapshotDir = args.snapshotDir;
+  const console = args.serial.kind === "stdio"
+    ? attachConsole(process.stdin, {
+      input: (b) => vm.console.write(b),
+      quit: () => void vm.stop("quit from the console (Ctrl-A x)"),
+      ...(snapshotDir ? { snapshot: () => snapshotToDir(vm, snapshotDir) } : {}),
+    })
+    : undefined;
   const onSignal = (sig: NodeJS.Signals) => void vm.stop(`stopped by ${sig}`);
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);

@@ -26,14 +26,19 @@ export const KVM_GET_VCPU_MMAP_SIZE = io(0x04);
 export const KVM_GET_SUPPORTED_CPUID = iowr(0x05, s.kvmCpuid2.size);
 
 export const KVM_CREATE_VCPU = io(0x41);
+export const KVM_GET_DIRTY_LOG = iow(0x42, s.kvmDirtyLog.size);
 export const KVM_SET_USER_MEMORY_REGION = iow(0x46, s.kvmUserspaceMemoryRegion.size);
 export const KVM_SET_TSS_ADDR = io(0x47);
 export const KVM_SET_IDENTITY_MAP_ADDR = iow(0x48, 8);
 export const KVM_CREATE_IRQCHIP = io(0x60);
 export const KVM_IRQ_LINE = iow(0x61, s.kvmIrqLevel.size);
+export const KVM_GET_IRQCHIP = iowr(0x62, s.kvmIrqchip.size);
+export const KVM_SET_IRQCHIP = ior(0x63, s.kvmIrqchip.size);
 export const KVM_IRQFD = iow(0x76, s.kvmIrqfd.size);
 export const KVM_CREATE_PIT2 = iow(0x77, s.kvmPitConfig.size);
 export const KVM_IOEVENTFD = iow(0x79, s.kvmIoeventfd.size);
+export const KVM_SET_CLOCK = iow(0x7b, s.kvmClockData.size);
+export const KVM_GET_CLOCK = ior(0x7c, s.kvmClockData.size);
 
 export const KVM_RUN = io(0x80);
 export const KVM_GET_REGS = ior(0x81, s.kvmRegs.size);
@@ -49,6 +54,20 @@ export const KVM_SET_LAPIC = iow(0x8f, s.kvmLapicState.size);
 export const KVM_SET_CPUID2 = iow(0x90, s.kvmCpuid2.size);
 export const KVM_GET_MP_STATE = ior(0x98, s.kvmMpState.size);
 export const KVM_SET_MP_STATE = iow(0x99, s.kvmMpState.size);
+export const KVM_GET_CPUID2 = iowr(0x91, s.kvmCpuid2.size);
+export const KVM_GET_PIT2 = ior(0x9f, s.kvmPitState2.size);
+export const KVM_SET_PIT2 = iow(0xa0, s.kvmPitState2.size);
+export const KVM_GET_VCPU_EVENTS = ior(0x9f, s.kvmVcpuEvents.size);
+export const KVM_SET_VCPU_EVENTS = iow(0xa0, s.kvmVcpuEvents.size);
+export const KVM_GET_DEBUGREGS = ior(0xa1, s.kvmDebugregs.size);
+export const KVM_SET_DEBUGREGS = iow(0xa2, s.kvmDebugregs.size);
+export const KVM_GET_XSAVE = ior(0xa4, s.kvmXsave.size);
+export const KVM_SET_XSAVE = iow(0xa5, s.kvmXsave.size);
+export const KVM_GET_XCRS = ior(0xa6, s.kvmXcrs.size);
+export const KVM_SET_XCRS = iow(0xa7, s.kvmXcrs.size);
+export const KVM_KVMCLOCK_CTRL = io(0xad);
+/** The same struct as KVM_GET_XSAVE, but the buffer is KVM_CHECK_EXTENSION(KVM_CAP_XSAVE2) bytes (api.rst 4.137). */
+export const KVM_GET_XSAVE2 = ior(0xcf, s.kvmXsave.size);
 
 /** Name → number, for error messages and the header check. */
 export const IOCTL_NAMES: Readonly<Record<string, number>> = {
@@ -56,5 +75,7 @@ export const IOCTL_NAMES: Readonly<Record<string, number>> = {
   KVM_GET_SUPPORTED_CPUID, KVM_CREATE_VCPU, KVM_SET_USER_MEMORY_REGION, KVM_SET_TSS_ADDR, KVM_SET_IDENTITY_MAP_ADDR,
   KVM_CREATE_IRQCHIP, KVM_IRQ_LINE, KVM_IRQFD, KVM_CREATE_PIT2, KVM_IOEVENTFD, KVM_RUN, KVM_GET_REGS, KVM_SET_REGS,
   KVM_GET_SREGS, KVM_SET_SREGS, KVM_GET_MSRS, KVM_SET_MSRS, KVM_GET_FPU, KVM_SET_FPU, KVM_GET_LAPIC, KVM_SET_LAPIC,
-  KVM_SET_CPUID2, KVM_GET_MP_STATE, KVM_SET_MP_STATE,
+  KVM_SET_CPUID2, KVM_GET_MP_STATE, KVM_SET_MP_STATE, KVM_GET_DIRTY_LOG, KVM_GET_IRQCHIP, KVM_SET_IRQCHIP, KVM_SET_CLOCK,
+  KVM_GET_CLOCK, KVM_GET_CPUID2, KVM_GET_PIT2, KVM_SET_PIT2, KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS, KVM_GET_DEBUGREGS,
+  KVM_SET_DEBUGREGS, KVM_GET_XSAVE, KVM_SET_XSAVE, KVM_GET_XCRS, KVM_SET_XCRS, KVM_KVMCLOCK_CTRL, KVM_GET_XSAVE2,
 };

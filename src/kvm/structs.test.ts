@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ALL_LAYOUTS } from "./structs.js";
 import { IOCTL_NAMES } from "./ioctls.js";
+import { KVM_CAP } from "./capabilities.js";
 
 /** Compiles a C program that prints what the kernel headers say, one `name value` per line. */
 function headerFacts(): Map<string, number> {
@@ -15,6 +16,7 @@ function headerFacts(): Map<string, number> {
     for (const field of Object.keys(l.offsets)) lines.push(`P("${l.cType}.${field}", offsetof(${l.cType}, ${field}));`);
   }
   for (const name of Object.keys(IOCTL_NAMES)) lines.push(`P("${name}", (unsigned long)${name});`);
+  for (const name of Object.keys(KVM_CAP)) lines.push(`P("KVM_CAP_${name}", KVM_CAP_${name});`);
   const src = `#include <linux/kvm.h>\n#include <stddef.h>\n#include <stdio.h>\n#define P(n, v) printf("%s %lu\\n", n, (unsigned long)(v))\nint main(void) {\n${lines.join("\n")}\nreturn 0;\n}\n`;
   const dir = mkdtempSync(join(tmpdir(), "petasan-structs-"));
   try {
@@ -39,4 +41,5 @@ test("struct layouts and ioctl numbers match <linux/kvm.h>", () => {
     }
   }
   for (const [name, value] of Object.entries(IOCTL_NAMES)) assert.equal(value, facts.get(name), name);
+  for (const [name, value] of Object.entries(KVM_CAP)) assert.equal(value, facts.get(`KVM_CAP_${name}`), `KVM_CAP_${name}`);
 });

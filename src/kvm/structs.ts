@@ -87,8 +87,20 @@ export const kvmRun = layout("struct kvm_run", 2352, {
   "system_event.data": 40,
 });
 
+// Snapshot state (api.rst 4.x for each ioctl). petasan keeps these as opaque bytes; the fields listed are
+// the ones it reads or writes, and the sizes keep the ioctl numbers honest.
+export const kvmXsave = layout("struct kvm_xsave", 4096, { region: 0 });
+export const kvmXcrs = layout("struct kvm_xcrs", 392, { nr_xcrs: 0, flags: 4, xcrs: 8, padding: 264 });
+export const kvmDebugregs = layout("struct kvm_debugregs", 128, { db: 0, dr6: 32, dr7: 40, flags: 48 });
+export const kvmVcpuEvents = layout("struct kvm_vcpu_events", 64, { exception: 0, interrupt: 8, nmi: 12, sipi_vector: 16, flags: 20 });
+export const kvmIrqchip = layout("struct kvm_irqchip", 520, { chip_id: 0, pad: 4, chip: 8 });
+export const kvmPitState2 = layout("struct kvm_pit_state2", 112, { channels: 0, flags: 72 });
+export const kvmClockData = layout("struct kvm_clock_data", 48, { clock: 0, flags: 8, realtime: 16, host_tsc: 24 });
+export const kvmDirtyLog = layout("struct kvm_dirty_log", 16, { slot: 0, dirty_bitmap: 8 });
+
 /** Every layout, for the header check. */
 export const ALL_LAYOUTS: readonly StructLayout<string>[] = [
   kvmRegs, kvmSegment, kvmDtable, kvmSregs, kvmFpu, kvmMsrs, kvmMsrEntry, kvmMsrList, kvmCpuid2, kvmCpuidEntry2,
   kvmLapicState, kvmMpState, kvmUserspaceMemoryRegion, kvmIrqLevel, kvmPitConfig, kvmIrqfd, kvmIoeventfd, kvmRun,
+  kvmXsave, kvmXcrs, kvmDebugregs, kvmVcpuEvents, kvmIrqchip, kvmPitState2, kvmClockData, kvmDirtyLog,
 ];

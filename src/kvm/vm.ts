@@ -1,14 +1,17 @@
 /** A KVM VM fd: memory slots, in-kernel irqchip and PIT, interrupt lines, irqfd/ioeventfd, vCPU creation. */
-import { close } from "../sys/libc.js";
+import { addressOf, close } from "../sys/libc.js";
 import { kvmIoctl, type IoctlName } from "./ioctl-call.js";
 import { CStruct } from "./cstruct.js";
-import { kvmIoeventfd, kvmIrqfd, kvmIrqLevel, kvmPitConfig, kvmUserspaceMemoryRegion } from "./structs.js";
+import { kvmDirtyLog, kvmIoeventfd, kvmIrqfd, kvmIrqLevel, kvmPitConfig, kvmUserspaceMemoryRegion } from "./structs.js";
 import { Vcpu } from "./vcpu.js";
 
 /** KVM_PIT_SPEAKER_DUMMY: the PIT emulates the speaker port 0x61 in the kernel (api.rst 4.71). */
 const KVM_PIT_SPEAKER_DUMMY = 1;
 const KVM_IOEVENTFD_FLAG_DATAMATCH = 1 << 0;
 const KVM_IOEVENTFD_FLAG_PIO = 1 << 1;
+/** KVM_MEM_LOG_DIRTY_PAGES: KVM records guest writes to the slot in a bitmap (api.rst 4.35). */
+export const KVM_MEM_LOG_DIRTY_PAGES = 1 << 0;
+const PAGE = 4096;
 
 export interface IoEventFdRegistration {
   fd: number;
@@ -29,9 +32,10 @@ export class Vm {
   }
 
   /** Maps host memory at `hostAddr` as guest physical [guestAddr, guestAddr+size) in memory slot `slot`. */
-  setUserMemoryRegion(slot: number, guestAddr: number, size: number, hostAddr: bigint): void {
+  setUserMemoryRegion(slot: number, guestAddr: number, size: number, hostAddr: bigint, flags = 0): void {
     const r = new CStruct(kvmUserspaceMemoryRegion);
     r.setU32("slot", slot);
+    r.setU32("flags", flags);
     r.setU64("guest_phys_addr", guestAddr);
     r.setU64("memory_size", size);
     r.setU64("userspace_addr", hostAddr);
@@ -91,6 +95,20 @@ export class Vm {
     e.setU32("fd", reg.fd);
     e.setU32("flags", flags);
     this.ioctl("KVM_IOEVENTFD", e.bytes, `${reg.pio ? "port" : "address"} 0x${reg.addr.toString(16)}`);
+  }
+
+  /**
+   * KVM_GET_DIRTY_LOG (api.rst 4.8): one bit per 4 KiB page of slot `slot` (`size` bytes) written by the guest
+   * since the last call, which also clears the log. The slot must have KVM_MEM_LOG_DIRTY_PAGES.
+   */
+  getDirtyLog(slot: number, size: number): BigUint64Array {
+    const words = new BigUint64Array(Math.ceil(size / PAGE / 64));
+    const bitmap = new Uint8Array(words.buffer);
+    const d = new CStruct(kvmDirtyLog);
+    d.setU32("slot", slot);
+    d.setU64("dirty_bitmap", addressOf(bitmap));
+    this.ioctl("KVM_GET_DIRTY_LOG", d.bytes, `slot ${slot}`);
+    return words;
   }
 
   createVcpu(id: number): Vcpu {

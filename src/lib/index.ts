@@ -14,7 +14,8 @@
  * process can run several. This module is the package's public entry: the CLI and the Firecracker API
  * server are built on it, and nothing outside it is a stable interface.
  */
-import { VirtualMachine, type CreateVmOptions } from "./virtual-machine.js";
+import { VirtualMachine, type CreateVmOptions, type SnapshotSource } from "./virtual-machine.js";
+import { readSnapshot, withOverrides } from "../vmm/restore.js";
 import { resolveVmConfig, type FirecrackerVmConfig } from "./config-input.js";
 import { loadConfigFile } from "../config/index.js";
 
@@ -26,13 +27,35 @@ export function createVm(config: FirecrackerVmConfig | string, options?: CreateV
   return new VirtualMachine(resolveVmConfig(config), options);
 }
 
+/**
+ * A VM restored from a snapshot (Firecracker's PUT /snapshot/load): the state file is read and checked now (a bad
+ * one throws SnapshotFileError saying what is wrong); start() maps the memory file and resumes the guest where it
+ * was, or leaves it Paused with `resume: false`. The drives and taps it names must be as they were (README).
+ */
+export function loadSnapshot(source: SnapshotSource, options?: CreateVmOptions): VirtualMachine {
+  const saved = withOverrides(readSnapshot(source.snapshotPath).config, source.networkOverrides ?? []);
+  const config = { ...saved, "machine-config": { ...saved["machine-config"], track_dirty_pages: source.trackDirtyPages ?? false } };
+  return new VirtualMachine(config, options, source);
+}
+
 /** Reads and checks a Firecracker config file (as `petasan --config-file` does); pass the result to createVm. */
 export async function loadVmConfigFile(path: string): Promise<FirecrackerVmConfig> {
   return loadConfigFile(path);
 }
 
 export { VirtualMachine, VmStateError } from "./virtual-machine.js";
-export type { CreateVmOptions, VmEvents, VmExit, VmExitReason, VmState, LogLevel } from "./virtual-machine.js";
+export type { CreateVmOptions, SnapshotSource, SnapshotTarget, VmEvents, VmExit, VmExitReason, VmState, LogLevel } from "./virtual-machine.js";
+export { SnapshotFileError } from "../vmm/snapshot/file-format.js";
+/**
+ * Starts a VM's threads ahead of need (`{ devices: 1, vcpu: 1 }`: a device thread and one vCPU thread), so that
+ * the next start() of a VM in this process, a restore above all, does not wait for Node to start workers.
+ */
+export { prestartWorkers } from "../vmm/warm-workers.js";
+/**
+ * Applies a Diff snapshot's memory file onto the memory file it was taken on top of (a Full one, or one already
+ * merged), as Firecracker's snapshot-editor rebase; returns the bytes copied. Load the Diff's state file with the result.
+ */
+export { mergeMemoryLayer as mergeSnapshotMemory } from "../vmm/snapshot/merge-memory.js";
 export { VmConfigError } from "./config-input.js";
 export { ConfigFileError } from "../config/index.js";
 export { MetricsRecorder, MetricsError, METRICS_PERIOD_MS, type MetricsSource } from "../vmm/metrics.js";

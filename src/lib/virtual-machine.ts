@@ -12,6 +12,8 @@ import { EventEmitter } from "node:events";
 import { closeSync } from "node:fs";
 import { newPipe, type PipeFds } from "../sys/pipe.js";
 import { buildVm } from "../vmm/builder.js";
+import { restoreVm, type NetworkOverride } from "../vmm/restore.js";
+import type { SnapshotType } from "../vmm/snapshot/state-codec.js";
 import { openLogTarget, type LogTarget } from "../vmm/log-target.js";
 import { MetricsRecorder } from "../vmm/metrics.js";
 import { createLogger, type Logger } from "../vmm/logger.js";
@@ -66,6 +68,28 @@ export interface CreateVmOptions {
   mmds?: unknown;
 }
 
+/** Where a restored VM comes from (Firecracker's PUT /snapshot/load); see loadSnapshot. */
+export interface SnapshotSource {
+  /** The state file written by snapshot(). */
+  snapshotPath: string;
+  /** The guest memory file: mapped copy-on-write (MAP_PRIVATE), so pages come in from the page cache on demand. */
+  memFilePath: string;
+  /** Track dirty pages, so that Diff snapshots of the restored VM can be taken. */
+  trackDirtyPages?: boolean;
+  /** Run at once (default) or stay Paused after start(). */
+  resume?: boolean;
+  /** Taps to use instead of the snapshot's (Firecracker's network_overrides). */
+  networkOverrides?: readonly NetworkOverride[];
+}
+
+/** What snapshot() writes. */
+export interface SnapshotTarget {
+  snapshotPath: string;
+  memFilePath: string;
+  /** Full (default) or Diff: only the pages written since the last snapshot, at their offsets in a sparse file. */
+  type?: SnapshotType;
+}
+
 /** A method was called in a state that does not allow it (e.g. pause() on a paused VM). */
 export class VmStateError extends Error {
   override readonly name = "VmStateError";
@@ -97,7 +121,8 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
   private readonly userDevices: ResolvedUserDevices;
 
   /** Use createVm(). `config` has been validated (resolveVmConfig). */
-  constructor(readonly config: Readonly<VmConfig>, private readonly options: CreateVmOptions = {}) {
+  /** `restoreFrom`: made by loadSnapshot(); start() restores the VM instead of booting it. */
+  constructor(readonly config: Readonly<VmConfig>, private readonly options: CreateVmOptions = {}, private readonly restoreFrom?: SnapshotSource) {
     super();
     this.exited = new Promise((resolve) => (this.settleExit = resolve));
     this.userDevices = resolveUserDevices(options.devices ?? []);
@@ -127,11 +152,17 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
       const serialOutputFd = this.openSerialOutput();
       const log = this.openLog();
       if (this.config.metrics !== undefined) this.metricsRecorder.open(this.config.metrics);
-      vmm = await buildVm(this.config, {
-        serialOutputFd, log: log.settings, userDevices: this.userDevices.bus, userVirtioDevices: this.userDevices.virtio,
-        ...(this.options.mmds !== undefined && { mmdsData: JSON.stringify(this.options.mmds) }),
-      });
-      await vmm.start();
+      const from = this.restoreFrom;
+      vmm = from
+        ? await restoreVm({
+          snapshotPath: from.snapshotPath, memFilePath: from.memFilePath, trackDirtyPages: from.trackDirtyPages ?? false,
+          networkOverrides: from.networkOverrides, serialOutputFd, log: log.settings,
+        })
+        : await buildVm(this.config, {
+          serialOutputFd, log: log.settings, userDevices: this.userDevices.bus, userVirtioDevices: this.userDevices.virtio,
+          ...(this.options.mmds !== undefined && { mmdsData: JSON.stringify(this.options.mmds) }),
+        });
+      await vmm.start({ paused: from !== undefined && from.resume === false });
     } catch (error) {
       await vmm?.stop("the VM failed to start");
       await this.ended({ reason: "internal-error", exitCode: 1, message: `the VM failed to start: ${(error as Error).message}` });
@@ -142,8 +173,9 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
     this.console.attachInput((bytes) => vmm.serialInput(bytes));
     this.metricsRecorder.startPeriodic(vmm);
     const machine = this.config["machine-config"];
-    this.logger("Info", `VM started (${machine.vcpu_count} vCPUs, ${machine.mem_size_mib} MiB)`);
-    this.setState("Running");
+    const paused = this.restoreFrom?.resume === false;
+    this.logger("Info", `VM ${this.restoreFrom ? (paused ? "restored, paused" : "restored") : "started"} (${machine.vcpu_count} vCPUs, ${machine.mem_size_mib} MiB)`);
+    this.setState(paused ? "Paused" : "Running");
   }
 
   /** Stops every vCPU (resolves once they are all paused); devices keep their state. */
@@ -197,6 +229,15 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
   /** The guest's MMDS serves `data` (any JSON value) from now on, as Firecracker's PUT /mmds after boot. */
   async updateMmds(data: unknown): Promise<void> {
     await this.live("updateMmds()").updateMmds(JSON.stringify(data));
+  }
+
+  /**
+   * Writes a snapshot of the paused VM (Firecracker's PUT /snapshot/create): its state file and its memory file.
+   * loadSnapshot() makes a VM from them, in this process or another.
+   */
+  async snapshot(target: SnapshotTarget): Promise<void> {
+    if (this.currentState !== "Paused") throw new VmStateError(`snapshot(): the VM is ${this.currentState}; pause() it first`);
+    await this.vmm!.snapshot({ snapshotPath: target.snapshotPath, memFilePath: target.memFilePath, type: target.type ?? "Full" });
   }
 
   /** Counters since boot: exits per vCPU and each device's counters. */

@@ -73,3 +73,20 @@ test("hostAddressOrUndefined is hostAddress as a number, and undefined wherever 
 test("host mappings must end below 2^53, where host addresses are exact numbers", () => {
   assert.throws(() => new GuestMemory([{ guestAddr: 0, size: 4096, hostAddr: 1n << 53n }], () => new Uint8Array(4096)), /2\^53/);
 });
+
+test("dirty tracking records the pages written through every write path, in KVM's bitmap layout", () => {
+  const mem = GuestMemory.anonymous([{ guestAddr: 0, size: 0x10_0000 }, { guestAddr: 0x20_0000, size: 0x4_0000 }]);
+  mem.writeU32(0x1000, 1);
+  assert.equal(mem.takeDirtyPages(0).some((w) => w !== 0n), false, "nothing is recorded before tracking starts");
+  mem.trackDirtyPages();
+  mem.writeU32(0x1ff0, 1); // page 1
+  mem.write(0x3ff0, new Uint8Array(0x20)); // pages 3 and 4
+  mem.fill(0x40000, 1); // page 64
+  mem.slice(0x5000, 1); // a view a device may write: page 5
+  mem.hostAddressOrUndefined(0x20_1000, 0x1000); // region 1, page 1
+  const words = mem.takeDirtyPages(0);
+  assert.equal(words[0], (1n << 1n) | (1n << 3n) | (1n << 4n) | (1n << 5n));
+  assert.equal(words[1], 1n);
+  assert.equal(mem.takeDirtyPages(1)[0], 2n);
+  assert.equal(mem.takeDirtyPages(0)[0], 0n, "taking clears the record");
+});

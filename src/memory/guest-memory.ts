@@ -23,6 +23,9 @@ export class GuestMemoryError extends Error {
 
 /** One contiguous guest range, backed by one contiguous host range, seen through one view (<= 4 GiB). */
 interface Span {
+  /** Index of the region this span is part of, and the span's offset in it. */
+  region: number;
+  regionOffset: number;
   guestAddr: number;
   size: number;
   hostAddr: bigint;
@@ -48,9 +51,18 @@ const HOST_IS_LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
  * for a 4-u32 descriptor or request header.
  */
 const BULK_COPY_U32S = 32;
+/** Dirty pages are counted in 4 KiB pages, as KVM's dirty log counts them. */
+const DIRTY_PAGE = 4096;
 
 export class GuestMemory {
   private readonly spans: Span[];
+  /**
+   * One bit per 4 KiB page of each region, set by every access through which this thread may write guest RAM
+   * (writes, fills, and the views and host addresses handed out for in-place or syscall writes), while dirty
+   * tracking is on. KVM's dirty log sees only what the vCPUs write; a Diff snapshot needs the devices' writes too
+   * (Firecracker keeps the same kind of bitmap in vm-memory for its devices).
+   */
+  private dirty?: Uint32Array[];
 
   /**
    * `regions` are host mappings; `viewOf(hostAddr, size)` returns zero-copy bytes over host
@@ -58,7 +70,7 @@ export class GuestMemory {
    */
   constructor(readonly regions: readonly MemoryRegionDescriptor[], viewOf: (hostAddr: bigint, size: number) => Uint8Array) {
     const spans: Span[] = [];
-    for (const r of regions) {
+    for (const [region, r] of regions.entries()) {
       for (let off = 0; off < r.size; off += MAX_SPAN) {
         const size = Math.min(MAX_SPAN, r.size - off);
         const hostAddr = r.hostAddr + BigInt(off);
@@ -66,7 +78,7 @@ export class GuestMemory {
         if (bytes.length !== size) throw new Error(`host view of ${size} bytes came back with ${bytes.length}`);
         const hostBase = Number(hostAddr);
         if (hostBase + size > MAX_HOST_ADDRESS) throw new Error(`host mapping at 0x${hostAddr.toString(16)} ends above 2^53`);
-        spans.push({ guestAddr: r.guestAddr + off, size, hostAddr, hostBase, bytes, data: new DataView(bytes.buffer, bytes.byteOffset, size) });
+        spans.push({ region, regionOffset: off, guestAddr: r.guestAddr + off, size, hostAddr, hostBase, bytes, data: new DataView(bytes.buffer, bytes.byteOffset, size) });
       }
     }
     spans.sort((a, b) => a.guestAddr - b.guestAddr);
@@ -162,6 +174,7 @@ export class GuestMemory {
   slice(addr: GuestAddress, len: number): Uint8Array {
     const s = this.span(addr, len);
     const off = addr - s.guestAddr;
+    if (this.dirty) this.markSpan(s, off, len);
     return s.bytes.subarray(off, off + len);
   }
 
@@ -175,23 +188,29 @@ export class GuestMemory {
   /** Copies `data` to guest memory at `addr`, checking the whole range before writing any byte. */
   write(addr: GuestAddress, data: Uint8Array): void {
     if (!this.contains(addr, data.length)) throw new GuestMemoryError(addr, data.length);
-    this.forEachPiece(addr, data.length, (s, off, n, done) => s.bytes.set(data.subarray(done, done + n), off));
+    this.forEachPiece(addr, data.length, (s, off, n, done) => {
+      s.bytes.set(data.subarray(done, done + n), off);
+      if (this.dirty) this.markSpan(s, off, n);
+    });
   }
 
   /** Fills [addr, addr+len) with `value`. */
   fill(addr: GuestAddress, len: number, value = 0): void {
     if (!this.contains(addr, len)) throw new GuestMemoryError(addr, len);
-    this.forEachPiece(addr, len, (s, off, n) => s.bytes.fill(value, off, off + n));
+    this.forEachPiece(addr, len, (s, off, n) => {
+      s.bytes.fill(value, off, off + n);
+      if (this.dirty) this.markSpan(s, off, n);
+    });
   }
 
   readU8(addr: GuestAddress): number { const s = this.span(addr, 1); return s.bytes[addr - s.guestAddr]; }
   readU16(addr: GuestAddress): number { const s = this.span(addr, 2); return s.data.getUint16(addr - s.guestAddr, true); }
   readU32(addr: GuestAddress): number { const s = this.span(addr, 4); return s.data.getUint32(addr - s.guestAddr, true); }
   readU64(addr: GuestAddress): bigint { const s = this.span(addr, 8); return s.data.getBigUint64(addr - s.guestAddr, true); }
-  writeU8(addr: GuestAddress, v: number): void { const s = this.span(addr, 1); s.bytes[addr - s.guestAddr] = v; }
-  writeU16(addr: GuestAddress, v: number): void { const s = this.span(addr, 2); s.data.setUint16(addr - s.guestAddr, v, true); }
-  writeU32(addr: GuestAddress, v: number): void { const s = this.span(addr, 4); s.data.setUint32(addr - s.guestAddr, v, true); }
-  writeU64(addr: GuestAddress, v: bigint): void { const s = this.span(addr, 8); s.data.setBigUint64(addr - s.guestAddr, v, true); }
+  writeU8(addr: GuestAddress, v: number): void { const s = this.span(addr, 1); s.bytes[addr - s.guestAddr] = v; if (this.dirty) this.markSpan(s, addr - s.guestAddr, 1); }
+  writeU16(addr: GuestAddress, v: number): void { const s = this.span(addr, 2); s.data.setUint16(addr - s.guestAddr, v, true); if (this.dirty) this.markSpan(s, addr - s.guestAddr, 2); }
+  writeU32(addr: GuestAddress, v: number): void { const s = this.span(addr, 4); s.data.setUint32(addr - s.guestAddr, v, true); if (this.dirty) this.markSpan(s, addr - s.guestAddr, 4); }
+  writeU64(addr: GuestAddress, v: bigint): void { const s = this.span(addr, 8); s.data.setBigUint64(addr - s.guestAddr, v, true); if (this.dirty) this.markSpan(s, addr - s.guestAddr, 8); }
 
   /**
    * Reads `count` little-endian u32s from `addr` on into the start of `out`: one range check for a
@@ -217,6 +236,7 @@ export class GuestMemory {
    */
   hostAddress(addr: GuestAddress, len: number): bigint {
     const s = this.span(addr, len);
+    if (this.dirty) this.markSpan(s, addr - s.guestAddr, len);
     return s.hostAddr + BigInt(addr - s.guestAddr);
   }
 
@@ -226,7 +246,33 @@ export class GuestMemory {
    */
   hostAddressOrUndefined(addr: GuestAddress, len: number): number | undefined {
     const s = this.spanHolding(addr, len);
+    if (s && this.dirty) this.markSpan(s, addr - s.guestAddr, len);
     return s ? s.hostBase + (addr - s.guestAddr) : undefined;
+  }
+
+  /** Starts recording the pages this thread may write (see `dirty`); idempotent. */
+  trackDirtyPages(): void {
+    this.dirty ??= this.regions.map((r) => new Uint32Array(Math.ceil(r.size / DIRTY_PAGE / 32)));
+  }
+
+  /**
+   * The pages of region `index` recorded since the last call, as 64-bit words (the layout of KVM_GET_DIRTY_LOG's
+   * bitmap, so the two can be OR'ed), and a fresh record from now on. Empty when tracking is off.
+   */
+  takeDirtyPages(index: number): BigUint64Array {
+    const words = this.dirty?.[index];
+    const out = new BigUint64Array(Math.ceil(this.regions[index].size / DIRTY_PAGE / 64));
+    if (!words) return out;
+    new Uint32Array(out.buffer).set(words.subarray(0, out.length * 2));
+    words.fill(0);
+    return out;
+  }
+
+  private markSpan(s: Span, off: number, len: number): void {
+    const words = this.dirty![s.region];
+    const first = Math.floor((s.regionOffset + off) / DIRTY_PAGE);
+    const last = Math.floor((s.regionOffset + off + Math.max(len, 1) - 1) / DIRTY_PAGE);
+    for (let p = first; p <= last; p++) words[p >>> 5] |= 1 << (p & 31);
   }
 }
 

@@ -8,6 +8,7 @@ import { readFile } from "node:fs/promises";
 import { close } from "../sys/libc.js";
 import { newEventFd } from "../sys/eventfd.js";
 import { Kvm } from "../kvm/kvm.js";
+import { KVM_MEM_LOG_DIRTY_PAGES } from "../kvm/vm.js";
 import { mapAnonymous, unmap, guestMemoryOver } from "../memory/host-mapping.js";
 import type { MemoryRegionDescriptor } from "../memory/guest-memory.js";
 import { guestRamRegions } from "../arch/x86/memory-layout.js";
@@ -58,7 +59,7 @@ export interface BuildOptions {
 }
 
 /** What the device thread needs to serve MMDS, when the config has an mmds-config. */
-function mmdsSpec(config: VmConfig, data: string | undefined): MmdsSpec | undefined {
+export function mmdsSpec(config: VmConfig, data: string | undefined): MmdsSpec | undefined {
   const mmds = config["mmds-config"];
   if (mmds === undefined) return undefined;
   return {
@@ -120,7 +121,7 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
     for (const [slot, r] of guestRamRegions(memBytes).entries()) {
       const hostAddr = mapAnonymous(r.size);
       undo.push(() => unmap(hostAddr, r.size));
-      vm.setUserMemoryRegion(slot, r.guestAddr, r.size, hostAddr);
+      vm.setUserMemoryRegion(slot, r.guestAddr, r.size, hostAddr, machine.track_dirty_pages ? KVM_MEM_LOG_DIRTY_PAGES : 0);
       regions.push({ guestAddr: r.guestAddr, size: r.size, hostAddr });
     }
     return regions;
@@ -170,6 +171,7 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
     vcpus: vcpus.handles,
     exitEventFd: vcpus.doorbell.eventFd,
     controlEventFd,
+    config,
     deviceThreadData: {
       vmFd: vm.fd,
       memory: regions,
@@ -181,6 +183,7 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
       userDevices: opts.userDevices ?? [],
       mmds: mmdsSpec(config, opts.mmdsData),
       log: opts.log,
+      trackDirtyPages: machine.track_dirty_pages,
     },
     release: releaseAll,
   });

@@ -12,6 +12,11 @@ import type { VcpuWorkerMessage } from "./vcpu/protocol.js";
 import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./device-thread/protocol.js";
 import { VcpuCommand, VcpuState } from "./vcpu/control.js";
 import type { RateLimiterUpdate } from "../config/rate-limiter.js";
+import { startWorker } from "./warm-workers.js";
+import { kvmclockCtrl } from "../kvm/state.js";
+import type { VmConfig } from "../config/vm-config.js";
+import type { SnapshotParts } from "./device-thread/snapshot.js";
+import { writeSnapshotState, type SnapshotOptions } from "./snapshot/create.js";
 
 /** A vCPU thread is a fresh worker that loads its modules first; on a loaded host that can take a while. */
 const VCPU_START_TIMEOUT_MS = 10_000;
@@ -38,6 +43,8 @@ export interface VmmParts {
   controlEventFd: number;
   /** Called once everything has stopped (close fds, unmap memory). */
   release: () => void;
+  /** The configuration the VM was built from: saved in snapshots (absent: the VM cannot be snapshotted). */
+  config?: VmConfig;
 }
 
 export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
@@ -50,6 +57,7 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
   private nextRequestId = 1;
   private readonly metricsWaiters = new Map<number, (m: Record<string, unknown>) => void>();
   private readonly doneWaiters = new Map<number, (error?: string) => void>();
+  private readonly snapshotWaiters = new Map<number, (r: { parts?: SnapshotParts; error?: string }) => void>();
 
   constructor(private readonly parts: VmmParts) {
     super();
@@ -59,23 +67,27 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
     this.exited = new Promise((resolve) => this.once("exit", resolve));
   }
 
+  /** The configuration the VM was built (or restored) from. */
+  get config(): VmConfig | undefined {
+    return this.parts.config;
+  }
+
   get vmState(): VmState {
     return this.state;
   }
 
-  /** Starts the device thread, then the vCPUs (boot vCPU first). Resolves once the guest is running. */
-  async start(): Promise<void> {
+  /**
+   * Starts the device thread, then the vCPUs (boot vCPU first). Resolves once the guest is running, or, with
+   * `paused` (a restored snapshot not resumed yet), once every vCPU thread waits paused.
+   */
+  async start(opts: { paused?: boolean } = {}): Promise<void> {
     const data: DeviceThreadData = {
       ...this.parts.deviceThreadData,
       exitEventFd: this.parts.exitEventFd,
       controlEventFd: this.parts.controlEventFd,
       port: this.deviceThreadPort,
     };
-    const worker = new Worker(new URL("./device-thread/worker.js", import.meta.url), {
-      workerData: data,
-      transferList: [this.deviceThreadPort],
-      name: "devices",
-    });
+    const worker = startWorker("devices", data, { transferList: [this.deviceThreadPort], name: "devices" });
     this.deviceThread = worker;
     await new Promise<void>((resolve, reject) => {
       worker.on("message", (e: DeviceThreadEvent) => {
@@ -87,14 +99,46 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
         void this.finish({ reason: "internal-error", exitCode: 1, message: `device thread crashed: ${err.stack ?? err}` });
       });
     });
+    if (opts.paused) for (const v of this.parts.vcpus) v.control.command = VcpuCommand.Pause;
     for (const v of this.parts.vcpus) {
       v.start((m) => this.onVcpuMessage(m), (err) => void this.finish({ reason: "internal-error", exitCode: 1, message: `vCPU ${v.vcpu.id} thread crashed: ${err.stack ?? err}` }));
     }
     // Like Firecracker's resume, "started" means every vCPU thread is in its run loop (or has already ended).
+    const until = opts.paused ? VcpuState.Paused : VcpuState.Running;
     await Promise.all(this.parts.vcpus.map(async (v) => {
-      await v.control.untilState(VcpuState.Running, VCPU_START_TIMEOUT_MS);
+      await v.control.untilState(until, VCPU_START_TIMEOUT_MS);
       if (v.control.state === VcpuState.Starting) throw new Error(`vCPU ${v.vcpu.id} did not start within ${VCPU_START_TIMEOUT_MS} ms`);
     }));
+    if (opts.paused) this.state = "Paused";
+  }
+
+  /**
+   * Saves the paused VM: vCPU state here (the vCPU threads are parked), devices, VM-wide KVM state and guest
+   * RAM on the device thread in one step, then the state file. Firecracker's PUT /snapshot/create.
+   */
+  async snapshot(opts: SnapshotOptions): Promise<void> {
+    if (this.state !== "Paused") throw new Error(`the VM must be paused to take a snapshot (it is ${this.state})`);
+    const config = this.parts.config;
+    if (!config) throw new Error("this VM was built without a configuration to save");
+    // Devices whose state a snapshot does not hold yet: refused by name rather than restored broken.
+    if (config.vsock) throw new Error("snapshots of a VM with a vsock device are not supported yet");
+    const data = this.parts.deviceThreadData;
+    if (data.userDevices.length > 0 || data.virtio.some((v) => v.backend.kind === "user")) throw new Error("snapshots of a VM with devices written by the user are not supported yet");
+    const tracking = config["machine-config"].track_dirty_pages;
+    if (opts.type === "Diff" && !tracking) throw new Error("Diff snapshots need dirty page tracking: set machine-config track_dirty_pages (or load the snapshot with track_dirty_pages)");
+    await writeSnapshotState(opts, {
+      config,
+      kvm: this.parts.kvm,
+      vcpus: this.parts.vcpus.map((v) => v.vcpu),
+      memory: this.parts.deviceThreadData.memory,
+      deviceThreadPart: () => {
+        const id = this.nextRequestId++;
+        return new Promise((resolve) => {
+          this.snapshotWaiters.set(id, resolve);
+          this.post({ kind: "snapshot", id, memFilePath: opts.memFilePath, diff: opts.type === "Diff", trackDirtyPages: tracking });
+        });
+      },
+    });
   }
 
   private onDeviceEvent(e: DeviceThreadEvent, reject: (e: Error) => void): void {
@@ -109,6 +153,10 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
       case "done":
         this.doneWaiters.get(e.id)?.(e.error);
         this.doneWaiters.delete(e.id);
+        break;
+      case "snapshot":
+        this.snapshotWaiters.get(e.id)?.(e);
+        this.snapshotWaiters.delete(e.id);
         break;
       case "failed":
         reject(new Error(e.error));
@@ -196,6 +244,9 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
   async pause(): Promise<void> {
     if (this.state !== "Running") throw new Error(`cannot pause a VM that is ${this.state}`);
     await Promise.all(this.parts.vcpus.map((v) => v.pause()));
+    // As Firecracker on every pause: the guest's kvmclock page says the host stopped it, so a Linux guest does
+    // not count the pause as a soft lockup (api.rst KVM_KVMCLOCK_CTRL; a guest without kvmclock: no-op).
+    for (const v of this.parts.vcpus) kvmclockCtrl(v.vcpu);
     this.state = "Paused";
   }
 
@@ -231,6 +282,8 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
       // Nobody is left to answer requests in flight: answer them here rather than leave callers waiting.
       for (const resolve of this.metricsWaiters.values()) resolve({});
       for (const settle of this.doneWaiters.values()) settle("the VM stopped");
+      for (const settle of this.snapshotWaiters.values()) settle({ error: "the VM stopped" });
+      this.snapshotWaiters.clear();
       this.metricsWaiters.clear();
       this.doneWaiters.clear();
       this.parts.release();

@@ -41,6 +41,11 @@ export class ByteQueue {
     return byte;
   }
 
+  /** The queued bytes, oldest first, without removing them (saved state). */
+  toArray(): number[] {
+    return Array.from({ length: this.count }, (_, i) => this.ring[(this.head + i) % this.capacity]);
+  }
+
   clear(): void {
     this.head = 0;
     this.count = 0;

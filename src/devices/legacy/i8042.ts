@@ -7,6 +7,7 @@
  */
 import type { BusDevice } from "../bus.js";
 import type { InterruptLine } from "../interrupt.js";
+import { StateReader, type SavedState } from "../saved-state.js";
 
 /** Data port 0x60 and command/status port 0x64 (PC/AT port map) as one range: offsets 0 and 4. */
 export const I8042_PORT_BASE = 0x60;
@@ -286,5 +287,35 @@ export class I8042 implements BusDevice {
     if (level === this.kbdIrqLevel) return;
     this.kbdIrqLevel = level;
     this.kbdIrq?.setLevel(level);
+  }
+
+  /** Controller registers and the output buffer, as plain data (snapshots). */
+  saveState(): SavedState {
+    return {
+      ctr: this.ctr, outputPort: this.outputPort, lastWriteWasCommand: this.lastWriteWasCommand,
+      awaitingParameter: this.awaitingParameter, outputBuffer: this.outputBuffer.map((b) => [b.value, b.fromAux ? 1 : 0]),
+    };
+  }
+
+  /** Takes back saveState()'s data (checked first, so a bad field changes nothing) and drives IRQ 1 to match. */
+  restoreState(saved: unknown): void {
+    const r = new StateReader(saved, "i8042");
+    const ctr = r.byte("ctr");
+    const outputPort = r.byte("outputPort");
+    const lastWriteWasCommand = r.bool("lastWriteWasCommand");
+    const awaiting = r.raw("awaitingParameter");
+    const parameterCommands: number[] = [CMD_WRITE_CTR, CMD_WRITE_OUTPUT_PORT, CMD_WRITE_KBD_BUFFER, CMD_WRITE_AUX_BUFFER, CMD_WRITE_AUX_DEVICE];
+    if (awaiting !== null && !parameterCommands.includes(awaiting as number)) throw new I8042Error("i8042: saved \"awaitingParameter\" is not a command that takes a parameter");
+    const buffer = r.array("outputBuffer", OUTPUT_BUFFER_BYTES).map((e) => {
+      if (!Array.isArray(e) || e.length !== 2 || !Number.isInteger(e[0]) || e[0] < 0 || e[0] > 0xff || (e[1] !== 0 && e[1] !== 1)) throw new I8042Error("i8042: saved \"outputBuffer\" entries must be [byte, 0|1]");
+      return { value: e[0] as number, fromAux: e[1] === 1 };
+    });
+    this.ctr = ctr;
+    this.outputPort = outputPort;
+    this.lastWriteWasCommand = lastWriteWasCommand;
+    this.awaitingParameter = awaiting as ParameterCommand | null;
+    this.outputBuffer.splice(0, this.outputBuffer.length, ...buffer);
+    this.kbdIrqLevel = false;
+    this.updateKbdIrq();
   }
 }

@@ -6,6 +6,7 @@
  * and no CMOS RAM are modelled: the other indexes read 0 and ignore writes.
  */
 import type { BusDevice } from "../bus.js";
+import { StateReader, type SavedState } from "../saved-state.js";
 
 export const RTC_PORT_BASE = 0x70;
 export const RTC_PORT_COUNT = 2;
@@ -206,6 +207,42 @@ export class CmosRtc implements BusDevice {
   private commit(time: ClockFields): void {
     const ms = Date.UTC(time.year, time.month - 1, time.day, time.hours, time.minutes, time.seconds);
     if (Number.isFinite(ms)) this.offsetMs = ms - this.clock().getTime();
+  }
+
+  /**
+   * Registers and the guest's clock offset, as plain data (snapshots). The offset is from host time, so a
+   * restored guest's wall clock follows the host's, as a real RTC keeps running while the machine is off.
+   */
+  saveState(): SavedState {
+    return {
+      index: this.index, statusA: this.statusA, statusB: this.statusB, offsetMs: this.offsetMs, frozen: this.frozen,
+      alarms: [...this.alarms.entries()],
+    };
+  }
+
+  /** Takes back saveState()'s data, checked first, so a bad field changes nothing. */
+  restoreState(saved: unknown): void {
+    const r = new StateReader(saved, "rtc");
+    const index = r.byte("index");
+    const statusA = r.byte("statusA");
+    const statusB = r.byte("statusB");
+    const offsetMs = r.int("offsetMs", -(2 ** 52), 2 ** 52);
+    const frozenRaw = r.raw("frozen");
+    let frozen: ClockFields | null = null;
+    if (frozenRaw !== null) {
+      const f = new StateReader(frozenRaw, "rtc frozen time");
+      frozen = { seconds: f.int("seconds", 0, 255), minutes: f.int("minutes", 0, 255), hours: f.int("hours", 0, 255), day: f.int("day", 0, 255), month: f.int("month", 0, 255), year: f.int("year", 0, 9999) };
+    }
+    const alarms = r.array("alarms", this.alarms.size).map((e) => {
+      if (!Array.isArray(e) || e.length !== 2 || !this.alarms.has(e[0]) || !Number.isInteger(e[1]) || e[1] < 0 || e[1] > 0xff) throw new Error("rtc: saved \"alarms\" entries must be [alarm register, byte]");
+      return e as [number, number];
+    });
+    this.index = index;
+    this.statusA = statusA;
+    this.statusB = statusB;
+    this.offsetMs = offsetMs;
+    this.frozen = frozen;
+    for (const [reg, v] of alarms) this.alarms.set(reg, v);
   }
 
   private get binary(): boolean {

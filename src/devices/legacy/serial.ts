@@ -8,6 +8,7 @@
 import type { BusDevice } from "../bus.js";
 import type { InterruptLine } from "../interrupt.js";
 import { ByteQueue } from "./byte-queue.js";
+import { StateReader, type SavedState } from "../saved-state.js";
 
 /** COM1 on the PC: I/O ports 0x3f8-0x3ff, ISA IRQ 4 (the legacy PC port map; Linux's asm/serial.h). */
 export const COM1_PORT_BASE = 0x3f8;
@@ -378,6 +379,36 @@ export class Serial16550 implements BusDevice {
       this.irqLevel = level;
       this.irq.setLevel(level);
     }
+  }
+
+  /** Registers, FIFO contents and pending host input, as plain data (snapshots). */
+  saveState(): SavedState {
+    return {
+      ier: this.ier, lcr: this.lcr, mcr: this.mcr, scr: this.scr, dll: this.dll, dlm: this.dlm, fifosEnabled: this.fifosEnabled,
+      rxTriggerLevel: this.rxTriggerLevel, lineErrors: this.lineErrors, modemLines: this.modemLines, modemDeltas: this.modemDeltas,
+      thrEmptyEvent: this.thrEmptyEvent, rxFifo: this.rxFifo.toArray(), hostInput: this.hostInput.toArray(),
+    };
+  }
+
+  /** Takes back saveState()'s data (checked first, so a bad field changes nothing) and drives the IRQ line to match. */
+  restoreState(saved: unknown): void {
+    const r = new StateReader(saved, "serial");
+    const next = {
+      ier: r.byte("ier"), lcr: r.byte("lcr"), mcr: r.byte("mcr"), scr: r.byte("scr"), dll: r.byte("dll"), dlm: r.byte("dlm"),
+      fifosEnabled: r.bool("fifosEnabled"), rxTriggerLevel: r.int("rxTriggerLevel", 1, FIFO_DEPTH), lineErrors: r.byte("lineErrors"),
+      modemLines: r.byte("modemLines"), modemDeltas: r.byte("modemDeltas"), thrEmptyEvent: r.bool("thrEmptyEvent"),
+      rxFifo: r.bytes("rxFifo", FIFO_DEPTH), hostInput: r.bytes("hostInput", this.hostInput.capacity),
+    };
+    this.ier = next.ier; this.lcr = next.lcr; this.mcr = next.mcr; this.scr = next.scr; this.dll = next.dll; this.dlm = next.dlm;
+    this.fifosEnabled = next.fifosEnabled; this.rxTriggerLevel = next.rxTriggerLevel; this.lineErrors = next.lineErrors;
+    this.modemLines = next.modemLines; this.modemDeltas = next.modemDeltas; this.thrEmptyEvent = next.thrEmptyEvent;
+    this.rxFifo.clear();
+    for (const b of next.rxFifo) this.rxFifo.push(b);
+    this.hostInput.clear();
+    for (const b of next.hostInput) this.hostInput.push(b);
+    // A fresh device's line is low; drive it to what the restored registers say (the saved level, recomputed).
+    this.irqLevel = false;
+    this.updateInterrupt();
   }
 }
 

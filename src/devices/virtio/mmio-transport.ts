@@ -9,6 +9,7 @@ import type { InterruptLine } from "../interrupt.js";
 import type { GuestMemory } from "../../memory/guest-memory.js";
 import { silentLogger, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, type Logger, type VirtioDevice } from "./device.js";
 import { Queue } from "./queue/queue.js";
+import { StateReader, DeviceStateError, type SavedState } from "../saved-state.js";
 
 /** Size of one device's register window: Linux's virtio_mmio.device=4K@..., Firecracker's MMIO_LEN. */
 export const MMIO_DEVICE_WINDOW = 0x1000;
@@ -38,6 +39,8 @@ const REG_QUEUE_DEVICE_LOW = 0x0a0;
 const REG_QUEUE_DEVICE_HIGH = 0x0a4;
 const REG_CONFIG_GENERATION = 0x0fc;
 const CONFIG_SPACE = 0x100;
+/** Config space bytes a snapshot keeps and compares (every petasan device's config fits). */
+const SAVED_CONFIG_BYTES = 64;
 
 /** "virt" in little-endian ASCII (virtio 1.2 §4.2.2). */
 const MAGIC_VALUE = 0x74726976;
@@ -111,6 +114,8 @@ export class MmioTransport implements BusDevice {
   private active = false;
   /** Changes whenever the device's config space does, so the driver can read it consistently (§4.2.2). */
   private configGeneration = 0;
+  /** The queues handed to the device at activation (their ring positions go into a snapshot). */
+  private activeQueues: Queue[] = [];
 
   constructor(readonly device: VirtioDevice, options: MmioTransportOptions) {
     this.mem = options.mem;
@@ -299,20 +304,89 @@ export class MmioTransport implements BusDevice {
 
   private activate(): void {
     try {
-      const features = { indirect: (this.ackedFeatures & VIRTIO_F_INDIRECT_DESC) !== 0n, eventIdx: (this.ackedFeatures & VIRTIO_F_EVENT_IDX) !== 0n };
-      const queues = this.queues.map((q, i) => {
-        if (!q.ready) throw new Error(`queue ${i} is not ready`);
-        return new Queue(this.mem, { size: q.size, descTable: address(q.desc), availRing: address(q.driver), usedRing: address(q.device) }, features, this.device.queueMaxSizes[i]);
-      });
-      this.device.activate({
-        mem: this.mem,
-        queues,
-        ackedFeatures: this.ackedFeatures,
-        interrupt: () => this.raise(INTERRUPT_USED_BUFFER),
-      });
-      this.active = true;
+      this.startDevice();
     } catch (err) {
       this.failDevice(`activation failed: ${errorMessage(err)}`);
+    }
+  }
+
+  /** Builds the queues from the registers (at saved ring positions when restoring) and activates the device; throws. */
+  private startDevice(positions?: readonly Parameters<Queue["restoreState"]>[0][]): void {
+    const features = { indirect: (this.ackedFeatures & VIRTIO_F_INDIRECT_DESC) !== 0n, eventIdx: (this.ackedFeatures & VIRTIO_F_EVENT_IDX) !== 0n };
+    const queues = this.queues.map((q, i) => {
+      if (!q.ready) throw new Error(`queue ${i} is not ready`);
+      const queue = new Queue(this.mem, { size: q.size, descTable: address(q.desc), availRing: address(q.driver), usedRing: address(q.device) }, features, this.device.queueMaxSizes[i]);
+      if (positions) queue.restoreState(positions[i]);
+      return queue;
+    });
+    this.device.activate({
+      mem: this.mem,
+      queues,
+      ackedFeatures: this.ackedFeatures,
+      interrupt: () => this.raise(INTERRUPT_USED_BUFFER),
+    });
+    this.activeQueues = queues;
+    this.active = true;
+  }
+
+  /**
+   * The register file, negotiated features and, for an active device, each queue's ring positions, as plain
+   * data (snapshots). The device's own state is its config (rebuilt from the VM's configuration) and guest RAM.
+   */
+  saveState(): SavedState {
+    return {
+      deviceType: this.device.deviceType, status: this.status, deviceFeaturesSel: this.deviceFeaturesSel, driverFeaturesSel: this.driverFeaturesSel,
+      ackedFeatures: `0x${this.ackedFeatures.toString(16)}`, queueSel: this.queueSel, interruptStatus: this.interruptStatus,
+      active: this.active, configGeneration: this.configGeneration,
+      queues: this.queues.map((q) => ({ size: q.size, ready: q.ready, desc: [...q.desc], driver: [...q.driver], device: [...q.device] })),
+      positions: this.active ? this.activeQueues.map((q) => q.saveState()) : null,
+      deviceConfig: Buffer.from(this.deviceConfigBytes()).toString("hex"),
+    };
+  }
+
+  /** The device's config space as the driver reads it (a drive's capacity, a NIC's MAC, ...). */
+  private deviceConfigBytes(): Uint8Array {
+    const bytes = new Uint8Array(SAVED_CONFIG_BYTES);
+    this.device.readConfig(0, bytes);
+    return bytes;
+  }
+
+  /**
+   * Takes back saveState()'s data into a fresh transport (never activated) and, if the device was active,
+   * activates it at the saved ring positions without a reset. Throws DeviceStateError on a bad field, before
+   * anything changes, or on a device that does not match or cannot start.
+   */
+  restoreState(saved: unknown): void {
+    const r = new StateReader(saved, this.name);
+    if (r.int("deviceType", 0, 0xffff_ffff) !== this.device.deviceType) throw new DeviceStateError(`${this.name}: the snapshot holds a different device type here`);
+    const u32 = (n: string) => r.int(n, 0, 0xffff_ffff);
+    const next = {
+      status: r.byte("status"), deviceFeaturesSel: u32("deviceFeaturesSel"), driverFeaturesSel: u32("driverFeaturesSel"),
+      ackedFeatures: r.u64("ackedFeatures"), queueSel: u32("queueSel"), interruptStatus: r.int("interruptStatus", 0, 3),
+      active: r.bool("active"), configGeneration: u32("configGeneration"),
+    };
+    const words = (v: unknown) => Array.isArray(v) && v.length === 2 && v.every((w) => Number.isInteger(w) && w >= 0 && w <= 0xffff_ffff);
+    const queues = r.array("queues", this.device.queueMaxSizes.length).map((q, i) => {
+      const qr = new StateReader(q, `${this.name} queue ${i}`);
+      const regs = { size: qr.int("size", 0, 0xffff), ready: qr.bool("ready"), desc: qr.raw("desc"), driver: qr.raw("driver"), device: qr.raw("device") };
+      if (!words(regs.desc) || !words(regs.driver) || !words(regs.device)) throw new DeviceStateError(`${this.name} queue ${i}: saved ring addresses must be [low, high] words`);
+      return regs as QueueRegisters;
+    });
+    if (queues.length !== this.device.queueMaxSizes.length) throw new DeviceStateError(`${this.name}: the snapshot holds ${queues.length} queues, the device has ${this.device.queueMaxSizes.length}`);
+    const positions = next.active ? r.array("positions", queues.length) : null;
+    if (positions && positions.length !== queues.length) throw new DeviceStateError(`${this.name}: saved ring positions for ${positions.length} of ${queues.length} queues`);
+    if (next.ackedFeatures & ~this.device.features) throw new DeviceStateError(`${this.name}: the snapshot's driver accepted features this device does not offer`);
+    // The driver has read the config space and keeps what it read: it must not have changed under it.
+    if (r.raw("deviceConfig") !== Buffer.from(this.deviceConfigBytes()).toString("hex")) {
+      throw new DeviceStateError(`${this.name}: its configuration differs from the snapshot's (a drive image of another size? another MAC?)`);
+    }
+    Object.assign(this, next, { active: false, queues });
+    if (positions) {
+      try {
+        this.startDevice(positions as Parameters<Queue["restoreState"]>[0][]);
+      } catch (err) {
+        throw new DeviceStateError(`${this.name}: cannot resume the device: ${errorMessage(err)}`);
+      }
     }
   }
 
@@ -347,6 +421,7 @@ export class MmioTransport implements BusDevice {
   private reset(): void {
     if (this.active) this.device.reset();
     this.active = false;
+    this.activeQueues = [];
     this.status = 0;
     this.deviceFeaturesSel = 0;
     this.driverFeaturesSel = 0;

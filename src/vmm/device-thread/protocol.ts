@@ -5,6 +5,8 @@ import type { LogSettings } from "../logger.js";
 import type { RateLimiterUpdate } from "../../config/rate-limiter.js";
 import type { RateLimiterSettings } from "../../devices/rate-limiter.js";
 import type { UserDeviceSpec } from "./user-devices.js";
+import type { SavedDevices } from "../snapshot/state-codec.js";
+import type { SnapshotParts, SnapshotRequest } from "./snapshot.js";
 
 export interface DeviceThreadVcpu {
   id: number;
@@ -63,6 +65,10 @@ export interface DeviceThreadData {
   userDevices: UserDeviceSpec[];
   mmds?: MmdsSpec;
   log: LogSettings;
+  /** Record the pages devices write, for Diff snapshots (machine-config track_dirty_pages). */
+  trackDirtyPages?: boolean;
+  /** Restoring a snapshot: device states put back before the device thread reports ready. */
+  restoreDevices?: SavedDevices;
 }
 
 export type DeviceThreadRequest =
@@ -76,6 +82,8 @@ export type DeviceThreadRequest =
   | { kind: "update-rate-limiters"; id: number; update: RateLimiterUpdate }
   /** PUT/PATCH /mmds after boot: the data store's new contents as JSON text. */
   | { kind: "mmds-data"; id: number; data: string }
+  /** Device states, VM-wide KVM state and guest RAM (to the memory file), answered with `snapshot`. */
+  | ({ kind: "snapshot"; id: number } & SnapshotRequest)
   | { kind: "stop" };
 
 export type DeviceThreadEvent =
@@ -85,5 +93,6 @@ export type DeviceThreadEvent =
   | { kind: "metrics"; id: number; metrics: Record<string, unknown> }
   /** Answer to a request that carries an id: error is absent on success. */
   | { kind: "done"; id: number; error?: string }
+  | { kind: "snapshot"; id: number; parts?: SnapshotParts; error?: string }
   | { kind: "failed"; error: string }
   | { kind: "stopped" };

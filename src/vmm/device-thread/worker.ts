@@ -25,7 +25,9 @@ import {
 } from "./user-devices.js";
 import { kvmIrqLine } from "./irq-line.js";
 import { LEGACY_GSIS } from "./legacy-devices.js";
+import type { GuestMemory } from "../../memory/guest-memory.js";
 import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./protocol.js";
+import { restoreDevices, takeSnapshot } from "./snapshot.js";
 
 const data = workerData as DeviceThreadData;
 const emit = (e: DeviceThreadEvent) => parentPort!.postMessage(e);
@@ -48,10 +50,12 @@ function main(userDevices: readonly LoadedUserDevice[], userVirtio: ReadonlyMap<
     });
 
     const mem = guestMemoryOver(data.memory);
+    if (data.trackDirtyPages) mem.trackDirtyPages();
     mmds = data.mmds && new MmdsService({ version: data.mmds.version, imdsCompat: data.mmds.imdsCompat, ipv4Address: data.mmds.ipv4Address, data: data.mmds.data });
     virtio = attachVirtioDevices(data.virtio, mmio, loop, mem, log, {
       userFactories: userVirtio, mmds: mmds && { service: mmds, interfaces: data.mmds!.networkInterfaces },
     });
+    if (data.restoreDevices) restoreDevices(data.restoreDevices, legacy, virtio);
     const user = attachUserDevices(userDevices, {
       pio, mmio, memory: mem, log, irqLine: (gsi) => kvmIrqLine(vm, gsi), takenGsis: new Set([...LEGACY_GSIS, ...data.virtio.map((v) => v.gsi)]),
     });
@@ -67,7 +71,7 @@ function main(userDevices: readonly LoadedUserDevice[], userVirtio: ReadonlyMap<
     loop.add(data.controlEventFd, () => {
       drainEventFd(data.controlEventFd);
       for (let m = receiveMessageOnPort(data.port); m; m = receiveMessageOnPort(data.port)) {
-        serveRequest(m.message as DeviceThreadRequest, { legacy, virtio, loop, user, mmds });
+        serveRequest(m.message as DeviceThreadRequest, { legacy, virtio, loop, user, mmds, vm, mem });
       }
     });
 
@@ -87,9 +91,11 @@ interface Owned {
   loop: EventLoop;
   user: readonly AttachedUserDevice[];
   mmds: MmdsService | undefined;
+  vm: Vm;
+  mem: GuestMemory;
 }
 
-function serveRequest(req: DeviceThreadRequest, { legacy, virtio, loop, user, mmds }: Owned): void {
+function serveRequest(req: DeviceThreadRequest, { legacy, virtio, loop, user, mmds, vm, mem }: Owned): void {
   const answer = (id: number, work: () => void) => {
     try {
       work();
@@ -119,6 +125,13 @@ function serveRequest(req: DeviceThreadRequest, { legacy, virtio, loop, user, mm
       break;
     case "update-rate-limiters":
       answer(req.id, () => updateRateLimiters(virtio, req.update));
+      break;
+    case "snapshot":
+      try {
+        emit({ kind: "snapshot", id: req.id, parts: takeSnapshot(req, vm, mem, legacy, virtio) });
+      } catch (e) {
+        emit({ kind: "snapshot", id: req.id, error: oneLine(e) });
+      }
       break;
     case "stop":
       loop.stop();

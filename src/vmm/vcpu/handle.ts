@@ -13,6 +13,7 @@ import type { Vcpu } from "../../kvm/vcpu.js";
 import type { ExitDoorbell } from "../exit-doorbell.js";
 import { VcpuCommand, VcpuControl, VcpuState } from "./control.js";
 import type { VcpuWorkerData, VcpuWorkerMessage } from "./protocol.js";
+import { startWorker } from "../warm-workers.js";
 
 const KICK_SIGNAL = 12; // SIGUSR2 on x86-64 Linux; SIGUSR1 belongs to Node's inspector
 let kickHandlerUsers = 0;
@@ -55,7 +56,7 @@ export class VcpuHandle {
       control: this.control.buffer, exitEventFd: this.doorbell.eventFd, exitDoorbell: this.doorbell.buffer,
       exitDoorbellPoll: this.doorbell.poll,
     };
-    this.worker = new Worker(new URL("./worker.js", import.meta.url), { workerData: data, name: `vcpu${this.vcpu.id}` });
+    this.worker = startWorker("vcpu", data, { name: `vcpu${this.vcpu.id}` });
     this.worker.on("message", onMessage);
     this.worker.on("error", onError);
   }

@@ -49,6 +49,17 @@ function fatal(reason: string): void {
   post({ kind: "fatal", vcpu: data.id, reason, registers: registerDump(vcpu) });
 }
 
+/**
+ * An IO or MMIO exit is complete (the IN's value in its register, RIP past the instruction) only once KVM_RUN is
+ * entered again (api.rst, KVM_EXIT_IO/KVM_EXIT_MMIO note). A paused vCPU's state may be saved in a snapshot, so
+ * pausing re-enters with immediate_exit set: KVM finishes the operation and returns EINTR without running the guest.
+ */
+function completePendingExit(): void {
+  run.immediateExit = true;
+  ioctlInt(data.fd, KVM_RUN, 0);
+  run.immediateExit = false;
+}
+
 function runLoop(): void {
   control.pthreadId = BigInt(pthreadSelf());
   control.state = VcpuState.Running;
@@ -57,6 +68,7 @@ function runLoop(): void {
     const cmd = control.command;
     if (cmd === VcpuCommand.Stop) return;
     if (cmd === VcpuCommand.Pause) {
+      completePendingExit();
       control.state = VcpuState.Paused;
       while (control.command === VcpuCommand.Pause) control.waitWhileCommand(VcpuCommand.Pause);
       control.state = VcpuState.Running;

@@ -145,6 +145,23 @@ export class Queue {
     return idx;
   }
 
+  /** Where the device is in the rings, as plain data (snapshots); the rings themselves are in guest RAM. */
+  saveState(): { nextAvail: number; nextUsed: number; signalledUsed: number | null } {
+    return { nextAvail: this.nextAvail, nextUsed: this.nextUsed, signalledUsed: this.signalledUsed };
+  }
+
+  /** Takes back saveState()'s data; the avail idx is read from guest RAM again on the next pop(). */
+  restoreState(s: { nextAvail: number; nextUsed: number; signalledUsed: number | null }): void {
+    const u16 = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) < U16;
+    if (!u16(s.nextAvail) || !u16(s.nextUsed) || (s.signalledUsed !== null && !u16(s.signalledUsed))) {
+      throw new VirtqError("queue-layout", "saved queue positions must be 16-bit ring indices");
+    }
+    this.nextAvail = s.nextAvail;
+    this.availIdx = s.nextAvail;
+    this.nextUsed = s.nextUsed;
+    this.signalledUsed = s.signalledUsed;
+  }
+
   private fail(err: VirtqError): never {
     this.brokenBy = err;
     throw err;

@@ -1,0 +1,169 @@
+/**
+ * Restore time against guest memory size, beside a fresh boot of the same guest in the same run.
+ *
+ *   node dist/bench/snapshot.js [--runs N] [--sizes 128,1024,4096]
+ *
+ * For each size (MiB): the counter test guest (test/guests/counter.S) is booted through the API, counts a
+ * little, is paused and snapshotted (Full) once. Then, interleaved per run:
+ * - restore: a fresh `petasan --api-sock` process, ready; PUT /snapshot/load with resume_vm sent → its 204 (the
+ *   vCPUs run: Firecracker's "load request → guest running"), and → the guest's next counter line on stdout
+ *   (which also waits for the rest of the guest's own pause between lines, 0-30 ms);
+ * - boot (baseline): a fresh process, ready, boot-source and machine-config PUT; InstanceStart sent → its 204,
+ *   and → the guest's first counter line.
+ * - restore into a pre-started process: the same, but the load is sent 1 s after the API first answered, once the
+ *   process's warm device and vCPU threads have started (how a pool of ready VMM processes is used).
+ * Restore maps the memory file MAP_PRIVATE and reads nothing up front, so its time should not grow with size.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import { setTimeout as sleep } from "node:timers/promises";
+import { requestOverSocket } from "../src/api/api-client.js";
+import { buildTestGuest } from "../test/guests/build.js";
+import { spawnTimed, waitForFirstAnswer, type TimedChild } from "./api-boot-process.js";
+import { BenchError } from "./bench-error.js";
+import { kvmUnavailableReason } from "./kvm-check.js";
+import { formatTable, intOption, median } from "./stats.js";
+
+const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+const LINE = /counter: [0-9a-f]{16}\n/;
+
+interface Timing {
+  answered: number;
+  firstLine: number;
+}
+
+async function expectNoContent(sock: string, method: string, url: string, body: object): Promise<void> {
+  const r = await requestOverSocket(sock, method, url, body);
+  if (r.status !== 204) throw new BenchError(`${method} ${url} answered ${r.status}: ${r.text}`);
+}
+
+/** Resolves when a whole counter line has appeared on stdout after `from` characters. */
+async function lineAfter(p: TimedChild, from: number): Promise<number> {
+  for (;;) {
+    if (LINE.test(p.stdout().slice(from))) return performance.now();
+    if (p.child.exitCode !== null) throw new BenchError(`petasan ended; stdout:\n${p.stdout()}`);
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+async function startApi(sock: string): Promise<TimedChild> {
+  const p = spawnTimed(process.execPath, [CLI, "--api-sock", sock]);
+  await waitForFirstAnswer(sock, p);
+  return p;
+}
+
+async function makeSnapshot(dir: string, kernel: string, mib: number): Promise<{ snap: string; mem: string }> {
+  const sock = path.join(dir, `make-${mib}.sock`);
+  const p = await startApi(sock);
+  try {
+    await expectNoContent(sock, "PUT", "/boot-source", { kernel_image_path: kernel });
+    await expectNoContent(sock, "PUT", "/machine-config", { vcpu_count: 1, mem_size_mib: mib });
+    await expectNoContent(sock, "PUT", "/actions", { action_type: "InstanceStart" });
+    await lineAfter(p, 0);
+    await sleep(100);
+    await expectNoContent(sock, "PATCH", "/vm", { state: "Paused" });
+    const snap = path.join(dir, `${mib}.snap`);
+    const mem = path.join(dir, `${mib}.mem`);
+    await expectNoContent(sock, "PUT", "/snapshot/create", { snapshot_type: "Full", snapshot_path: snap, mem_file_path: mem });
+    return { snap, mem };
+  } finally {
+    p.child.kill("SIGKILL");
+  }
+}
+
+/** A pre-started process has had this long to start its warm threads. */
+const PRESTARTED_IDLE_MS = 1000;
+
+async function restore(sock: string, snap: string, mem: string, idleMs = 0): Promise<Timing> {
+  const p = await startApi(sock);
+  try {
+    await sleep(idleMs);
+    const from = p.stdout().length;
+    const sentAt = performance.now();
+    await expectNoContent(sock, "PUT", "/snapshot/load", { snapshot_path: snap, mem_backend: { backend_type: "File", backend_path: mem }, resume_vm: true });
+    const answeredAt = performance.now();
+    const lineAt = await lineAfter(p, from);
+    return { answered: answeredAt - sentAt, firstLine: lineAt - sentAt };
+  } finally {
+    p.child.kill("SIGKILL");
+  }
+}
+
+async function boot(sock: string, kernel: string, mib: number): Promise<Timing> {
+  const p = await startApi(sock);
+  try {
+    await expectNoContent(sock, "PUT", "/boot-source", { kernel_image_path: kernel });
+    await expectNoContent(sock, "PUT", "/machine-config", { vcpu_count: 1, mem_size_mib: mib });
+    const sentAt = performance.now();
+    await expectNoContent(sock, "PUT", "/actions", { action_type: "InstanceStart" });
+    const answeredAt = performance.now();
+    const lineAt = await lineAfter(p, 0);
+    return { answered: answeredAt - sentAt, firstLine: lineAt - sentAt };
+  } finally {
+    p.child.kill("SIGKILL");
+  }
+}
+
+function sizesOption(argv: readonly string[]): number[] {
+  const at = argv.indexOf("--sizes");
+  if (at < 0) return [128, 1024, 4096];
+  const sizes = (argv[at + 1] ?? "").split(",").map(Number);
+  if (!sizes.every((s) => Number.isInteger(s) && s >= 2)) throw new BenchError(`--sizes: "${argv[at + 1]}" is not a list of MiB sizes`);
+  return sizes;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const unavailable = kvmUnavailableReason();
+  if (unavailable) {
+    console.log(`snapshot: skipped, ${unavailable}`);
+    return;
+  }
+  const runs = intOption(argv, "runs", 5);
+  const sizes = sizesOption(argv);
+  const dir = await mkdtemp(path.join(tmpdir(), "petasan-bench-snapshot-"));
+  try {
+    const kernel = await buildTestGuest("counter");
+    const snaps = new Map<number, { snap: string; mem: string }>();
+    for (const mib of sizes) snaps.set(mib, await makeSnapshot(dir, kernel, mib));
+    const restores = new Map<number, Timing[]>(sizes.map((s) => [s, []]));
+    const prestarted = new Map<number, Timing[]>(sizes.map((s) => [s, []]));
+    const boots = new Map<number, Timing[]>(sizes.map((s) => [s, []]));
+    let n = 0;
+    for (let run = 0; run < runs; run++) {
+      for (const mib of sizes) {
+        const { snap, mem } = snaps.get(mib)!;
+        restores.get(mib)!.push(await restore(path.join(dir, `r${n++}.sock`), snap, mem));
+        prestarted.get(mib)!.push(await restore(path.join(dir, `p${n++}.sock`), snap, mem, PRESTARTED_IDLE_MS));
+        boots.get(mib)!.push(await boot(path.join(dir, `b${n++}.sock`), kernel, mib));
+      }
+    }
+    const med = (t: Timing[], k: keyof Timing) => median(t.map((x) => x[k]));
+    const smallest = sizes[0];
+    const rows = [
+      ["guest RAM", "load->204 ms", "pre-started: load->204 ms", "boot: start->204 ms", "restore/boot", `load->204 / ${smallest} MiB's`, "load->line ms", "boot: start->line ms"],
+      ...sizes.map((mib) => {
+        const r = restores.get(mib)!;
+        const p = prestarted.get(mib)!;
+        const b = boots.get(mib)!;
+        return [
+          `${mib} MiB`, med(r, "answered").toFixed(1), med(p, "answered").toFixed(1), med(b, "answered").toFixed(1), (med(r, "answered") / med(b, "answered")).toFixed(2),
+          (med(r, "answered") / med(restores.get(smallest)!, "answered")).toFixed(2), med(r, "firstLine").toFixed(1), med(b, "firstLine").toFixed(1),
+        ];
+      }),
+    ];
+    console.log(`snapshot, ${runs} runs per size, medians (restore: PUT /snapshot/load with resume_vm; boot: InstanceStart)\n\n${formatTable(rows)}`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+main(process.argv.slice(2)).then(
+  () => process.exit(0),
+  (e) => {
+    process.stderr.write(`snapshot: ${e instanceof BenchError ? e.message : ((e as Error).stack ?? e)}\n`);
+    process.exit(1);
+  },
+);

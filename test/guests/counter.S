@@ -1,0 +1,152 @@
+/* counter: the snapshot test guest. Counts forever at ring 3 (natively run on hosts whose KVM emulates
+ * ring 0, see KVM-HERE.md) and prints each value on COM1 as "counter: <16 hex digits>\n", with a pause
+ * between lines. The count lives in guest RAM and the loop's state in registers, so a VM restored from a
+ * snapshot goes on from the value it had, not from 0. Each line also writes one byte to the next of
+ * TOUCH_PAGES pages, so k lines dirty k more pages (the Diff snapshot test counts them).
+ *
+ * Ring 3 setup as in pio-loop.S: own page tables (user pages), GDT with user segments, a TSS whose I/O
+ * bitmap allows every port, iretq to ring 3 with IOPL 3 and interrupts off. Ring 3 never returns. */
+	.set	USER_CODE_SELECTOR, 0x18 | 3
+	.set	USER_DATA_SELECTOR, 0x20 | 3
+	.set	RFLAGS_IOPL3, 0x3002
+	.set	TSS_SELECTOR, 0x28
+	.set	TSS_IO_BITMAP_OFFSET, 104
+	.set	IO_BITMAP_BYTES, 65536 / 8
+	.set	TSS_LIMIT, TSS_IO_BITMAP_OFFSET + IO_BITMAP_BYTES
+	.set	PAUSE_LOOPS, 30000000	/* ~10-30 ms natively between lines */
+	.set	TOUCH_PAGES, 256
+
+	.section .text.entry, "ax"
+	.globl _start
+_start:
+	cli
+	lea	user_stack_top(%rip), %rsp
+	lea	pml4(%rip), %rax
+	mov	%rax, %cr3
+	lea	tss(%rip), %rax
+	mov	%ax, tss_descriptor+2(%rip)
+	shr	$16, %rax
+	mov	%al, tss_descriptor+4(%rip)
+	mov	%ah, tss_descriptor+7(%rip)
+	shr	$16, %rax
+	mov	%eax, tss_descriptor+8(%rip)
+	lgdt	gdt_pointer(%rip)
+	mov	$TSS_SELECTOR, %ax
+	ltr	%ax
+	pushq	$USER_DATA_SELECTOR
+	lea	user_stack_top(%rip), %rax
+	push	%rax
+	pushq	$RFLAGS_IOPL3
+	pushq	$USER_CODE_SELECTOR
+	lea	count_forever(%rip), %rax
+	push	%rax
+	iretq
+
+count_forever:
+	incq	counter(%rip)
+	mov	counter(%rip), %rax
+	and	$(TOUCH_PAGES - 1), %eax
+	shl	$12, %rax
+	lea	touched(%rip), %rdx
+	movb	$1, (%rdx,%rax)
+	lea	prefix(%rip), %rsi
+	call	puts
+	mov	counter(%rip), %r8
+	mov	$16, %r9d
+1:	rol	$4, %r8
+	mov	%r8d, %eax
+	and	$0xf, %eax
+	lea	hex_digits(%rip), %rdx
+	movzbl	(%rdx,%rax), %eax
+	call	putc
+	dec	%r9d
+	jnz	1b
+	mov	$'\n', %al
+	call	putc
+	mov	$PAUSE_LOOPS, %rcx
+2:	dec	%rcx
+	jnz	2b
+	jmp	count_forever
+
+/* putc: %al to COM1 once LSR.THRE is set (16550: LSR at 0x3fd bit 5, THR at 0x3f8). Clobbers bl, dx. */
+putc:
+	mov	%al, %bl
+	mov	$0x3fd, %dx
+3:	in	%dx, %al
+	test	$0x20, %al
+	jz	3b
+	mov	$0x3f8, %dx
+	mov	%bl, %al
+	out	%al, %dx
+	ret
+
+/* puts: the NUL-terminated string at %rsi. */
+puts:
+	lodsb
+	test	%al, %al
+	jz	4f
+	call	putc
+	jmp	puts
+4:	ret
+
+	.section .rodata
+prefix:
+	.asciz	"counter: "
+hex_digits:
+	.ascii	"0123456789abcdef"
+
+	.section .data
+	.balign 8
+counter:
+	.quad	0
+gdt:
+	.quad	0
+	.quad	0x00af9b000000ffff
+	.quad	0x00cf93000000ffff
+	.quad	0x00affb000000ffff
+	.quad	0x00cff3000000ffff
+tss_descriptor:
+	.word	TSS_LIMIT & 0xffff
+	.word	0
+	.byte	0
+	.byte	0x89
+	.byte	(TSS_LIMIT >> 16) & 0x0f
+	.byte	0
+	.long	0
+	.long	0
+gdt_end:
+gdt_pointer:
+	.word	gdt_end - gdt - 1
+	.quad	gdt
+
+	.balign 16
+tss:
+	.fill	102, 1, 0
+	.word	TSS_IO_BITMAP_OFFSET
+	.fill	IO_BITMAP_BYTES, 1, 0
+	.byte	0xff
+
+	.balign 4096
+pml4:
+	.quad	pdpt + 0x07
+	.fill	511, 8, 0
+pdpt:
+	.quad	page_directories + 0x0000 + 0x07
+	.quad	page_directories + 0x1000 + 0x07
+	.quad	page_directories + 0x2000 + 0x07
+	.quad	page_directories + 0x3000 + 0x07
+	.fill	508, 8, 0
+page_directories:
+	.set	page, 0
+	.rept	2048
+	.quad	page + 0x87
+	.set	page, page + 0x200000
+	.endr
+
+	.section .bss
+	.balign 16
+	.skip	4096
+user_stack_top:
+	.balign 4096
+touched:
+	.skip	TOUCH_PAGES * 4096

@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import type { VmConfig } from "../config/vm-config.js";
 import { parseVmConfig } from "../config/vm-resources.js";
 import { parseSizeMiB } from "./size.js";
-import { LOG_LEVELS, type LogLevel } from "../lib/index.js";
+import { LOG_LEVELS, type HostPlacement, type LogLevel } from "../lib/index.js";
 
 export class UsageError extends Error {
   override readonly name = "UsageError";
@@ -21,10 +21,13 @@ export interface RunArgs {
   cmdline?: string;
   serial: SerialTarget;
   logLevel: LogLevel;
+  /** petasan's host placement options (--ksm, --numa-node). */
+  host: HostPlacement;
 }
 
 export const RUN_USAGE = `usage: petasan run [--kernel FILE] [--initrd FILE] [--cmdline ARGS] [--memory SIZE] [--cpus N]
                    [--cpu-template host|minimal] [--serial stdio|file:PATH|none] [--log-level LEVEL]
+                   [--huge-pages None|Transparent|2M] [--ksm] [--numa-node N]
   --kernel FILE        bzImage, ELF vmlinux (PVH entry used when present) or ELF test guest;
                        without it, the default guest (built and cached on first use)
   --initrd FILE        initial ramdisk
@@ -33,6 +36,10 @@ export const RUN_USAGE = `usage: petasan run [--kernel FILE] [--initrd FILE] [--
   --memory SIZE        guest RAM, e.g. 256M or 2G (64M to 16G; default 256M)
   --cpus N             vCPUs (1 to 32; default 1)
   --cpu-template T     host (what KVM supports, default) or minimal (the x86-64 baseline)
+  --huge-pages P       2M backs guest RAM with hugetlbfs pages (reserved at start: see
+                       /proc/sys/vm/nr_hugepages); None (default) and Transparent advise THP
+  --ksm                let KSM merge identical guest pages (MADV_MERGEABLE)
+  --numa-node N        bind guest RAM to host NUMA node N and pin the vCPU threads to its CPUs
   --serial TARGET      where the guest's ttyS0 goes: stdio (default), file:PATH, or none
   --log-level LEVEL    Error, Warning (default), Info, Debug or Trace; logs go to stderr
   --drive path=FILE[,ro][,root][,id=NAME]
@@ -68,6 +75,9 @@ export function parseRunArgs(argv: string[]): RunArgs {
         net: { type: "string", multiple: true, default: [] },
         rng: { type: "boolean", default: false },
         vsock: { type: "string" },
+        "huge-pages": { type: "string", default: "None" },
+        ksm: { type: "boolean", default: false },
+        "numa-node": { type: "string" },
       },
     }));
   } catch (e) {
@@ -83,12 +93,14 @@ export function parseRunArgs(argv: string[]): RunArgs {
   if (!/^\d+$/.test(values.cpus)) throw new UsageError(`--cpus: "${values.cpus}" is not a whole number`);
   const logLevel = LOG_LEVELS.find((l) => l.toLowerCase() === values["log-level"].toLowerCase());
   if (!logLevel) throw new UsageError(`--log-level: "${values["log-level"]}" is not one of ${LOG_LEVELS.join(", ")}`);
+  const numaNode = values["numa-node"];
+  if (numaNode !== undefined && !/^\d+$/.test(numaNode)) throw new UsageError(`--numa-node: "${numaNode}" is not a node number`);
   if (values.initrd && !values.kernel) throw new UsageError("--initrd needs --kernel (the default guest brings its own)");
 
   // Validate everything but the kernel through the shared schema, so limits and messages match the API's.
   const raw = {
     "boot-source": { kernel_image_path: values.kernel ?? "(default guest)", ...(values.initrd ? { initrd_path: values.initrd } : {}) },
-    "machine-config": { vcpu_count: Number(values.cpus), mem_size_mib: memMib, cpu_template: values["cpu-template"] },
+    "machine-config": { vcpu_count: Number(values.cpus), mem_size_mib: memMib, cpu_template: values["cpu-template"], huge_pages: values["huge-pages"] },
     drives: values.drive.map((d, i) => driveOption(d, i)),
     "network-interfaces": values.net.map((n, i) => netOption(n, i)),
     ...(values.rng ? { entropy: {} } : {}),
@@ -109,6 +121,7 @@ export function parseRunArgs(argv: string[]): RunArgs {
     cmdline: values.cmdline,
     serial: parseSerial(values.serial),
     logLevel,
+    host: { ...(values.ksm && { ksm: true }), ...(numaNode !== undefined && { numaNode: Number(numaNode) }) },
   };
 }
 

@@ -53,7 +53,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   let vm: VirtualMachine;
   try {
     const config: VmConfig = { ...args.config, "boot-source": await bootSource(args) };
-    vm = createVm(config, { console: serialFd === null ? "none" : { fd: serialFd }, log: { fd: 2, level: args.logLevel } });
+    vm = createVm(config, { console: serialFd === null ? "none" : { fd: serialFd }, log: { fd: 2, level: args.logLevel }, host: args.host });
     // A failed start releases what it had built.
     await vm.start();
   } catch (e) {

@@ -11,7 +11,7 @@
 import { EventEmitter } from "node:events";
 import { closeSync } from "node:fs";
 import { newPipe, type PipeFds } from "../sys/pipe.js";
-import { buildVm } from "../vmm/builder.js";
+import { buildVm, type HostPlacement } from "../vmm/builder.js";
 import { openLogTarget, type LogTarget } from "../vmm/log-target.js";
 import { MetricsRecorder } from "../vmm/metrics.js";
 import { createLogger, type Logger } from "../vmm/logger.js";
@@ -21,7 +21,7 @@ import { SerialConsole } from "./serial-console.js";
 import { readLogLines, type LogLineReader } from "./log-lines.js";
 import type { DeviceMetrics, VmMetrics } from "./metrics.js";
 
-export type { VmExit, LogLevel };
+export type { VmExit, LogLevel, HostPlacement };
 /** Why a VM ended: "guest-reset" and "guest-poweroff" (exit code 0), "stopped" (stop(), code 0), "vcpu-fault" and "internal-error" (code 1). */
 export type VmExitReason = VmExit["reason"];
 
@@ -56,6 +56,12 @@ export interface CreateVmOptions {
    * left open for the caller to close. Default: the VM's own, closed at the end.
    */
   metrics?: MetricsRecorder;
+  /**
+   * petasan's host options (Firecracker has none of these): `ksm` advises guest RAM MADV_MERGEABLE (KSM may merge
+   * identical pages, once /sys/kernel/mm/ksm/run is 1); `numaNode` binds guest RAM to that host NUMA node (mbind)
+   * and pins the vCPU threads to its CPUs (sched_setaffinity). Huge pages are the config's machine-config.huge_pages.
+   */
+  host?: HostPlacement;
 }
 
 /** A method was called in a state that does not allow it (e.g. pause() on a paused VM). */
@@ -117,7 +123,7 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
       const serialOutputFd = this.openSerialOutput();
       const log = this.openLog();
       if (this.config.metrics !== undefined) this.metricsRecorder.open(this.config.metrics);
-      vmm = await buildVm(this.config, { serialOutputFd, log: log.settings });
+      vmm = await buildVm(this.config, { serialOutputFd, log: log.settings, host: this.options.host });
       await vmm.start();
     } catch (error) {
       await vmm?.stop("the VM failed to start");

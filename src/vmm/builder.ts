@@ -9,7 +9,9 @@ import { availableParallelism } from "node:os";
 import { close } from "../sys/libc.js";
 import { newEventFd } from "../sys/eventfd.js";
 import { Kvm } from "../kvm/kvm.js";
-import { mapAnonymous, unmap, guestMemoryOver } from "../memory/host-mapping.js";
+import { unmap, guestMemoryOver } from "../memory/host-mapping.js";
+import { mapGuestRam } from "../memory/ram-backing.js";
+import { cpusOfNumaNode } from "../sys/affinity.js";
 import type { MemoryRegionDescriptor } from "../memory/guest-memory.js";
 import { guestRamRegions } from "../arch/x86/memory-layout.js";
 import { KVM_TSS_ADDR, PAGE_SIZE } from "../arch/x86/layout.js";
@@ -45,6 +47,16 @@ export interface BuildOptions {
   /** Where COM1 output goes (an open fd), or null to discard it. */
   serialOutputFd: number | null;
   log: LogSettings;
+  /** petasan's host placement options (not Firecracker's): see HostPlacement. */
+  host?: HostPlacement;
+}
+
+/** Where and how guest RAM and vCPU threads sit on the host (petasan options; Firecracker has none of these). */
+export interface HostPlacement {
+  /** Advise guest RAM MADV_MERGEABLE, so KSM may merge identical pages across VMs. */
+  ksm?: boolean;
+  /** Bind guest RAM to this host NUMA node (mbind) and pin every vCPU thread to the node's CPUs (sched_setaffinity). */
+  numaNode?: number;
 }
 
 /** Builds a VM from a validated config, ready to start(). */
@@ -92,10 +104,13 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
     return vm;
   });
 
+  const host = opts.host ?? {};
+  const vcpuCpus = host.numaNode === undefined ? undefined : await step("finding the NUMA node's CPUs", () => cpusOfNumaNode(host.numaNode!));
   const regions = await step(`allocating ${machine.mem_size_mib} MiB of guest memory`, () => {
     const regions: MemoryRegionDescriptor[] = [];
+    const backing = { hugePages: machine.huge_pages, ksm: host.ksm, numaNode: host.numaNode };
     for (const [slot, r] of guestRamRegions(memBytes).entries()) {
-      const hostAddr = mapAnonymous(r.size);
+      const hostAddr = mapGuestRam(r.size, backing);
       undo.push(() => unmap(hostAddr, r.size));
       vm.setUserMemoryRegion(slot, r.guestAddr, r.size, hostAddr);
       regions.push({ guestAddr: r.guestAddr, size: r.size, hostAddr });
@@ -131,7 +146,7 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
       undo.push(() => vcpu.close());
       configureVcpu(vcpu, host, machine.vcpu_count, cpuTemplateOf(machine));
       if (id === 0) setBootRegisters(vcpu, entry);
-      handles.push(new VcpuHandle(vcpu, doorbell));
+      handles.push(new VcpuHandle(vcpu, doorbell, vcpuCpus));
     }
     return { handles, doorbell };
   });

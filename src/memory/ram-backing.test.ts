@@ -32,6 +32,8 @@ test("without hugetlbfs, guest RAM is advised MADV_HUGEPAGE, and THP backs it on
 test("KSM is opt-in: MADV_MERGEABLE only when asked", () => {
   withRam(4 * MiB, { hugePages: "None" }, (addr) => assert.ok(!smapsOf(addr).vmFlags.includes("mg")));
   withRam(4 * MiB, { hugePages: "None", ksm: true }, (addr) => assert.ok(smapsOf(addr).vmFlags.includes("mg"), smapsOf(addr).vmFlags.join(" ")));
+  // Linux would accept the advice on hugetlbfs and ignore it: refused instead.
+  assert.throws(() => mapGuestRam(4 * MiB, { hugePages: "2M", ksm: true }), /KSM cannot merge hugetlbfs pages/);
 });
 
 test("numaNode binds guest RAM to that node (numa_maps), and a node the host lacks is a clear error", () => {

@@ -55,6 +55,8 @@ const MAX_NODES = 64;
  * dying of SIGBUS later.
  */
 export function mapGuestRam(size: number, backing: RamBacking): bigint {
+  // The kernel takes MADV_MERGEABLE on a hugetlbfs mapping and ignores it (mm/ksm.c: not KSM-compatible).
+  if (backing.ksm && backing.hugePages === "2M") throw new RamBackingError(`KSM cannot merge hugetlbfs pages: use huge_pages "None" or "Transparent" with KSM`);
   const addr = backing.hugePages === "2M" ? mapHugetlb(size) : mapAnonymous(size);
   try {
     if (backing.hugePages !== "2M") adviseHugePages(addr, size, backing.hugePages === "Transparent");

@@ -32,3 +32,13 @@ export function numaPolicyOf(addr: bigint): string {
   if (!line) throw new Error(`no mapping at 0x${addr.toString(16)} in /proc/self/numa_maps`);
   return line.split(" ")[1];
 }
+
+/** Start addresses of this process's mappings of exactly `bytes` (to find guest RAM a VM mapped). */
+export function mappingsOfSize(bytes: number): bigint[] {
+  return readFileSync("/proc/self/maps", "utf8")
+    .split("\n")
+    .filter((l) => l !== "")
+    .map((l) => l.split(" ")[0].split("-").map((x) => BigInt(`0x${x}`)))
+    .filter(([start, end]) => end - start === BigInt(bytes))
+    .map(([start]) => start);
+}

@@ -1,5 +1,9 @@
 /** What the API asks of the Controller, and what it gets back. */
 import type {
+  BalloonConfig,
+  BalloonStatsData,
+  BalloonStatsUpdate,
+  BalloonUpdate,
   BootSourceConfig,
   DriveConfig,
   DriveUpdate,
@@ -31,6 +35,11 @@ export type Command =
   | { kind: "putVsock"; vsock: VsockConfig }
   | { kind: "putLogger"; logger: LoggerConfig }
   | { kind: "putMetrics"; metrics: MetricsConfig }
+  | { kind: "putBalloon"; balloon: BalloonConfig }
+  | { kind: "getBalloon" }
+  | { kind: "patchBalloon"; update: BalloonUpdate }
+  | { kind: "getBalloonStats" }
+  | { kind: "patchBalloonStats"; update: BalloonStatsUpdate }
   | { kind: "instanceStart" }
   | { kind: "sendCtrlAltDel" }
   | { kind: "flushMetrics" }
@@ -61,7 +70,7 @@ export interface VersionInfo {
   firecracker_version: string;
 }
 
-export type ApiData = InstanceInfo | VersionInfo | MachineConfig | FullVmConfiguration;
+export type ApiData = InstanceInfo | VersionInfo | MachineConfig | FullVmConfiguration | BalloonConfig | BalloonStatsData;
 
 /** `data` absent: success with nothing to return (HTTP 204). */
 export type ActionResult = { ok: true; data?: ApiData } | { ok: false; error: ActionError };

@@ -5,7 +5,7 @@
  * interleaves with another change. `handle` never rejects: failures are ActionResults.
  */
 import { ConfigError, FIRECRACKER_API_VERSION, VmResources, type BootSourceConfig, type DriveConfig, type DriveUpdate } from "../config/index.js";
-import type { Action, ActionKind, ActionResult, Command, InstanceInfo, InstanceState, Phase } from "./actions.js";
+import type { Action, ActionKind, ActionResult, ApiData, Command, InstanceInfo, InstanceState, Phase } from "./actions.js";
 import { ActionError, badRequest, describeError, INTERNAL_SERVER_ERROR, MISSING_KERNEL } from "./errors.js";
 import { HostFileError, nodeHostFiles, type FileAccess, type HostFiles } from "./host-files.js";
 import { phaseRefusal } from "./phase-rules.js";
@@ -41,7 +41,11 @@ const CONFLICT_PREFIX: Partial<Record<ActionKind, string>> = {
   patchDrive: "Drive config error",
   putNetworkInterface: "Network config error",
   patchNetworkInterface: "Network config error",
+  putBalloon: "Balloon config error",
 };
+
+/** Firecracker's BalloonConfigError::DeviceNotFound text. */
+const NO_BALLOON = "No balloon device found.";
 
 export class Controller {
   private currentPhase: Phase = "Configuring";
@@ -98,14 +102,14 @@ export class Controller {
     const refusal = phaseRefusal(this.currentPhase, action.kind);
     if (refusal !== undefined) return { ok: false, error: badRequest(refusal) };
     try {
-      await this.perform(action);
-      return { ok: true };
+      const data = await this.perform(action);
+      return data === undefined ? { ok: true } : { ok: true, data };
     } catch (error) {
       return { ok: false, error: this.toActionError(action.kind, error) };
     }
   }
 
-  private async perform(action: Command): Promise<void> {
+  private async perform(action: Command): Promise<ApiData | void> {
     switch (action.kind) {
       case "putBootSource":
         await this.openBootSource(action.bootSource);
@@ -145,6 +149,35 @@ export class Controller {
         return this.callVmm(() => this.backend.flushMetrics());
       case "setVmState":
         return action.state === "Paused" ? this.pause() : this.resume();
+      case "putBalloon":
+        return this.resources.setBalloon(action.balloon);
+      case "getBalloon":
+        return this.getBalloon();
+      case "patchBalloon":
+        await this.balloonCall(() => this.backend.updateBalloon(action.update.amount_mib));
+        return this.resources.updateBalloon(action.update);
+      case "patchBalloonStats":
+        await this.balloonCall(() => this.backend.updateBalloonStatsInterval(action.update.stats_polling_interval_s));
+        return this.resources.updateBalloon(action.update);
+      case "getBalloonStats":
+        return this.balloonCall(() => this.backend.balloonStatistics());
+    }
+  }
+
+  /** GET /balloon: the config as set before boot and changed by PATCHes since (Firecracker: DeviceNotFound without one). */
+  private getBalloon(): ApiData {
+    const balloon = this.resources.getBalloon();
+    if (balloon === undefined) throw badRequest(`Balloon config error: ${NO_BALLOON}`);
+    return balloon;
+  }
+
+  /** A balloon request to the running VM; its errors are Firecracker's BalloonError texts after "Balloon update error". */
+  private async balloonCall<T>(call: () => Promise<T>): Promise<T> {
+    if (this.resources.getBalloon() === undefined) throw badRequest(`Balloon update error: ${NO_BALLOON}`);
+    try {
+      return await call();
+    } catch (error) {
+      throw badRequest(`Balloon update error: ${describeError(error)}`, error);
     }
   }
 

@@ -1,11 +1,14 @@
 /** A VmmBackend for tests: records every call, fails or holds a call on request. */
-import type { VmConfig } from "../config/index.js";
+import type { BalloonStatsData, VmConfig } from "../config/index.js";
 import type { VmmBackend } from "./vmm-backend.js";
 
 export type BackendCall =
   | { method: "start"; config: VmConfig }
   | { method: "pause" | "resume" | "sendCtrlAltDel" | "flushMetrics" }
-  | { method: "updateDrivePath"; driveId: string; path: string };
+  | { method: "updateDrivePath"; driveId: string; path: string }
+  | { method: "updateBalloon"; amountMib: number }
+  | { method: "updateBalloonStatsInterval"; seconds: number }
+  | { method: "balloonStatistics" };
 
 export class FakeVmmBackend implements VmmBackend {
   readonly calls: BackendCall[] = [];
@@ -31,6 +34,18 @@ export class FakeVmmBackend implements VmmBackend {
   }
   updateDrivePath(driveId: string, path: string): Promise<void> {
     return this.record({ method: "updateDrivePath", driveId, path });
+  }
+  updateBalloon(amountMib: number): Promise<void> {
+    return this.record({ method: "updateBalloon", amountMib });
+  }
+  updateBalloonStatsInterval(seconds: number): Promise<void> {
+    return this.record({ method: "updateBalloonStatsInterval", seconds });
+  }
+  /** What balloonStatistics() answers. */
+  balloonStats: BalloonStatsData = { target_pages: 0, actual_pages: 0, target_mib: 0, actual_mib: 0 };
+  async balloonStatistics(): Promise<BalloonStatsData> {
+    await this.record({ method: "balloonStatistics" });
+    return { ...this.balloonStats };
   }
 
   private async record(call: BackendCall): Promise<void> {

@@ -1,5 +1,5 @@
 /** The Controller's only way to reach the VMM; tests inject a fake. */
-import type { VmConfig } from "../config/index.js";
+import type { BalloonStatsData, VmConfig } from "../config/index.js";
 
 export interface VmmBackend {
   /** Builds and boots the VM, resolving once the vCPUs run; rejects with an Error naming what failed. */
@@ -13,4 +13,10 @@ export interface VmmBackend {
   flushMetrics(): Promise<void>;
   /** Swaps the file behind a running drive (PATCH /drives/{id}). */
   updateDrivePath(driveId: string, path: string): Promise<void>;
+  /** PATCH /balloon: the running balloon's new target. */
+  updateBalloon(amountMib: number): Promise<void>;
+  /** PATCH /balloon/statistics. */
+  updateBalloonStatsInterval(seconds: number): Promise<void>;
+  /** GET /balloon/statistics (Firecracker's BalloonStats fields). */
+  balloonStatistics(): Promise<BalloonStatsData>;
 }

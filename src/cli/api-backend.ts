@@ -8,6 +8,7 @@
  * VirtualMachine does; then `onExit` runs, and the caller tells the Controller and ends the process.
  */
 import type { VmConfig } from "../config/vm-config.js";
+import type { BalloonStatsData } from "../config/balloon.js";
 import { createVm, type LogLevel, type MetricsRecorder, type VirtualMachine, type VmExit } from "../lib/index.js";
 
 /** Firecracker's DEFAULT_LEVEL (logger/logging.rs) when the logger config names none. */
@@ -76,6 +77,18 @@ export class ApiVmmBackend {
 
   async updateDrivePath(driveId: string, path: string): Promise<void> {
     await this.running().swapDrive(driveId, path);
+  }
+
+  async updateBalloon(amountMib: number): Promise<void> {
+    await this.running().setBalloonTarget(amountMib);
+  }
+
+  async updateBalloonStatsInterval(seconds: number): Promise<void> {
+    await this.running().setBalloonStatsInterval(seconds);
+  }
+
+  async balloonStatistics(): Promise<BalloonStatsData> {
+    return await this.running().balloonStatistics();
   }
 
   /** Host input for the guest's serial console; dropped when no VM runs. */

@@ -2,6 +2,7 @@
  * The full VM configuration: the body of GET /vm/config (yaml FullVmConfiguration) and the
  * --config-file format, with Firecracker's kebab-case keys (vmm resources.rs `VmmConfig`).
  */
+import { balloonSchema, type BalloonConfig } from "./balloon.js";
 import { bootSourceSchema, type BootSourceConfig } from "./boot-source.js";
 import { driveSchema, type DriveConfig } from "./drive.js";
 import { entropySchema, type EntropyConfig } from "./entropy.js";
@@ -21,6 +22,7 @@ export interface VmConfig {
   "network-interfaces": NetworkInterfaceConfig[];
   entropy?: EntropyConfig;
   vsock?: VsockConfig;
+  balloon?: BalloonConfig;
   logger?: LoggerConfig;
   metrics?: MetricsConfig;
 }
@@ -30,7 +32,6 @@ export type FullVmConfiguration = Omit<VmConfig, "boot-source"> & { "boot-source
 
 /** Firecracker resources petasan does not implement; naming them gives a clear refusal. */
 const UNSUPPORTED_RESOURCES = {
-  balloon: "the virtio-balloon device",
   "cpu-config": "custom CPU templates (machine-config's cpu_template is supported)",
   "memory-hotplug": "memory hotplug (virtio-mem)",
   "mmds-config": "the MMDS (microVM metadata service)",
@@ -47,6 +48,7 @@ export const vmConfigSchema: ObjectSchema<VmConfig> = objectSchema<VmConfig>(
     "network-interfaces": defaulted(arrayOf(nested(networkInterfaceSchema)), []),
     entropy: optional(nested(entropySchema)),
     vsock: optional(nested(vsockSchema)),
+    balloon: optional(nested(balloonSchema)),
     logger: optional(nested(loggerSchema)),
     metrics: optional(nested(metricsSchema)),
   },

@@ -32,7 +32,7 @@ export async function loadVmConfigFile(path: string): Promise<FirecrackerVmConfi
 }
 
 export { VirtualMachine, VmStateError } from "./virtual-machine.js";
-export type { CreateVmOptions, HostPlacement, VmEvents, VmExit, VmExitReason, VmState, LogLevel } from "./virtual-machine.js";
+export type { BalloonStatistics, CreateVmOptions, HostPlacement, VmEvents, VmExit, VmExitReason, VmState, LogLevel } from "./virtual-machine.js";
 export { VmConfigError } from "./config-input.js";
 export { ConfigFileError } from "../config/index.js";
 export { MetricsRecorder, MetricsError, METRICS_PERIOD_MS, type MetricsSource } from "../vmm/metrics.js";

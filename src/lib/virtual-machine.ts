@@ -16,12 +16,13 @@ import { openLogTarget, type LogTarget } from "../vmm/log-target.js";
 import { MetricsRecorder } from "../vmm/metrics.js";
 import { createLogger, type Logger } from "../vmm/logger.js";
 import type { LogLevel, VmConfig } from "../config/index.js";
+import type { BalloonGuestStats as BalloonStatistics } from "../devices/virtio/index.js";
 import type { Vmm, VmExit } from "../vmm/vmm.js";
 import { SerialConsole } from "./serial-console.js";
 import { readLogLines, type LogLineReader } from "./log-lines.js";
 import type { DeviceMetrics, VmMetrics } from "./metrics.js";
 
-export type { VmExit, LogLevel, HostPlacement };
+export type { VmExit, LogLevel, HostPlacement, BalloonStatistics };
 /** Why a VM ended: "guest-reset" and "guest-poweroff" (exit code 0), "stopped" (stop(), code 0), "vcpu-fault" and "internal-error" (code 1). */
 export type VmExitReason = VmExit["reason"];
 
@@ -177,6 +178,32 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
   /** Serves drive `driveId` from the image at `path` from now on (Firecracker's PATCH /drives after boot). */
   async swapDrive(driveId: string, path: string): Promise<void> {
     await this.live("swapDrive()").updateDrivePath(driveId, path);
+  }
+
+  /**
+   * The balloon's new target in MiB (Firecracker's PATCH /balloon): the guest driver inflates or deflates towards it,
+   * and inflated pages go back to the host. Rejects when the config has no balloon, or the guest driver has not
+   * started it yet ("Device not activated yet."), or the target exceeds guest RAM.
+   */
+  async setBalloonTarget(amountMib: number): Promise<void> {
+    await this.live("setBalloonTarget()").balloon({ kind: "set-target", amountMib });
+  }
+
+  /** A new statistics polling interval (PATCH /balloon/statistics); statistics cannot be turned on or off after boot. */
+  async setBalloonStatsInterval(seconds: number): Promise<void> {
+    await this.live("setBalloonStatsInterval()").balloon({ kind: "set-stats-interval", seconds });
+  }
+
+  /** The balloon's sizes and the guest's last statistics (GET /balloon/statistics; Firecracker's BalloonStats names). */
+  async balloonStatistics(): Promise<BalloonStatistics> {
+    const state = await this.live("balloonStatistics()").balloon({ kind: "statistics" });
+    return state.statistics as unknown as BalloonStatistics;
+  }
+
+  /** The balloon's target and polling interval as the device has them now. */
+  async balloonState(): Promise<{ amount_mib: number; stats_polling_interval_s: number }> {
+    const state = await this.live("balloonState()").balloon({ kind: "get" });
+    return { amount_mib: state.amountMib, stats_polling_interval_s: state.statsPollingIntervalS };
   }
 
   /** Counters since boot: exits per vCPU and each device's counters. */

@@ -52,6 +52,9 @@ export const accept4 = libc.func("int accept4(int fd, void *addr, void *len, int
 export const connect = libc.func("int connect(int fd, const void *addr, uint32_t len)");
 export const shutdown = libc.func("int shutdown(int fd, int how)");
 export const send = libc.func("intptr_t send(int fd, const void *buf, size_t len, int flags)");
+export const timerfdCreate = libc.func("int timerfd_create(int clockid, int flags)");
+/** `new` and `old` are struct itimerspec (4 x int64: interval sec/nsec, value sec/nsec). */
+export const timerfdSettime = libc.func("int timerfd_settime(int fd, int flags, const void *new, void *old)");
 export const getrandom = libc.func("intptr_t getrandom(void *buf, size_t len, unsigned int flags)");
 export const pthreadSelf = libc.func("unsigned long pthread_self()");
 export const pthreadKill = libc.func("int pthread_kill(unsigned long thread, int sig)");

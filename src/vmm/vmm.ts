@@ -9,7 +9,7 @@ import type { Vm } from "../kvm/vm.js";
 import type { Kvm } from "../kvm/kvm.js";
 import { VcpuHandle } from "./vcpu/handle.js";
 import type { VcpuWorkerMessage } from "./vcpu/protocol.js";
-import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./device-thread/protocol.js";
+import type { BalloonOp, BalloonState, DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./device-thread/protocol.js";
 import { VcpuCommand, VcpuState } from "./vcpu/control.js";
 
 /** A vCPU thread is a fresh worker that loads its modules first; on a loaded host that can take a while. */
@@ -49,6 +49,7 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
   private nextRequestId = 1;
   private readonly metricsWaiters = new Map<number, (m: Record<string, unknown>) => void>();
   private readonly doneWaiters = new Map<number, (error?: string) => void>();
+  private readonly balloonWaiters = new Map<number, (answer: { state?: BalloonState; error?: string }) => void>();
 
   constructor(private readonly parts: VmmParts) {
     super();
@@ -109,6 +110,10 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
         this.doneWaiters.get(e.id)?.(e.error);
         this.doneWaiters.delete(e.id);
         break;
+      case "balloon":
+        this.balloonWaiters.get(e.id)?.(e);
+        this.balloonWaiters.delete(e.id);
+        break;
       case "failed":
         reject(new Error(e.error));
         void this.finish({ reason: "internal-error", exitCode: 1, message: `device thread failed: ${e.error}` });
@@ -168,6 +173,16 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
     return this.ask((id) => ({ kind: "swap-drive", id, driveId, path }));
   }
 
+  /** The balloon device (PATCH /balloon, PATCH and GET /balloon/statistics, GET /balloon after boot). */
+  balloon(op: BalloonOp): Promise<BalloonState> {
+    if (this.state === "Stopped") return Promise.reject(new Error("the VM has stopped"));
+    const id = this.nextRequestId++;
+    return new Promise((resolve, reject) => {
+      this.balloonWaiters.set(id, (a) => (a.state ? resolve(a.state) : reject(new Error(a.error ?? "no answer"))));
+      this.post({ kind: "balloon", id, op });
+    });
+  }
+
   /** Posts a request that the device thread answers with `done`; rejects with its error text. */
   private ask(request: (id: number) => DeviceThreadRequest): Promise<void> {
     if (this.state === "Stopped") return Promise.reject(new Error("the VM has stopped"));
@@ -220,8 +235,10 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
       // Nobody is left to answer requests in flight: answer them here rather than leave callers waiting.
       for (const resolve of this.metricsWaiters.values()) resolve({});
       for (const settle of this.doneWaiters.values()) settle("the VM stopped");
+      for (const settle of this.balloonWaiters.values()) settle({ error: "the VM stopped" });
       this.metricsWaiters.clear();
       this.doneWaiters.clear();
+      this.balloonWaiters.clear();
       this.parts.release();
       this.emit("exit", exit);
       return exit;

@@ -14,7 +14,8 @@ export type VirtioBackendSpec =
   | { kind: "block"; id: string; path: string; readOnly: boolean }
   | { kind: "net"; id: string; tap: string; mac?: string }
   | { kind: "rng"; id: string }
-  | { kind: "vsock"; id: string; guestCid: number; udsPath: string };
+  | { kind: "vsock"; id: string; guestCid: number; udsPath: string }
+  | { kind: "balloon"; id: string; amountMib: number; deflateOnOom: boolean; statsPollingIntervalS: number; freePageReporting: boolean; guestMemMib: number };
 
 /** A virtio device as placed by the device manager: its backend, MMIO window, GSI and eventfds. */
 export interface VirtioDeviceSpec {
@@ -53,6 +54,8 @@ export type DeviceThreadRequest =
   | { kind: "metrics"; id: number }
   /** PATCH /drives/{id}: serve drive `driveId` from the image at `path` from now on. */
   | { kind: "swap-drive"; id: number; driveId: string; path: string }
+  /** PATCH /balloon, PATCH /balloon/statistics, GET /balloon/statistics: answered with `balloon`. */
+  | { kind: "balloon"; id: number; op: BalloonOp }
   | { kind: "stop" };
 
 export type DeviceThreadEvent =
@@ -60,7 +63,22 @@ export type DeviceThreadEvent =
   /** The guest pulsed the reset line (i8042): a reboot, which ends the VMM as in Firecracker. */
   | { kind: "guest-reset" }
   | { kind: "metrics"; id: number; metrics: Record<string, unknown> }
+  /** Answer to a `balloon` request: the device's state after it, or why it failed. */
+  | { kind: "balloon"; id: number; state?: BalloonState; error?: string }
   /** Answer to a request that carries an id: error is absent on success. */
   | { kind: "done"; id: number; error?: string }
   | { kind: "failed"; error: string }
   | { kind: "stopped" };
+
+export type BalloonOp =
+  | { kind: "get" }
+  | { kind: "set-target"; amountMib: number }
+  | { kind: "set-stats-interval"; seconds: number }
+  | { kind: "statistics" };
+
+/** The balloon as the device thread sees it: its target, polling interval and (for `statistics`) the guest's figures. */
+export interface BalloonState {
+  amountMib: number;
+  statsPollingIntervalS: number;
+  statistics?: Record<string, number>;
+}

@@ -10,6 +10,9 @@ import {
   type HostIo, type Logger as VirtioLogger, type VirtioDevice,
 } from "../../devices/virtio/index.js";
 import type { Logger } from "../logger.js";
+import { VirtioBalloon, madviseDiscarder } from "../../devices/virtio/index.js";
+import { TimerFd } from "../../sys/timerfd.js";
+import type { BalloonOp, BalloonState } from "./protocol.js";
 import { EPOLLERR, EPOLLET, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP, type EventLoop } from "./event-loop.js";
 import { drainEventFd } from "../../sys/eventfd.js";
 import { irqfdLine } from "./irq-line.js";
@@ -25,7 +28,7 @@ export interface AttachedVirtioDevice {
 
 const LEVELS = { error: "Error", warn: "Warning", info: "Info", debug: "Debug" } as const;
 
-function createDevice(spec: VirtioDeviceSpec, log: VirtioLogger): { device: VirtioDevice; close: () => void } {
+function createDevice(spec: VirtioDeviceSpec, log: VirtioLogger, mem: GuestMemory): { device: VirtioDevice; close: () => void } {
   const b = spec.backend;
   switch (b.kind) {
     case "block": {
@@ -50,7 +53,39 @@ function createDevice(spec: VirtioDeviceSpec, log: VirtioLogger): { device: Virt
         throw e;
       }
     }
+    case "balloon": {
+      const statsTimer = b.statsPollingIntervalS > 0 ? TimerFd.create() : undefined;
+      try {
+        const device = new VirtioBalloon({ ...b, discarder: madviseDiscarder(mem), statsTimer, logger: log });
+        return { device, close: () => device.close() };
+      } catch (e) {
+        statsTimer?.close();
+        throw e;
+      }
+    }
   }
+}
+
+/** Serves one balloon request from the API (Firecracker's Vmm::update_balloon_config and friends). */
+export function balloonRequest(devices: readonly AttachedVirtioDevice[], op: BalloonOp): BalloonState {
+  const a = devices.find((d) => d.spec.backend.kind === "balloon");
+  // Firecracker's VmmError::FindDeviceError(DeviceNotFound) for a VM without a balloon.
+  if (!a) throw new Error("No balloon device found.");
+  const balloon = a.device as VirtioBalloon;
+  switch (op.kind) {
+    case "set-target":
+      balloon.setTargetMib(op.amountMib);
+      a.transport.configChanged();
+      break;
+    case "set-stats-interval":
+      balloon.setStatsPollingInterval(op.seconds);
+      break;
+    case "statistics":
+      return { amountMib: balloon.targetMib, statsPollingIntervalS: balloon.statsPollingIntervalS, statistics: { ...balloon.statistics() } };
+    case "get":
+      break;
+  }
+  return { amountMib: balloon.targetMib, statsPollingIntervalS: balloon.statsPollingIntervalS };
 }
 
 /** Points block device `driveId` at the image `path` (same read-only mode) and tells the guest its capacity changed. */
@@ -89,7 +124,7 @@ export function attachVirtioDevices(specs: readonly VirtioDeviceSpec[], mmio: Bu
     const name = `virtio-${spec.backend.kind} ${spec.backend.id}`;
     let created;
     try {
-      created = createDevice(spec, log);
+      created = createDevice(spec, log, mem);
     } catch (e) {
       for (const a of attached) a.close();
       throw new Error(`${name}: ${(e as Error).message}`, { cause: e });

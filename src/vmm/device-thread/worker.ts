@@ -16,7 +16,7 @@ import { drainEventFd } from "../../sys/eventfd.js";
 import { ExitServer } from "./exit-server.js";
 import { ExitDoorbell } from "../exit-doorbell.js";
 import { attachLegacyDevices, type LegacyDevices } from "./legacy-devices.js";
-import { attachVirtioDevices, swapDriveImage, type AttachedVirtioDevice } from "./virtio-devices.js";
+import { attachVirtioDevices, balloonRequest, swapDriveImage, type AttachedVirtioDevice } from "./virtio-devices.js";
 import { guestMemoryOver } from "../../memory/host-mapping.js";
 import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./protocol.js";
 
@@ -89,6 +89,13 @@ function serveRequest(req: DeviceThreadRequest, legacy: LegacyDevices, virtio: r
       break;
     case "swap-drive":
       answer(req.id, () => swapDriveImage(virtio, req.driveId, req.path));
+      break;
+    case "balloon":
+      try {
+        emit({ kind: "balloon", id: req.id, state: balloonRequest(virtio, req.op) });
+      } catch (e) {
+        emit({ kind: "balloon", id: req.id, error: oneLine(e) });
+      }
       break;
     case "stop":
       loop.stop();

@@ -92,3 +92,32 @@ test("huge_pages 2M: guest RAM on hugetlbfs pages when the host has them, a clea
     writeFileSync(NR_HUGEPAGES, previous);
   }
 });
+
+test("a balloon reaches the device thread: requests before the guest driver starts it get Firecracker's answers", { skip }, async () => {
+  const kernel = await buildTestGuest("echo");
+  const vm = createVm({
+    "boot-source": { kernel_image_path: kernel },
+    "machine-config": { vcpu_count: 1, mem_size_mib: 64 },
+    balloon: { amount_mib: 16, deflate_on_oom: true, stats_polling_interval_s: 1, free_page_reporting: true },
+  });
+  await vm.start();
+  try {
+    await untilReady(vm);
+    // The echo guest has no virtio driver: the device is placed but never activated.
+    await assert.rejects(vm.setBalloonTarget(8), /^Error: Device not activated yet\.$/);
+    assert.deepEqual(await vm.balloonStatistics(), { target_pages: 16 * 256, actual_pages: 0, target_mib: 16, actual_mib: 0 });
+    await assert.rejects(vm.setBalloonStatsInterval(0), /Statistics cannot be enabled\/disabled after activation/);
+    await vm.setBalloonStatsInterval(2);
+    assert.deepEqual(await vm.balloonState(), { amount_mib: 16, stats_polling_interval_s: 2 });
+  } finally {
+    await vm.stop();
+  }
+  const without = createVm({ "boot-source": { kernel_image_path: kernel }, "machine-config": { vcpu_count: 1, mem_size_mib: 64 } });
+  await without.start();
+  try {
+    await untilReady(without);
+    await assert.rejects(without.setBalloonTarget(8), /No balloon device found\./);
+  } finally {
+    await without.stop();
+  }
+});

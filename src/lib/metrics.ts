@@ -10,13 +10,14 @@ import type { TransportMetrics } from "../devices/virtio/mmio-transport.js";
 import type { BlockMetrics } from "../devices/virtio/block/block-device.js";
 import type { NetMetrics } from "../devices/virtio/net/net-device.js";
 import type { RngMetrics } from "../devices/virtio/rng/rng-device.js";
+import type { BalloonMetrics } from "../devices/virtio/balloon/balloon-device.js";
 
-export type { ExitCounter, SerialMetrics, I8042Metrics, TransportMetrics, BlockMetrics, NetMetrics, RngMetrics };
+export type { ExitCounter, SerialMetrics, I8042Metrics, TransportMetrics, BlockMetrics, NetMetrics, RngMetrics, BalloonMetrics };
 
 /** One vCPU's exits by kind since boot (io_in, io_out, mmio_read, mmio_write, local_io, intr, hlt, other, kicks). */
 export type VcpuExitCounts = Record<ExitCounter, number>;
 
-/** Device counters since boot; virtio devices appear as `block_<drive_id>`, `net_<iface_id>` and `rng_entropy`. */
+/** Device counters since boot; virtio devices appear as `block_<drive_id>`, `net_<iface_id>`, `rng_entropy` and `balloon_balloon`. */
 export interface DeviceMetrics {
   /** COM1, the serial console. */
   uart: SerialMetrics;
@@ -25,6 +26,7 @@ export interface DeviceMetrics {
   [block: `block_${string}`]: BlockMetrics & { transport: TransportMetrics };
   [net: `net_${string}`]: NetMetrics & { transport: TransportMetrics };
   [rng: `rng_${string}`]: RngMetrics & { transport: TransportMetrics };
+  [balloon: `balloon_${string}`]: BalloonMetrics & { transport: TransportMetrics };
 }
 
 export interface VmMetrics {

@@ -182,3 +182,24 @@ test("hostile buffers are refused one by one, with bounded work, and the device 
   balloon.requestStats();
   assert.deepEqual(queues[2].takeUsed(), [{ id: bigStats, len: 0 }]);
 });
+
+test("the stats timer: armed at activation with the polling interval, each expiry asks the driver for statistics", () => {
+  const mem = GuestMemory.anonymous([{ guestAddr: 0, size: MEM }]);
+  const armed: number[] = [];
+  let reads = 0;
+  const timer = { fd: 99, arm: (s: number) => void armed.push(s), read: () => void reads++, close() {} };
+  let onTimer: (() => void) | undefined;
+  const balloon = new VirtioBalloon({ amountMib: 0, deflateOnOom: false, statsPollingIntervalS: 3, freePageReporting: false, guestMemMib: 16, discarder: { discard() {} }, statsTimer: timer });
+  balloon.attachHost({ watch: (fd, cb) => { assert.equal(fd, 99); onTimer = () => cb({ readable: true, writable: false, hangup: false }); }, unwatch() {} });
+  const transport = new MmioTransport(balloon, { mem, interrupt: new CountingInterrupt() });
+  const queues = balloon.queueMaxSizes.map((_, i) => new FakeVirtqueue(mem, QUEUE_SIZE, 0x1000 + i * 0x2000));
+  assert.equal(new FakeMmioDriver(transport).initialize(queues), 0xf);
+  assert.deepEqual(armed, [3]);
+  const head = queues[2].addChain([{ addr: STATS_BUFFER, len: 10 }]);
+  transport.notify(2);
+  onTimer!();
+  assert.equal(reads, 1);
+  assert.deepEqual(queues[2].takeUsed(), [{ id: head, len: 0 }]);
+  balloon.setStatsPollingInterval(7);
+  assert.deepEqual(armed, [3, 7]);
+});

@@ -288,7 +288,9 @@ export class MmioTransport implements BusDevice {
   private activate(): void {
     try {
       const features = { indirect: (this.ackedFeatures & VIRTIO_F_INDIRECT_DESC) !== 0n, eventIdx: (this.ackedFeatures & VIRTIO_F_EVENT_IDX) !== 0n };
-      const queues = this.queues.map((q, i) => {
+      // A device whose queues depend on features (the balloon's statsq, reporting_vq) says how many the driver sets up.
+      const needed = this.device.queuesNeeded?.(this.ackedFeatures) ?? this.queues.length;
+      const queues = this.queues.slice(0, needed).map((q, i) => {
         if (!q.ready) throw new Error(`queue ${i} is not ready`);
         return new Queue(this.mem, { size: q.size, descTable: address(q.desc), availRing: address(q.driver), usedRing: address(q.device) }, features, this.device.queueMaxSizes[i]);
       });

@@ -203,3 +203,20 @@ test("the stats timer: armed at activation with the polling interval, each expir
   balloon.setStatsPollingInterval(7);
   assert.deepEqual(armed, [3, 7]);
 });
+
+test("a driver that declines statistics and reporting sets up two queues, and the balloon still works", () => {
+  const mem = GuestMemory.anonymous([{ guestAddr: 0, size: MEM }]);
+  const discarded: number[] = [];
+  const balloon = new VirtioBalloon({ amountMib: 0, deflateOnOom: true, statsPollingIntervalS: 1, freePageReporting: true, guestMemMib: 16, discarder: { discard: (addr) => void discarded.push(addr) } });
+  const transport = new MmioTransport(balloon, { mem, interrupt: new CountingInterrupt() });
+  const driver = new FakeMmioDriver(transport);
+  const queues = [0, 1].map((i) => new FakeVirtqueue(mem, QUEUE_SIZE, 0x1000 + i * 0x2000));
+  // A driver with init_on_free declines VIRTIO_BALLOON_F_REPORTING (Linux virtballoon_validate), one without stats declines STATS_VQ.
+  const features = driver.offeredFeatures() & ~(VIRTIO_BALLOON_F_STATS_VQ | VIRTIO_BALLOON_F_REPORTING);
+  assert.equal(driver.initialize(queues, features), 0xf);
+  givePages(mem, queues[0], 0x100000, 0x102000);
+  transport.notify(0);
+  assert.deepEqual(discarded, [0x100000]);
+  transport.notify(3); // a queue this driver never set up: nothing happens
+  assert.equal(transport.deviceStatus & 0x40, 0);
+});

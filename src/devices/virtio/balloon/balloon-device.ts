@@ -140,6 +140,11 @@ export class VirtioBalloon implements VirtioDevice {
     this.config.setUint32(OFF_ACTUAL, new DataView(data.buffer, data.byteOffset, 4).getUint32(0, true), true);
   }
 
+  /** Linux numbers only the queues of negotiated features (virtio_mmio find_vqs skips the others): those come first. */
+  queuesNeeded(ackedFeatures: bigint): number {
+    return 2 + ((ackedFeatures & VIRTIO_BALLOON_F_STATS_VQ) !== 0n ? 1 : 0) + ((ackedFeatures & VIRTIO_BALLOON_F_REPORTING) !== 0n ? 1 : 0);
+  }
+
   activate(ctx: ActivateContext): void {
     // Queue indexes follow the negotiated features: Linux numbers only the queues it sets up (virtio_mmio find_vqs).
     const [inflate, deflate, ...rest] = ctx.queues;
@@ -172,6 +177,8 @@ export class VirtioBalloon implements VirtioDevice {
     const a = this.active;
     if (!a) return;
     const queue = a.queues[index];
+    // A queue the driver did not set up (its feature was declined): nothing to serve.
+    if (queue === undefined) return;
     if (queue === a.inflate) this.serve(queue, (chain) => this.inflate(a.mem, chain));
     else if (queue === a.deflate) this.serve(queue, () => void this.metrics.deflateChains++);
     else if (queue === a.reporting) this.serve(queue, (chain) => this.report(chain));

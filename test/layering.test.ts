@@ -35,7 +35,7 @@ const ALLOWED: Record<string, readonly string[]> = {
 };
 
 /** Host backends inside devices that need libc (file I/O, tap ioctls, getrandom), and nothing else may. */
-const DEVICE_HOST_BACKENDS = new Set(["devices/virtio/block/file-disk.ts", "devices/virtio/net/tap.ts", "devices/virtio/rng/getrandom-source.ts", "devices/virtio/vsock/unix-socket.ts"]);
+const DEVICE_HOST_BACKENDS = new Set(["devices/virtio/block/file-disk.ts", "devices/virtio/net/tap.ts", "devices/virtio/rng/getrandom-source.ts", "devices/virtio/vsock/unix-socket.ts", "devices/virtio/balloon/madvise-discarder.ts"]);
 
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>

@@ -1,5 +1,9 @@
 /** What the API asks of the Controller, and what it gets back. */
 import type {
+  BalloonConfig,
+  BalloonStatsData,
+  BalloonStatsUpdate,
+  BalloonUpdate,
   BootSourceConfig,
   DriveConfig,
   DriveUpdate,
@@ -37,6 +41,11 @@ export type Command =
   | { kind: "putMmdsConfig"; config: MmdsConfig }
   | { kind: "putLogger"; logger: LoggerConfig }
   | { kind: "putMetrics"; metrics: MetricsConfig }
+  | { kind: "putBalloon"; balloon: BalloonConfig }
+  | { kind: "getBalloon" }
+  | { kind: "patchBalloon"; update: BalloonUpdate }
+  | { kind: "getBalloonStats" }
+  | { kind: "patchBalloonStats"; update: BalloonStatsUpdate }
   | { kind: "instanceStart" }
   | { kind: "sendCtrlAltDel" }
   | { kind: "flushMetrics" }
@@ -77,7 +86,7 @@ export class MmdsContents {
   }
 }
 
-export type ApiData = InstanceInfo | VersionInfo | MachineConfig | FullVmConfiguration | MmdsContents;
+export type ApiData = InstanceInfo | VersionInfo | MachineConfig | FullVmConfiguration | MmdsContents | BalloonConfig | BalloonStatsData;
 
 /** `data` absent: success with nothing to return (HTTP 204). */
 export type ActionResult = { ok: true; data?: ApiData } | { ok: false; error: ActionError };

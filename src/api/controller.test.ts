@@ -133,3 +133,41 @@ test("configuration conflicts carry Firecracker's prefixes", async () => {
     "Machine config error: The number of vCPUs must be greater than 0, less than 32 and must be 1 or an even number if SMT is enabled.",
   );
 });
+
+test("balloon: PUT before boot (size rule), GET any time, PATCH and statistics after boot through the VMM", async () => {
+  const backend = new FakeVmmBackend();
+  const controller = setup(backend);
+  assert.equal(fault(await controller.handle({ kind: "getBalloon" })), "Balloon config error: No balloon device found.");
+  const balloon = { amount_mib: 512, deflate_on_oom: true, stats_polling_interval_s: 1, free_page_hinting: false, free_page_reporting: true };
+  assert.equal(fault(await controller.handle({ kind: "putBalloon", balloon })), "Balloon config error: Amount of pages requested is too large.");
+  assert.deepEqual(await controller.handle({ kind: "putBalloon", balloon: { ...balloon, amount_mib: 0 } }), { ok: true });
+  assert.deepEqual(await controller.handle({ kind: "getBalloon" }), { ok: true, data: { ...balloon, amount_mib: 0 } });
+  assert.equal(fault(await controller.handle({ kind: "patchBalloon", update: { amount_mib: 64 } })), NOT_SUPPORTED_PRE_BOOT);
+  assert.equal(fault(await controller.handle({ kind: "getBalloonStats" })), NOT_SUPPORTED_PRE_BOOT);
+
+  await controller.handle(bootSource);
+  await controller.handle({ kind: "instanceStart" });
+  assert.equal(fault(await controller.handle({ kind: "putBalloon", balloon })), NOT_SUPPORTED_POST_BOOT);
+  assert.deepEqual(await controller.handle({ kind: "patchBalloon", update: { amount_mib: 64 } }), { ok: true });
+  assert.deepEqual(await controller.handle({ kind: "patchBalloonStats", update: { stats_polling_interval_s: 5 } }), { ok: true });
+  const got = await controller.handle({ kind: "getBalloon" });
+  assert.deepEqual(got.ok && got.data, { ...balloon, amount_mib: 64, stats_polling_interval_s: 5 });
+  backend.balloonStats = { target_pages: 64 * 256, actual_pages: 0, target_mib: 64, actual_mib: 0, free_memory: 1 };
+  assert.deepEqual(await controller.handle({ kind: "getBalloonStats" }), { ok: true, data: backend.balloonStats });
+  backend.failNext.set("updateBalloon", new Error("Device not activated yet."));
+  assert.equal(fault(await controller.handle({ kind: "patchBalloon", update: { amount_mib: 1 } })), "Balloon update error: Device not activated yet.");
+  assert.deepEqual(backend.calls.slice(1).map((c) => c.method), ["updateBalloon", "updateBalloonStatsInterval", "balloonStatistics", "updateBalloon"]);
+  // A failed PATCH changes nothing recorded.
+  const after = await controller.handle({ kind: "getBalloon" });
+  assert.equal(after.ok && (after.data as { amount_mib: number }).amount_mib, 64);
+});
+
+test("balloon requests after boot without a balloon are refused before reaching the VMM", async () => {
+  const backend = new FakeVmmBackend();
+  const controller = setup(backend);
+  await controller.handle(bootSource);
+  await controller.handle({ kind: "instanceStart" });
+  assert.equal(fault(await controller.handle({ kind: "patchBalloon", update: { amount_mib: 1 } })), "Balloon update error: No balloon device found.");
+  assert.equal(fault(await controller.handle({ kind: "getBalloonStats" })), "Balloon update error: No balloon device found.");
+  assert.deepEqual(backend.calls.map((c) => c.method), ["start"]);
+});

@@ -5,7 +5,7 @@
  * interleaves with another change. `handle` never rejects: failures are ActionResults.
  */
 import { ConfigError, FIRECRACKER_API_VERSION, MmdsStoreError, VmResources, type BootSourceConfig, type DriveConfig, type DriveUpdate, type MmdsStore, type NetworkInterfaceUpdate } from "../config/index.js";
-import { MmdsContents, type Action, type ActionKind, type ActionResult, type Command, type InstanceInfo, type InstanceState, type Phase } from "./actions.js";
+import { MmdsContents, type Action, type ActionKind, type ActionResult, type ApiData, type Command, type InstanceInfo, type InstanceState, type Phase } from "./actions.js";
 import { ActionError, badRequest, describeError, INTERNAL_SERVER_ERROR, MISSING_KERNEL, PAYLOAD_TOO_LARGE } from "./errors.js";
 import { HostFileError, nodeHostFiles, type FileAccess, type HostFiles } from "./host-files.js";
 import { phaseRefusal } from "./phase-rules.js";
@@ -42,12 +42,16 @@ const CONFLICT_PREFIX: Partial<Record<ActionKind, string>> = {
   patchDrive: "Drive config error",
   putNetworkInterface: "Network config error",
   patchNetworkInterface: "Network config error",
+  putBalloon: "Balloon config error",
 };
 
 /** Configuration that makes the process a booted, not a restored, VM (Firecracker sets boot_path for these). */
 const BOOT_RESOURCE_ACTIONS: ReadonlySet<ActionKind> = new Set<ActionKind>([
-  "putBootSource", "putMachineConfig", "patchMachineConfig", "putDrive", "putNetworkInterface", "putEntropy",
+  "putBootSource", "putMachineConfig", "patchMachineConfig", "putDrive", "putNetworkInterface", "putEntropy", "putVsock",
+  "putBalloon", "putMmdsConfig",
 ]);
+/** Firecracker's BalloonConfigError::DeviceNotFound text. */
+const NO_BALLOON = "No balloon device found.";
 
 export class Controller {
   private currentPhase: Phase = "Configuring";
@@ -110,15 +114,15 @@ export class Controller {
     const refusal = phaseRefusal(this.currentPhase, action.kind);
     if (refusal !== undefined) return { ok: false, error: badRequest(refusal) };
     try {
-      await this.perform(action);
+      const data = await this.perform(action);
       if (BOOT_RESOURCE_ACTIONS.has(action.kind)) this.bootResourcesConfigured = true;
-      return { ok: true };
+      return data === undefined ? { ok: true } : { ok: true, data };
     } catch (error) {
       return { ok: false, error: this.toActionError(action.kind, error) };
     }
   }
 
-  private async perform(action: Command): Promise<void> {
+  private async perform(action: Command): Promise<ApiData | void> {
     switch (action.kind) {
       case "putBootSource":
         await this.openBootSource(action.bootSource);
@@ -170,6 +174,35 @@ export class Controller {
         return this.createSnapshot(action.params);
       case "loadSnapshot":
         return this.loadSnapshot(action.params);
+      case "putBalloon":
+        return this.resources.setBalloon(action.balloon);
+      case "getBalloon":
+        return this.getBalloon();
+      case "patchBalloon":
+        await this.balloonCall(() => this.backend.updateBalloon(action.update.amount_mib));
+        return this.resources.updateBalloon(action.update);
+      case "patchBalloonStats":
+        await this.balloonCall(() => this.backend.updateBalloonStatsInterval(action.update.stats_polling_interval_s));
+        return this.resources.updateBalloon(action.update);
+      case "getBalloonStats":
+        return this.balloonCall(() => this.backend.balloonStatistics());
+    }
+  }
+
+  /** GET /balloon: the config as set before boot and changed by PATCHes since (Firecracker: DeviceNotFound without one). */
+  private getBalloon(): ApiData {
+    const balloon = this.resources.getBalloon();
+    if (balloon === undefined) throw badRequest(`Balloon config error: ${NO_BALLOON}`);
+    return balloon;
+  }
+
+  /** A balloon request to the running VM; its errors are Firecracker's BalloonError texts after "Balloon update error". */
+  private async balloonCall<T>(call: () => Promise<T>): Promise<T> {
+    if (this.resources.getBalloon() === undefined) throw badRequest(`Balloon update error: ${NO_BALLOON}`);
+    try {
+      return await call();
+    } catch (error) {
+      throw badRequest(`Balloon update error: ${describeError(error)}`, error);
     }
   }
 

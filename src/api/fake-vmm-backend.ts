@@ -1,5 +1,5 @@
 /** A VmmBackend for tests: records every call, fails or holds a call on request. */
-import type { RateLimiterUpdate, VmConfig } from "../config/index.js";
+import type { BalloonStatsData, RateLimiterUpdate, VmConfig } from "../config/index.js";
 import type { BootExtras, VmmBackend } from "./vmm-backend.js";
 import type { SnapshotCreateParams, SnapshotLoadParams } from "./snapshot-bodies.js";
 
@@ -10,7 +10,10 @@ export type BackendCall =
   | { method: "updateDrivePath"; driveId: string; path: string }
   | { method: "updateRateLimiters"; update: RateLimiterUpdate }
   | { method: "createSnapshot"; params: SnapshotCreateParams }
-  | { method: "loadSnapshot"; params: SnapshotLoadParams };
+  | { method: "loadSnapshot"; params: SnapshotLoadParams }
+  | { method: "updateBalloon"; amountMib: number }
+  | { method: "updateBalloonStatsInterval"; seconds: number }
+  | { method: "balloonStatistics" };
 
 export class FakeVmmBackend implements VmmBackend {
   readonly calls: BackendCall[] = [];
@@ -53,6 +56,19 @@ export class FakeVmmBackend implements VmmBackend {
     await this.record({ method: "loadSnapshot", params });
     if (!this.loadedConfig) throw new Error("FakeVmmBackend.loadedConfig is not set");
     return this.loadedConfig;
+  }
+
+  updateBalloon(amountMib: number): Promise<void> {
+    return this.record({ method: "updateBalloon", amountMib });
+  }
+  updateBalloonStatsInterval(seconds: number): Promise<void> {
+    return this.record({ method: "updateBalloonStatsInterval", seconds });
+  }
+  /** What balloonStatistics() answers. */
+  balloonStats: BalloonStatsData = { target_pages: 0, actual_pages: 0, target_mib: 0, actual_mib: 0 };
+  async balloonStatistics(): Promise<BalloonStatsData> {
+    await this.record({ method: "balloonStatistics" });
+    return { ...this.balloonStats };
   }
 
   private async record(call: BackendCall): Promise<void> {

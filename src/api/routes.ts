@@ -4,6 +4,9 @@
  * JSON body against its schema, and path id == body id.
  */
 import {
+  balloonSchema,
+  balloonStatsUpdateSchema,
+  balloonUpdateSchema,
   bootSourceSchema,
   ConfigError,
   driveSchema,
@@ -138,6 +141,11 @@ const ROUTES: readonly Route[] = [
   { method: "PATCH", path: "vm", toAction: (body) => ({ kind: "setVmState", state: parseBody(vmStateSchema, body).state }) },
   { method: "PUT", path: "snapshot/create", toAction: (body) => ({ kind: "createSnapshot", params: parseBody(snapshotCreateSchema, body) }) },
   { method: "PUT", path: "snapshot/load", toAction: (body) => ({ kind: "loadSnapshot", params: parseBody(snapshotLoadSchema, body) }) },
+  { method: "PUT", path: "balloon", toAction: (body) => ({ kind: "putBalloon", balloon: parseBody(balloonSchema, body) }) },
+  { method: "GET", path: "balloon", toAction: () => ({ kind: "getBalloon" }) },
+  { method: "PATCH", path: "balloon", toAction: (body) => ({ kind: "patchBalloon", update: parseBody(balloonUpdateSchema, body) }) },
+  { method: "GET", path: "balloon/statistics", toAction: () => ({ kind: "getBalloonStats" }) },
+  { method: "PATCH", path: "balloon/statistics", toAction: (body) => ({ kind: "patchBalloonStats", update: parseBody(balloonStatsUpdateSchema, body) }) },
 ];
 
 /**
@@ -145,8 +153,7 @@ const ROUTES: readonly Route[] = [
  * 400 saying so instead of Firecracker's "Invalid request method and/or path", which would suggest a typo.
  */
 const NOT_YET: readonly { method: string; path: string; feature: string }[] = [
-  ...["GET /balloon", "PUT /balloon", "PATCH /balloon", "GET /balloon/statistics", "PATCH /balloon/statistics",
-    "PATCH /balloon/hinting/start", "GET /balloon/hinting/status", "PATCH /balloon/hinting/stop"].map((e) => endpoint(e, "the virtio-balloon device")),
+  ...["PATCH /balloon/hinting/start", "GET /balloon/hinting/status", "PATCH /balloon/hinting/stop"].map((e) => endpoint(e, "balloon free page hinting")),
   endpoint("PUT /cpu-config", "custom CPU templates (machine-config's cpu_template is supported)"),
   ...["PUT /pmem/{id}", "PATCH /pmem/{id}"].map((e) => endpoint(e, "virtio-pmem devices")),
   endpoint("PUT /serial", "configuring the serial console (it is petasan's stdin/stdout)"),

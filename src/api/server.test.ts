@@ -408,3 +408,26 @@ test("MMDS over the API: PUT, PATCH and GET /mmds, PUT /mmds/config, 413 past th
     assert.equal((await call("PUT", "/mmds", { after: "boot" })).status, 204);
     assert.deepEqual(backend.calls.at(-1), { method: "updateMmds", dataJson: '{"after":"boot"}' });
   }));
+
+test("the balloon over HTTP: Firecracker's docs/ballooning.md sequence", () =>
+  withServer(async ({ backend, call }) => {
+    assertFault(await call("GET", "/balloon"), "Balloon config error: No balloon device found.");
+    assertFault(await call("PUT", "/balloon", { amount_mib: 2048, deflate_on_oom: false }), "Balloon config error: Amount of pages requested is too large.");
+    assertFault(await call("PUT", "/balloon", { amount_mib: 1 }), /missing field `deflate_on_oom`/);
+    assertFault(await call("PUT", "/balloon", { amount_mib: 1, deflate_on_oom: true, free_page_hinting: true }), /petasan does not support balloon free page hinting yet/);
+    assert.equal((await call("PUT", "/balloon", { amount_mib: 0, deflate_on_oom: true, stats_polling_interval_s: 1 })).status, 204);
+    const got = await call("GET", "/balloon");
+    assert.equal(got.status, 200);
+    assert.deepEqual(got.json, { amount_mib: 0, deflate_on_oom: true, stats_polling_interval_s: 1, free_page_hinting: false, free_page_reporting: false });
+    await configureAndStart(call);
+    assert.equal((await call("PATCH", "/balloon", { amount_mib: 256 })).status, 204);
+    assert.equal((await call("PATCH", "/balloon/statistics", { stats_polling_interval_s: 5 })).status, 204);
+    const stats = await call("GET", "/balloon/statistics");
+    assert.equal(stats.status, 200);
+    assert.deepEqual(stats.json, backend.balloonStats);
+    assert.deepEqual(((await call("GET", "/vm/config")).json as { balloon: unknown }).balloon, {
+      amount_mib: 256, deflate_on_oom: true, stats_polling_interval_s: 5, free_page_hinting: false, free_page_reporting: false,
+    });
+    assertFault(await call("PATCH", "/balloon/hinting/start", {}), /petasan does not support balloon free page hinting yet/);
+    assert.deepEqual(backend.calls.slice(1), [{ method: "updateBalloon", amountMib: 256 }, { method: "updateBalloonStatsInterval", seconds: 5 }, { method: "balloonStatistics" }]);
+  }));

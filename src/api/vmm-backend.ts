@@ -1,5 +1,5 @@
 /** The Controller's only way to reach the VMM; tests inject a fake. */
-import type { RateLimiterUpdate, VmConfig } from "../config/index.js";
+import type { BalloonStatsData, RateLimiterUpdate, VmConfig } from "../config/index.js";
 import type { SnapshotCreateParams, SnapshotLoadParams } from "./snapshot-bodies.js";
 
 /** What the VM boots with besides its VmConfig. */
@@ -28,4 +28,10 @@ export interface VmmBackend {
   createSnapshot(params: SnapshotCreateParams): Promise<void>;
   /** Builds the VM from a snapshot instead of booting (PUT /snapshot/load); resolves with the VM's config once it is paused or running. */
   loadSnapshot(params: SnapshotLoadParams): Promise<VmConfig>;
+  /** PATCH /balloon: the running balloon's new target. */
+  updateBalloon(amountMib: number): Promise<void>;
+  /** PATCH /balloon/statistics. */
+  updateBalloonStatsInterval(seconds: number): Promise<void>;
+  /** GET /balloon/statistics (Firecracker's BalloonStats fields). */
+  balloonStatistics(): Promise<BalloonStatsData>;
 }

@@ -7,7 +7,7 @@
  * code 0) or a vCPU fails (non-zero); before that it writes the metrics once more (Vmm's Drop), which the
  * VirtualMachine does; then `onExit` runs, and the caller tells the Controller and ends the process.
  */
-import type { RateLimiterUpdate, VmConfig } from "../config/index.js";
+import type { BalloonStatsData, RateLimiterUpdate, VmConfig } from "../config/index.js";
 import type { BootExtras, SnapshotCreateParams, SnapshotLoadParams } from "../api/index.js";
 import { createVm, loadSnapshot, type CreateVmOptions, type LogLevel, type MetricsRecorder, type VirtualMachine, type VmExit } from "../lib/index.js";
 
@@ -119,6 +119,18 @@ export class ApiVmmBackend {
 
   async updateMmds(dataJson: string): Promise<void> {
     await this.running().updateMmds(JSON.parse(dataJson) as unknown);
+  }
+
+  async updateBalloon(amountMib: number): Promise<void> {
+    await this.running().setBalloonTarget(amountMib);
+  }
+
+  async updateBalloonStatsInterval(seconds: number): Promise<void> {
+    await this.running().setBalloonStatsInterval(seconds);
+  }
+
+  async balloonStatistics(): Promise<BalloonStatsData> {
+    return await this.running().balloonStatistics();
   }
 
   /** Host input for the guest's serial console; dropped when no VM runs. */

@@ -38,6 +38,12 @@ const REQUEST_COUNTERS: { readonly [K in ActionKind]: RequestCounter | undefined
   setVmState: undefined,
   createSnapshot: undefined,
   loadSnapshot: undefined,
+  // Firecracker's api_server/request/balloon.rs counts no balloon requests.
+  putBalloon: undefined,
+  getBalloon: undefined,
+  patchBalloon: undefined,
+  getBalloonStats: undefined,
+  patchBalloonStats: undefined,
 };
 
 /** A Controller that counts each action it answers: <name>_count, and <name>_fails when it failed. */

@@ -60,3 +60,14 @@ test("--mmds-config and --mmds-data configure MMDS on the NICs", () => {
   assert.throws(() => parseRunArgs(["--mmds-config", "version=V2"]), /is empty/);
   assert.throws(() => parseRunArgs(["--net", "tap=t0", "--mmds-config", "version=V3"]), UsageError);
 });
+
+test("memory flags: --huge-pages is machine-config's huge_pages, --ksm and --numa-node are host options", () => {
+  const plain = parseRunArgs(["--kernel", "k"]);
+  assert.equal(plain.config["machine-config"].huge_pages, "None");
+  assert.deepEqual(plain.host, {});
+  const a = parseRunArgs(["--kernel", "k", "--huge-pages", "2M", "--ksm", "--numa-node", "0"]);
+  assert.equal(a.config["machine-config"].huge_pages, "2M");
+  assert.deepEqual(a.host, { ksm: true, numaNode: 0 });
+  assert.throws(() => parseRunArgs(["--kernel", "k", "--huge-pages", "1G"]), (e: Error) => e instanceof UsageError && /huge_pages/.test(e.message));
+  assert.throws(() => parseRunArgs(["--kernel", "k", "--numa-node", "x"]), (e: Error) => e instanceof UsageError && /--numa-node/.test(e.message));
+});

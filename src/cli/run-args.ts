@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import type { VmConfig } from "../config/vm-config.js";
 import { parseVmConfig } from "../config/vm-resources.js";
 import { parseSizeMiB } from "./size.js";
-import { LOG_LEVELS, type LogLevel } from "../lib/index.js";
+import { LOG_LEVELS, type HostPlacement, type LogLevel } from "../lib/index.js";
 
 export class UsageError extends Error {
   override readonly name = "UsageError";
@@ -25,10 +25,13 @@ export interface RunArgs {
   mmdsDataFile?: string;
   /** Ctrl-A s writes a snapshot here. */
   snapshotDir?: string;
+  /** petasan's host placement options (--ksm, --numa-node). */
+  host: HostPlacement;
 }
 
 export const RUN_USAGE = `usage: petasan run [--kernel FILE] [--initrd FILE] [--cmdline ARGS] [--memory SIZE] [--cpus N]
                    [--cpu-template host|minimal] [--serial stdio|file:PATH|none] [--log-level LEVEL]
+                   [--huge-pages None|Transparent|2M] [--ksm] [--numa-node N]
   --kernel FILE        bzImage, ELF vmlinux (PVH entry used when present) or ELF test guest;
                        without it, the default guest (built and cached on first use)
   --initrd FILE        initial ramdisk
@@ -37,6 +40,10 @@ export const RUN_USAGE = `usage: petasan run [--kernel FILE] [--initrd FILE] [--
   --memory SIZE        guest RAM, e.g. 256M or 2G (64M to 16G; default 256M)
   --cpus N             vCPUs (1 to 32; default 1)
   --cpu-template T     host (what KVM supports, default) or minimal (the x86-64 baseline)
+  --huge-pages P       2M backs guest RAM with hugetlbfs pages (reserved at start: see
+                       /proc/sys/vm/nr_hugepages); None (default) and Transparent advise THP
+  --ksm                let KSM merge identical guest pages (MADV_MERGEABLE)
+  --numa-node N        bind guest RAM to host NUMA node N and pin the vCPU threads to its CPUs
   --serial TARGET      where the guest's ttyS0 goes: stdio (default), file:PATH, or none
   --log-level LEVEL    Error, Warning (default), Info, Debug or Trace; logs go to stderr
   --drive path=FILE[,ro][,root][,id=NAME]
@@ -80,6 +87,9 @@ export function parseRunArgs(argv: string[]): RunArgs {
         "mmds-config": { type: "string" },
         "mmds-data": { type: "string" },
         "snapshot-dir": { type: "string" },
+        "huge-pages": { type: "string", default: "None" },
+        ksm: { type: "boolean", default: false },
+        "numa-node": { type: "string" },
       },
     }));
   } catch (e) {
@@ -95,13 +105,15 @@ export function parseRunArgs(argv: string[]): RunArgs {
   if (!/^\d+$/.test(values.cpus)) throw new UsageError(`--cpus: "${values.cpus}" is not a whole number`);
   const logLevel = LOG_LEVELS.find((l) => l.toLowerCase() === values["log-level"].toLowerCase());
   if (!logLevel) throw new UsageError(`--log-level: "${values["log-level"]}" is not one of ${LOG_LEVELS.join(", ")}`);
+  const numaNode = values["numa-node"];
+  if (numaNode !== undefined && !/^\d+$/.test(numaNode)) throw new UsageError(`--numa-node: "${numaNode}" is not a node number`);
   if (values.initrd && !values.kernel) throw new UsageError("--initrd needs --kernel (the default guest brings its own)");
   if (values["mmds-data"] !== undefined && values["mmds-config"] === undefined) throw new UsageError("--mmds-data needs --mmds-config");
 
   // Validate everything but the kernel through the shared schema, so limits and messages match the API's.
   const raw = {
     "boot-source": { kernel_image_path: values.kernel ?? "(default guest)", ...(values.initrd ? { initrd_path: values.initrd } : {}) },
-    "machine-config": { vcpu_count: Number(values.cpus), mem_size_mib: memMib, cpu_template: values["cpu-template"] },
+    "machine-config": { vcpu_count: Number(values.cpus), mem_size_mib: memMib, cpu_template: values["cpu-template"], huge_pages: values["huge-pages"] },
     drives: values.drive.map((d, i) => driveOption(d, i)),
     "network-interfaces": values.net.map((n, i) => netOption(n, i)),
     ...(values.rng ? { entropy: {} } : {}),
@@ -127,6 +139,7 @@ export function parseRunArgs(argv: string[]): RunArgs {
     logLevel,
     ...(values["mmds-data"] !== undefined && { mmdsDataFile: values["mmds-data"] }),
     ...(values["snapshot-dir"] ? { snapshotDir: values["snapshot-dir"] } : {}),
+    host: { ...(values.ksm && { ksm: true }), ...(numaNode !== undefined && { numaNode: Number(numaNode) }) },
   };
 }
 

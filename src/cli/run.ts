@@ -69,7 +69,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   try {
     const config: VmConfig = { ...args.config, "boot-source": await bootSource(args) };
     const mmds = args.mmdsDataFile === undefined ? undefined : await readMmdsData(args.mmdsDataFile);
-    vm = createVm(config, { console: serialFd === null ? "none" : { fd: serialFd }, log: { fd: 2, level: args.logLevel }, ...(mmds !== undefined && { mmds }) });
+    vm = createVm(config, { console: serialFd === null ? "none" : { fd: serialFd }, log: { fd: 2, level: args.logLevel }, host: args.host, ...(mmds !== undefined && { mmds }) });
     // A failed start releases what it had built.
     await vm.start();
   } catch (e) {

@@ -1,4 +1,5 @@
 /** petasan configuration: one schema set for the CLI, --config-file and the API. */
+export * from "./balloon.js";
 export * from "./boot-source.js";
 export * from "./drive.js";
 export * from "./entropy.js";

@@ -2,6 +2,7 @@
  * The full VM configuration: the body of GET /vm/config (yaml FullVmConfiguration) and the
  * --config-file format, with Firecracker's kebab-case keys (vmm resources.rs `VmmConfig`).
  */
+import { balloonSchema, type BalloonConfig } from "./balloon.js";
 import { bootSourceSchema, type BootSourceConfig } from "./boot-source.js";
 import { driveSchema, type DriveConfig } from "./drive.js";
 import { entropySchema, type EntropyConfig } from "./entropy.js";
@@ -23,6 +24,7 @@ export interface VmConfig {
   entropy?: EntropyConfig;
   vsock?: VsockConfig;
   "mmds-config"?: MmdsConfig;
+  balloon?: BalloonConfig;
   logger?: LoggerConfig;
   metrics?: MetricsConfig;
 }
@@ -32,7 +34,6 @@ export type FullVmConfiguration = Omit<VmConfig, "boot-source"> & { "boot-source
 
 /** Firecracker resources petasan does not implement; naming them gives a clear refusal. */
 const UNSUPPORTED_RESOURCES = {
-  balloon: "the virtio-balloon device",
   "cpu-config": "custom CPU templates (machine-config's cpu_template is supported)",
   "memory-hotplug": "memory hotplug (virtio-mem)",
   pmem: "virtio-pmem devices",
@@ -49,6 +50,7 @@ export const vmConfigSchema: ObjectSchema<VmConfig> = objectSchema<VmConfig>(
     entropy: optional(nested(entropySchema)),
     vsock: optional(nested(vsockSchema)),
     "mmds-config": optional(nested(mmdsConfigSchema)),
+    balloon: optional(nested(balloonSchema)),
     logger: optional(nested(loggerSchema)),
     metrics: optional(nested(metricsSchema)),
   },

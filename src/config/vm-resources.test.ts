@@ -76,7 +76,18 @@ test("parseVmConfig names the list item that breaks a rule", () => {
     () => parseVmConfig({ ...config, drives: [], "machine-config": { vcpu_count: 3, mem_size_mib: 128, smt: true } }),
     /machine-config\.vcpu_count: The number of vCPUs must be greater than 0, less than 32 and must be 1 or an even number if SMT is enabled\./,
   );
-  assert.throws(() => parseVmConfig({ ...config, balloon: { amount_mib: 1, deflate_on_oom: false } }), /^ConfigError: balloon: petasan does not support the virtio-balloon device yet$/);
+  assert.throws(() => parseVmConfig({ ...config, "pmem": [] }), /petasan does not support virtio-pmem devices yet/);
+});
+
+test("the config file's balloon section: Firecracker's fields and defaults, its size rule, hinting refused", () => {
+  const config = { "boot-source": { kernel_image_path: "k" }, "machine-config": { vcpu_count: 1, mem_size_mib: 128 } };
+  assert.deepEqual(parseVmConfig({ ...config, balloon: { amount_mib: 1, deflate_on_oom: false } }).balloon, {
+    amount_mib: 1, deflate_on_oom: false, stats_polling_interval_s: 0, free_page_hinting: false, free_page_reporting: false,
+  });
+  assert.throws(() => parseVmConfig({ ...config, balloon: { amount_mib: 129, deflate_on_oom: true } }), /^ConfigError: balloon\.amount_mib: Amount of pages requested is too large\.$/);
+  assert.throws(() => parseVmConfig({ ...config, balloon: { amount_mib: 1 } }), /deflate_on_oom/);
+  assert.throws(() => parseVmConfig({ ...config, balloon: { amount_mib: 1, deflate_on_oom: true, stats_polling_interval_s: 65536 } }), /stats_polling_interval_s/);
+  assert.throws(() => parseVmConfig({ ...config, balloon: { amount_mib: 1, deflate_on_oom: true, free_page_hinting: true } }), /petasan does not support balloon free page hinting yet/);
 });
 
 test("PUT /machine-config without cpu_template keeps the template set before, as Firecracker's MachineConfig::update", () => {

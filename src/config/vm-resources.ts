@@ -3,6 +3,7 @@
  * items (one root drive, unique MACs, machine-config field pairs). The API and --config-file both
  * build through it, so both give the same errors.
  */
+import { BALLOON_TOO_LARGE, type BalloonConfig } from "./balloon.js";
 import type { BootSourceConfig } from "./boot-source.js";
 import type { DriveConfig, DriveUpdate } from "./drive.js";
 import type { EntropyConfig } from "./entropy.js";
@@ -28,6 +29,7 @@ export class VmResources {
   private networkInterfaces: NetworkInterfaceConfig[] = [];
   private entropy: EntropyConfig | undefined;
   private vsock: VsockConfig | undefined;
+  private balloon: BalloonConfig | undefined;
   private logger: LoggerConfig | undefined;
   private metrics: MetricsConfig | undefined;
   private mmdsConfig: MmdsConfig | undefined;
@@ -54,6 +56,7 @@ export class VmResources {
     if (config.vsock) resources.setVsock(config.vsock);
     const mmds = config["mmds-config"];
     if (mmds) withPrefix("mmds-config", () => resources.setMmdsConfig(mmds));
+    if (config.balloon) withPrefix("balloon", () => resources.setBalloon(config.balloon!));
     if (config.logger) resources.setLogger(config.logger);
     if (config.metrics) resources.setMetrics(config.metrics);
     return resources;
@@ -159,6 +162,22 @@ export class VmResources {
     return this.mmdsStore;
   }
 
+  /** PUT /balloon before boot (Firecracker VmResources::set_balloon_device): the target cannot exceed guest RAM. */
+  setBalloon(balloon: BalloonConfig): void {
+    if (balloon.amount_mib > this.machineConfig.mem_size_mib) throw new ConfigError("amount_mib", BALLOON_TOO_LARGE, "conflict");
+    this.balloon = structuredClone(balloon);
+  }
+
+  /** Records a PATCH the running balloon took (target or polling interval), for GET /balloon and /vm/config. */
+  updateBalloon(update: Partial<Pick<BalloonConfig, "amount_mib" | "stats_polling_interval_s">>): void {
+    if (this.balloon) this.balloon = { ...this.balloon, ...update };
+  }
+
+  /** GET /balloon: the configured device, or undefined. */
+  getBalloon(): BalloonConfig | undefined {
+    return this.balloon && structuredClone(this.balloon);
+  }
+
   /**
    * PUT /logger as Firecracker's Logger::update: log_path, show_level, show_log_origin and module are
    * changed only when given; level is always set, to the default (Info) when absent.
@@ -188,6 +207,7 @@ export class VmResources {
     if (this.entropy) config.entropy = this.entropy;
     if (this.vsock) config.vsock = this.vsock;
     if (this.mmdsConfig) config["mmds-config"] = this.mmdsConfig;
+    if (this.balloon) config.balloon = this.balloon;
     if (this.logger) config.logger = this.logger;
     if (this.metrics) config.metrics = this.metrics;
     return structuredClone(config);

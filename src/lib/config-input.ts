@@ -8,6 +8,7 @@ import {
   ConfigError,
   parseJsonText,
   parseVmConfig,
+  type BalloonConfig,
   type BootSourceConfig,
   type DriveConfig,
   type EntropyConfig,
@@ -34,6 +35,8 @@ export interface FirecrackerVmConfig {
   vsock?: VsockConfig;
   /** The guest's metadata service (Firecracker's MMDS): version, interfaces, address; its data is CreateVmOptions.mmds. */
   "mmds-config"?: MmdsConfig;
+  /** A virtio-balloon device (Firecracker's Balloon). */
+  balloon?: WithDefaults<BalloonConfig, "stats_polling_interval_s" | "free_page_hinting" | "free_page_reporting">;
   /** Where petasan's own log lines go; without `log_path`, to the VM's "log" event. */
   logger?: LoggerConfig;
   /** Firecracker-style metrics lines to `metrics_path` (periodically, on flushMetrics(), and at the end). */

@@ -44,7 +44,7 @@ export async function loadVmConfigFile(path: string): Promise<FirecrackerVmConfi
 }
 
 export { VirtualMachine, VmStateError } from "./virtual-machine.js";
-export type { CreateVmOptions, SnapshotSource, SnapshotTarget, VmEvents, VmExit, VmExitReason, VmState, LogLevel } from "./virtual-machine.js";
+export type { BalloonStatistics, CreateVmOptions, HostPlacement, SnapshotSource, SnapshotTarget, VmEvents, VmExit, VmExitReason, VmState, LogLevel } from "./virtual-machine.js";
 export { SnapshotFileError } from "../vmm/snapshot/file-format.js";
 /**
  * Starts a VM's threads ahead of need (`{ devices: 1, vcpu: 1 }`: a device thread and one vCPU thread), so that

@@ -11,13 +11,14 @@ import type { BlockMetrics } from "../devices/virtio/block/block-device.js";
 import type { NetMetrics } from "../devices/virtio/net/net-device.js";
 import type { RngMetrics } from "../devices/virtio/rng/rng-device.js";
 import type { UserDeviceMetrics } from "../vmm/device-thread/user-devices.js";
+import type { BalloonMetrics } from "../devices/virtio/balloon/balloon-device.js";
 
-export type { ExitCounter, SerialMetrics, I8042Metrics, TransportMetrics, BlockMetrics, NetMetrics, RngMetrics, UserDeviceMetrics };
+export type { ExitCounter, SerialMetrics, I8042Metrics, TransportMetrics, BlockMetrics, NetMetrics, RngMetrics, UserDeviceMetrics, BalloonMetrics };
 
 /** One vCPU's exits by kind since boot (io_in, io_out, mmio_read, mmio_write, local_io, intr, hlt, other, kicks). */
 export type VcpuExitCounts = Record<ExitCounter, number>;
 
-/** Device counters since boot; virtio devices appear as `block_<drive_id>`, `net_<iface_id>` and `rng_entropy`, user devices as `user_<name>`. */
+/** Device counters since boot; virtio devices appear as `block_<drive_id>`, `net_<iface_id>`, `rng_entropy`, `vsock_<id>` and `balloon_balloon`, user devices as `user_<name>`. */
 export interface DeviceMetrics {
   /** COM1, the serial console. */
   uart: SerialMetrics;
@@ -28,6 +29,7 @@ export interface DeviceMetrics {
   [rng: `rng_${string}`]: RngMetrics & { transport: TransportMetrics };
   /** Devices written by the user (CreateVmOptions.devices), by name: a bus device's counters, or a virtio device's own metrics (if it has a `metrics` object) and its transport's. */
   [user: `user_${string}`]: UserDeviceMetrics | { transport: TransportMetrics; [counter: string]: unknown };
+  [balloon: `balloon_${string}`]: BalloonMetrics & { transport: TransportMetrics };
 }
 
 export interface VmMetrics {

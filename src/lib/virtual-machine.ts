@@ -11,20 +11,21 @@
 import { EventEmitter } from "node:events";
 import { closeSync } from "node:fs";
 import { newPipe, type PipeFds } from "../sys/pipe.js";
-import { buildVm } from "../vmm/builder.js";
+import { buildVm, type HostPlacement } from "../vmm/builder.js";
 import { restoreVm, type NetworkOverride } from "../vmm/restore.js";
 import type { SnapshotType } from "../vmm/snapshot/state-codec.js";
 import { openLogTarget, type LogTarget } from "../vmm/log-target.js";
 import { MetricsRecorder } from "../vmm/metrics.js";
 import { createLogger, type Logger } from "../vmm/logger.js";
 import type { LogLevel, RateLimiterUpdate, VmConfig } from "../config/index.js";
+import type { BalloonGuestStats as BalloonStatistics } from "../devices/virtio/index.js";
 import type { Vmm, VmExit } from "../vmm/vmm.js";
 import { SerialConsole } from "./serial-console.js";
 import { readLogLines, type LogLineReader } from "./log-lines.js";
 import type { DeviceMetrics, VmMetrics } from "./metrics.js";
 import { resolveUserDevices, type ResolvedUserDevices, type UserDevice } from "./user-devices.js";
 
-export type { VmExit, LogLevel };
+export type { VmExit, LogLevel, HostPlacement, BalloonStatistics };
 /** Why a VM ended: "guest-reset" and "guest-poweroff" (exit code 0), "stopped" (stop(), code 0), "vcpu-fault" and "internal-error" (code 1). */
 export type VmExitReason = VmExit["reason"];
 
@@ -66,6 +67,12 @@ export interface CreateVmOptions {
    * boot): any JSON value. Change it later with updateMmds().
    */
   mmds?: unknown;
+  /**
+   * petasan's host options (Firecracker has none of these): `ksm` advises guest RAM MADV_MERGEABLE (KSM may merge
+   * identical pages, once /sys/kernel/mm/ksm/run is 1); `numaNode` binds guest RAM to that host NUMA node (mbind)
+   * and pins the vCPU threads to its CPUs (sched_setaffinity). Huge pages are the config's machine-config.huge_pages.
+   */
+  host?: HostPlacement;
 }
 
 /** Where a restored VM comes from (Firecracker's PUT /snapshot/load); see loadSnapshot. */
@@ -159,7 +166,7 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
           networkOverrides: from.networkOverrides, serialOutputFd, log: log.settings,
         })
         : await buildVm(this.config, {
-          serialOutputFd, log: log.settings, userDevices: this.userDevices.bus, userVirtioDevices: this.userDevices.virtio,
+          serialOutputFd, log: log.settings, host: this.options.host, userDevices: this.userDevices.bus, userVirtioDevices: this.userDevices.virtio,
           ...(this.options.mmds !== undefined && { mmdsData: JSON.stringify(this.options.mmds) }),
         });
       await vmm.start({ paused: from !== undefined && from.resume === false });
@@ -238,6 +245,32 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
   async snapshot(target: SnapshotTarget): Promise<void> {
     if (this.currentState !== "Paused") throw new VmStateError(`snapshot(): the VM is ${this.currentState}; pause() it first`);
     await this.vmm!.snapshot({ snapshotPath: target.snapshotPath, memFilePath: target.memFilePath, type: target.type ?? "Full" });
+  }
+
+  /**
+   * The balloon's new target in MiB (Firecracker's PATCH /balloon): the guest driver inflates or deflates towards it,
+   * and inflated pages go back to the host. Rejects when the config has no balloon, or the guest driver has not
+   * started it yet ("Device not activated yet."), or the target exceeds guest RAM.
+   */
+  async setBalloonTarget(amountMib: number): Promise<void> {
+    await this.live("setBalloonTarget()").balloon({ kind: "set-target", amountMib });
+  }
+
+  /** A new statistics polling interval (PATCH /balloon/statistics); statistics cannot be turned on or off after boot. */
+  async setBalloonStatsInterval(seconds: number): Promise<void> {
+    await this.live("setBalloonStatsInterval()").balloon({ kind: "set-stats-interval", seconds });
+  }
+
+  /** The balloon's sizes and the guest's last statistics (GET /balloon/statistics; Firecracker's BalloonStats names). */
+  async balloonStatistics(): Promise<BalloonStatistics> {
+    const state = await this.live("balloonStatistics()").balloon({ kind: "statistics" });
+    return state.statistics as unknown as BalloonStatistics;
+  }
+
+  /** The balloon's target and polling interval as the device has them now. */
+  async balloonState(): Promise<{ amount_mib: number; stats_polling_interval_s: number }> {
+    const state = await this.live("balloonState()").balloon({ kind: "get" });
+    return { amount_mib: state.amountMib, stats_polling_interval_s: state.statsPollingIntervalS };
   }
 
   /** Counters since boot: exits per vCPU and each device's counters. */

@@ -15,6 +15,14 @@ export const ioctlInt = libc.func("int ioctl(int fd, unsigned long request, unsi
 export const mmap = libc.func("void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)");
 export const munmap = libc.func("int munmap(void *addr, size_t len)");
 export const madvise = libc.func("int madvise(void *addr, size_t len, int advice)");
+/** madvise on an address held as a number (exact below 2^53): the balloon's discard path, without BigInt per range. */
+export const madviseAddress = libc.func("int madvise(uintptr_t addr, size_t len, int advice)");
+/**
+ * mbind(2) has no glibc wrapper (libnuma has one): syscall(SYS_mbind, ...). syscall() is variadic; on x86-64 its
+ * integer arguments travel exactly as a fixed prototype's do, so one is declared for this call.
+ */
+export const mbindSyscall = libc.func("long syscall(long number, void *addr, unsigned long len, unsigned long mode, const void *nodemask, unsigned long maxnode, unsigned int flags)");
+export const schedSetaffinity = libc.func("int sched_setaffinity(int pid, size_t setsize, const void *mask)");
 export const read = libc.func("intptr_t read(int fd, void *buf, size_t count)");
 export const write = libc.func("intptr_t write(int fd, const void *buf, size_t count)");
 export const pread = libc.func("intptr_t pread(int fd, void *buf, size_t count, int64_t off)");

@@ -3,7 +3,7 @@
  * device thread's epoll watches, so a device can ask to be called back later without a thread sleeping
  * or polling (Firecracker's rate limiters use one each, utils::time::TimerFd).
  */
-import { read, timerfdCreate, timerfdSettime } from "./libc.js";
+import { close, read, timerfdCreate, timerfdSettime } from "./libc.js";
 import { check } from "./errors.js";
 
 const CLOCK_MONOTONIC = 1;
@@ -32,4 +32,28 @@ const expirations = new BigUint64Array(1);
 /** Reads (and so resets) how many times the timer fired since the last read: 0 if it has not. */
 export function drainTimerFd(fd: number): bigint {
   return read(fd, expirations, 8) === 8 ? expirations[0] : 0n;
+}
+
+/** A periodic timer (the balloon's statistics polling), for threads that sleep in epoll_wait and run no JS timers. */
+export class TimerFd {
+  private constructor(readonly fd: number) {}
+
+  static create(): TimerFd {
+    return new TimerFd(newTimerFd());
+  }
+
+  /** Expires every `seconds` from now on; 0 disarms. */
+  arm(seconds: number): void {
+    const periodic = new BigInt64Array([BigInt(seconds), 0n, BigInt(seconds), 0n]);
+    check(timerfdSettime(this.fd, 0, periodic, null), "timerfd_settime", `fd ${this.fd}`);
+  }
+
+  /** Consumes the expiration count (none pending is fine: the fd is non-blocking). */
+  read(): void {
+    drainTimerFd(this.fd);
+  }
+
+  close(): void {
+    close(this.fd);
+  }
 }

@@ -9,7 +9,9 @@ import { close } from "../sys/libc.js";
 import { newEventFd } from "../sys/eventfd.js";
 import { Kvm } from "../kvm/kvm.js";
 import { KVM_MEM_LOG_DIRTY_PAGES } from "../kvm/vm.js";
-import { mapAnonymous, unmap, guestMemoryOver } from "../memory/host-mapping.js";
+import { unmap, guestMemoryOver } from "../memory/host-mapping.js";
+import { mapGuestRam } from "../memory/ram-backing.js";
+import { cpusOfNumaNode } from "../sys/affinity.js";
 import type { MemoryRegionDescriptor } from "../memory/guest-memory.js";
 import { guestRamRegions } from "../arch/x86/memory-layout.js";
 import { KVM_TSS_ADDR, PAGE_SIZE } from "../arch/x86/layout.js";
@@ -56,6 +58,8 @@ export interface BuildOptions {
   userVirtioDevices?: VirtioBackendSpec[];
   /** The MMDS data store as JSON text, if MMDS was used before boot. */
   mmdsData?: string;
+  /** petasan's host placement options (not Firecracker's): see HostPlacement. */
+  host?: HostPlacement;
 }
 
 /** What the device thread needs to serve MMDS, when the config has an mmds-config. */
@@ -69,6 +73,14 @@ export function mmdsSpec(config: VmConfig, data: string | undefined): MmdsSpec |
     networkInterfaces: [...mmds.network_interfaces],
     data: data ?? "null",
   };
+}
+
+/** Where and how guest RAM and vCPU threads sit on the host (petasan options; Firecracker has none of these). */
+export interface HostPlacement {
+  /** Advise guest RAM MADV_MERGEABLE, so KSM may merge identical pages across VMs. */
+  ksm?: boolean;
+  /** Bind guest RAM to this host NUMA node (mbind) and pin every vCPU thread to the node's CPUs (sched_setaffinity). */
+  numaNode?: number;
 }
 
 /** Builds a VM from a validated config, ready to start(). */
@@ -116,10 +128,13 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
     return vm;
   });
 
+  const host = opts.host ?? {};
+  const vcpuCpus = host.numaNode === undefined ? undefined : await step("finding the NUMA node's CPUs", () => cpusOfNumaNode(host.numaNode!));
   const regions = await step(`allocating ${machine.mem_size_mib} MiB of guest memory`, () => {
     const regions: MemoryRegionDescriptor[] = [];
+    const backing = { hugePages: machine.huge_pages, ksm: host.ksm, numaNode: host.numaNode };
     for (const [slot, r] of guestRamRegions(memBytes).entries()) {
-      const hostAddr = mapAnonymous(r.size);
+      const hostAddr = mapGuestRam(r.size, backing);
       undo.push(() => unmap(hostAddr, r.size));
       vm.setUserMemoryRegion(slot, r.guestAddr, r.size, hostAddr, machine.track_dirty_pages ? KVM_MEM_LOG_DIRTY_PAGES : 0);
       regions.push({ guestAddr: r.guestAddr, size: r.size, hostAddr });
@@ -157,7 +172,7 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
       undo.push(() => vcpu.close());
       configureVcpu(vcpu, host, machine.vcpu_count, cpuTemplateOf(machine));
       if (id === 0) setBootRegisters(vcpu, entry);
-      handles.push(new VcpuHandle(vcpu, doorbell));
+      handles.push(new VcpuHandle(vcpu, doorbell, vcpuCpus));
     }
     return { handles, doorbell };
   });

@@ -19,7 +19,17 @@ import type { VirtioDeviceSpec, VirtioBackendSpec } from "./device-thread/protoc
 const DEVICE_GSIS = [5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23];
 
 /** Queues per device kind (virtio 1.2: block 5.2.2 one request queue, net 5.1.2 receiveq + transmitq, rng 5.4.2 one). */
-const QUEUE_COUNT: Record<Exclude<VirtioBackendSpec["kind"], "user">, number> = { block: 1, net: 2, rng: 1, vsock: 3 };
+const QUEUE_COUNT: Record<Exclude<VirtioBackendSpec["kind"], "user" | "balloon">, number> = { block: 1, net: 2, rng: 1, vsock: 3 };
+
+/**
+ * Queues of a device: the user's device says how many; the balloon's depend on its config (virtio 1.2 §5.5.2):
+ * inflateq, deflateq, statsq if polled, reporting_vq.
+ */
+function queueCount(backend: VirtioBackendSpec): number {
+  if (backend.kind === "user") return backend.queues;
+  if (backend.kind !== "balloon") return QUEUE_COUNT[backend.kind];
+  return 2 + (backend.statsPollingIntervalS > 0 ? 1 : 0) + (backend.freePageReporting ? 1 : 0);
+}
 
 export class DeviceManagerError extends Error {
   override readonly name = "DeviceManagerError";
@@ -43,7 +53,16 @@ export function virtioBackends(config: VmConfig): VirtioBackendSpec[] {
     })),
     ...(config.entropy ? [{ kind: "rng", id: "entropy", rateLimiter: config.entropy.rate_limiter } as VirtioBackendSpec] : []),
     ...(config.vsock ? [{ kind: "vsock", id: config.vsock.vsock_id ?? "vsock", guestCid: config.vsock.guest_cid, udsPath: config.vsock.uds_path } as VirtioBackendSpec] : []),
+    ...(config.balloon ? [balloonBackend(config)] : []),
   ];
+}
+
+function balloonBackend(config: VmConfig): VirtioBackendSpec {
+  const b = config.balloon!;
+  return {
+    kind: "balloon", id: "balloon", amountMib: b.amount_mib, deflateOnOom: b.deflate_on_oom, statsPollingIntervalS: b.stats_polling_interval_s,
+    freePageReporting: b.free_page_reporting, guestMemMib: config["machine-config"].mem_size_mib,
+  };
 }
 
 /** Allocates windows, GSIs and eventfds for `backends` and registers them with KVM; `onRelease` collects fds to close. */
@@ -64,7 +83,7 @@ export function placeVirtioDevices(vm: Vm, config: VmConfig, onRelease: (fn: () 
     const gsi = DEVICE_GSIS[i];
     const irqFd = ownedEventFd();
     vm.registerIrqfd(irqFd, gsi);
-    const queueFds = Array.from({ length: backend.kind === "user" ? backend.queues : QUEUE_COUNT[backend.kind] }, (_, q) => {
+    const queueFds = Array.from({ length: queueCount(backend) }, (_, q) => {
       const fd = ownedEventFd();
       vm.registerIoeventfd({ fd, addr: base + VIRTIO_MMIO_QUEUE_NOTIFY, length: 4, datamatch: BigInt(q) });
       return fd;

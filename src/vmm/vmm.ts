@@ -9,7 +9,7 @@ import type { Vm } from "../kvm/vm.js";
 import type { Kvm } from "../kvm/kvm.js";
 import { VcpuHandle } from "./vcpu/handle.js";
 import type { VcpuWorkerMessage } from "./vcpu/protocol.js";
-import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./device-thread/protocol.js";
+import type { BalloonOp, BalloonState, DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./device-thread/protocol.js";
 import { VcpuCommand, VcpuState } from "./vcpu/control.js";
 import type { RateLimiterUpdate } from "../config/rate-limiter.js";
 import { startWorker } from "./warm-workers.js";
@@ -58,6 +58,7 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
   private readonly metricsWaiters = new Map<number, (m: Record<string, unknown>) => void>();
   private readonly doneWaiters = new Map<number, (error?: string) => void>();
   private readonly snapshotWaiters = new Map<number, (r: { parts?: SnapshotParts; error?: string }) => void>();
+  private readonly balloonWaiters = new Map<number, (answer: { state?: BalloonState; error?: string }) => void>();
 
   constructor(private readonly parts: VmmParts) {
     super();
@@ -122,6 +123,7 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
     if (!config) throw new Error("this VM was built without a configuration to save");
     // Devices whose state a snapshot does not hold yet: refused by name rather than restored broken.
     if (config.vsock) throw new Error("snapshots of a VM with a vsock device are not supported yet");
+    if (config.balloon) throw new Error("snapshots of a VM with a balloon device are not supported yet");
     const data = this.parts.deviceThreadData;
     if (data.userDevices.length > 0 || data.virtio.some((v) => v.backend.kind === "user")) throw new Error("snapshots of a VM with devices written by the user are not supported yet");
     const tracking = config["machine-config"].track_dirty_pages;
@@ -157,6 +159,10 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
       case "snapshot":
         this.snapshotWaiters.get(e.id)?.(e);
         this.snapshotWaiters.delete(e.id);
+        break;
+      case "balloon":
+        this.balloonWaiters.get(e.id)?.(e);
+        this.balloonWaiters.delete(e.id);
         break;
       case "failed":
         reject(new Error(e.error));
@@ -222,6 +228,16 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
     return this.ask((id) => ({ kind: "mmds-data", id, data }));
   }
 
+  /** The balloon device (PATCH /balloon, PATCH and GET /balloon/statistics, GET /balloon after boot). */
+  balloon(op: BalloonOp): Promise<BalloonState> {
+    if (this.state === "Stopped") return Promise.reject(new Error("the VM has stopped"));
+    const id = this.nextRequestId++;
+    return new Promise((resolve, reject) => {
+      this.balloonWaiters.set(id, (a) => (a.state ? resolve(a.state) : reject(new Error(a.error ?? "no answer"))));
+      this.post({ kind: "balloon", id, op });
+    });
+  }
+
   /** Posts a request that the device thread answers with `done`; rejects with its error text. */
   private ask(request: (id: number) => DeviceThreadRequest): Promise<void> {
     if (this.state === "Stopped") return Promise.reject(new Error("the VM has stopped"));
@@ -284,8 +300,11 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
       for (const settle of this.doneWaiters.values()) settle("the VM stopped");
       for (const settle of this.snapshotWaiters.values()) settle({ error: "the VM stopped" });
       this.snapshotWaiters.clear();
+      for (const settle of this.balloonWaiters.values()) settle({ error: "the VM stopped" });
+      this.balloonWaiters.clear();
       this.metricsWaiters.clear();
       this.doneWaiters.clear();
+      this.balloonWaiters.clear();
       this.parts.release();
       this.emit("exit", exit);
       return exit;

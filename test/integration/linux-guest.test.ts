@@ -3,7 +3,8 @@
  * exit code 0), with 1, 2 and 4 vCPUs; then, with an ext4 root on virtio-blk, virtio-rng and virtio-net on a tap inside a network
  * namespace this test makes, the guest's init prints a line read from the disk and entropy from /dev/hwrng,
  * and the host pings the guest kernel, which configured its address from `ip=`; over the same interface the guest's
- * init asks MMDS (V2) for a session token and a value, and is refused without a token.
+ * init asks MMDS (V2) for a session token and a value, and is refused without a token. With a virtio-balloon,
+ * inflating it makes the VMM's RSS fall.
  * Each boot takes a minute or more on a host whose KVM emulates guest ring 0.
  */
 import { test, before, after } from "node:test";
@@ -18,6 +19,8 @@ import { kvmSkipReason } from "./kvm-available.js";
 import { runPetasan, startPetasan } from "./petasan-process.js";
 import { requireTool } from "../setup/host-tools.js";
 import { answerGuestConnections, askGuest } from "./vsock-host.js";
+import { createVm } from "../../src/lib/index.js";
+import { mappingsOfSize, smapsOf } from "../../src/memory/testing/smaps.js";
 
 const skip = kvmSkipReason();
 const BOOT_TIMEOUT_MS = 300_000;
@@ -126,5 +129,51 @@ test("ext4 root on virtio-blk, virtio-rng, vsock both ways, MMDS, and a ping ove
   } finally {
     guestToHost.close();
     execFileSync(ip, ["netns", "del", ns]);
+  }
+});
+
+test("virtio-balloon: inflating gives guest memory back to the host (the VMM's RSS falls), and the guest reports statistics", { skip, timeout: BOOT_TIMEOUT_MS * 2 }, async () => {
+  const MEM_MIB = 130; // a size no other mapping of this process has, to find the guest RAM in /proc/self/smaps
+  const TARGET_MIB = 48;
+  // petasan.balloon: the guest's init dirties 16 MiB, frees it, prints BALLOON-READY and sleeps (guest/init/init32.c).
+  const vm = createVm({
+    "boot-source": { kernel_image_path: guest.kernel, initrd_path: guest.initrd, boot_args: hostArgs(`${guest.cmdline} petasan.balloon`) },
+    "machine-config": { vcpu_count: 1, mem_size_mib: MEM_MIB },
+    // No free page reporting here: it would hand the freed 16 MiB back by itself, and this test is about inflation.
+    balloon: { amount_mib: 0, deflate_on_oom: true, stats_polling_interval_s: 1, free_page_reporting: false },
+  });
+  let console = "";
+  vm.console.setEncoding("utf8");
+  vm.console.on("data", (d: string) => (console += d));
+  const until = async (what: string, ok: () => boolean | Promise<boolean>, ms: number) => {
+    const deadline = Date.now() + ms;
+    while (!(await ok())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; console:\n${console}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  };
+  await vm.start();
+  try {
+    await until("BALLOON-READY", () => console.includes("BALLOON-READY"), BOOT_TIMEOUT_MS - 30_000);
+    const ram = mappingsOfSize(MEM_MIB << 20);
+    assert.equal(ram.length, 1, "one guest RAM mapping");
+    const before = smapsOf(ram[0]).kb.Rss;
+
+    await vm.setBalloonTarget(TARGET_MIB);
+    await until(`the balloon to reach ${TARGET_MIB} MiB`, async () => (await vm.balloonStatistics()).actual_mib >= TARGET_MIB, 240_000);
+    const after = smapsOf(ram[0]).kb.Rss;
+    process.stderr.write(`# guest RAM RSS: ${before} kB before inflating ${TARGET_MIB} MiB, ${after} kB after\n`);
+    assert.ok(before - after >= 8 * 1024, `RSS ${before} kB -> ${after} kB: the 16 MiB the guest dirtied and freed should mostly go back`);
+    const stats = await vm.balloonStatistics();
+    assert.equal(stats.target_mib, TARGET_MIB);
+    assert.ok(stats.total_memory !== undefined && stats.free_memory !== undefined, `the guest sent statistics: ${JSON.stringify(stats)}`);
+    const { balloon_balloon: device } = (await vm.metrics()).devices;
+    assert.ok(device.inflatedPages >= TARGET_MIB * 256, JSON.stringify(device));
+
+    // Deflating: the guest takes pages back (they fault in again as zero pages when it touches them).
+    await vm.setBalloonTarget(0);
+    await until("the balloon to deflate", async () => (await vm.balloonStatistics()).actual_mib === 0, 240_000);
+  } finally {
+    await vm.stop();
   }
 });

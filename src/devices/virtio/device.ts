@@ -55,6 +55,11 @@ export interface VirtioDevice {
    * transport then fails the device with DEVICE_NEEDS_RESET.
    */
   processQueue(index: number): void;
+  /**
+   * How many queues (the first ones) the driver sets up with these features, when that depends on them (virtio 1.2
+   * §5.5.2: the balloon's statsq exists only with VIRTIO_BALLOON_F_STATS_VQ); default: all of queueMaxSizes.
+   */
+  queuesNeeded?(ackedFeatures: bigint): number;
   /** Back to the state before activate(): drops queues and memory. */
   reset(): void;
   /** A host fd the event loop polls for EPOLLIN on the device's behalf (net: the tap). */

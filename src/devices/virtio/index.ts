@@ -16,3 +16,6 @@ export { VirtioRng, type EntropySource, type RngDeviceOptions, type RngMetrics }
 export { getrandomSource } from "./rng/getrandom-source.js";
 export { VirtioVsock, MAX_CONNECTIONS as VSOCK_MAX_CONNECTIONS, type VsockDeviceOptions, type VsockMetrics } from "./vsock/vsock-device.js";
 export { UnixVsockHost, VsockHostError, type StreamSocket, type VsockHostSide } from "./vsock/unix-socket.js";
+export { VirtioBalloon, BalloonError, type BalloonDeviceOptions, type BalloonMetrics, type PageDiscarder, type IntervalTimer } from "./balloon/balloon-device.js";
+export { madviseDiscarder } from "./balloon/madvise-discarder.js";
+export type { BalloonGuestStats } from "./balloon/stats.js";

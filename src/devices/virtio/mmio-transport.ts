@@ -313,7 +313,9 @@ export class MmioTransport implements BusDevice {
   /** Builds the queues from the registers (at saved ring positions when restoring) and activates the device; throws. */
   private startDevice(positions?: readonly Parameters<Queue["restoreState"]>[0][]): void {
     const features = { indirect: (this.ackedFeatures & VIRTIO_F_INDIRECT_DESC) !== 0n, eventIdx: (this.ackedFeatures & VIRTIO_F_EVENT_IDX) !== 0n };
-    const queues = this.queues.map((q, i) => {
+    // A device whose queues depend on features (the balloon's statsq, reporting_vq) says how many the driver sets up.
+    const needed = this.device.queuesNeeded?.(this.ackedFeatures) ?? this.queues.length;
+    const queues = this.queues.slice(0, needed).map((q, i) => {
       if (!q.ready) throw new Error(`queue ${i} is not ready`);
       const queue = new Queue(this.mem, { size: q.size, descTable: address(q.desc), availRing: address(q.driver), usedRing: address(q.device) }, features, this.device.queueMaxSizes[i]);
       if (positions) queue.restoreState(positions[i]);

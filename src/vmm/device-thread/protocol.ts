@@ -21,7 +21,9 @@ export type VirtioBackendSpec =
   | { kind: "rng"; id: string; rateLimiter?: RateLimiterSettings }
   | { kind: "vsock"; id: string; guestCid: number; udsPath: string }
   /** A virtio device written by the user: its module (file: URL) makes the device; `queues` is its queue count. */
-  | { kind: "user"; id: string; module: string; queues: number; options?: unknown };
+  | { kind: "user"; id: string; module: string; queues: number; options?: unknown }
+  | { kind: "balloon"; id: string; amountMib: number; deflateOnOom: boolean; statsPollingIntervalS: number; freePageReporting: boolean; guestMemMib: number };
+
 
 /** A virtio device as placed by the device manager: its backend, MMIO window, GSI and eventfds. */
 export interface VirtioDeviceSpec {
@@ -84,6 +86,8 @@ export type DeviceThreadRequest =
   | { kind: "mmds-data"; id: number; data: string }
   /** Device states, VM-wide KVM state and guest RAM (to the memory file), answered with `snapshot`. */
   | ({ kind: "snapshot"; id: number } & SnapshotRequest)
+  /** PATCH /balloon, PATCH /balloon/statistics, GET /balloon/statistics: answered with `balloon`. */
+  | { kind: "balloon"; id: number; op: BalloonOp }
   | { kind: "stop" };
 
 export type DeviceThreadEvent =
@@ -91,8 +95,23 @@ export type DeviceThreadEvent =
   /** The guest pulsed the reset line (i8042): a reboot, which ends the VMM as in Firecracker. */
   | { kind: "guest-reset" }
   | { kind: "metrics"; id: number; metrics: Record<string, unknown> }
+  /** Answer to a `balloon` request: the device's state after it, or why it failed. */
+  | { kind: "balloon"; id: number; state?: BalloonState; error?: string }
   /** Answer to a request that carries an id: error is absent on success. */
   | { kind: "done"; id: number; error?: string }
   | { kind: "snapshot"; id: number; parts?: SnapshotParts; error?: string }
   | { kind: "failed"; error: string }
   | { kind: "stopped" };
+
+export type BalloonOp =
+  | { kind: "get" }
+  | { kind: "set-target"; amountMib: number }
+  | { kind: "set-stats-interval"; seconds: number }
+  | { kind: "statistics" };
+
+/** The balloon as the device thread sees it: its target, polling interval and (for `statistics`) the guest's figures. */
+export interface BalloonState {
+  amountMib: number;
+  statsPollingIntervalS: number;
+  statistics?: Record<string, number>;
+}

@@ -14,6 +14,9 @@ import type { RateLimiterUpdate } from "../../config/rate-limiter.js";
 import { close as closeFd } from "../../sys/libc.js";
 import { armTimerFd, drainTimerFd, newTimerFd } from "../../sys/timerfd.js";
 import type { Logger } from "../logger.js";
+import { VirtioBalloon, madviseDiscarder } from "../../devices/virtio/index.js";
+import { TimerFd } from "../../sys/timerfd.js";
+import type { BalloonOp, BalloonState } from "./protocol.js";
 import { EPOLLERR, EPOLLET, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP, type EventLoop } from "./event-loop.js";
 import { drainEventFd } from "../../sys/eventfd.js";
 import { irqfdLine } from "./irq-line.js";
@@ -67,9 +70,10 @@ interface DeviceContext {
   timer: DeviceTimer;
   user: UserVirtio;
   mmds: MmdsAttachment | undefined;
+  mem: GuestMemory;
 }
 
-function createDevice(spec: VirtioDeviceSpec, log: VirtioLogger, { timer, user, mmds }: DeviceContext): { device: VirtioDevice; close: () => void } {
+function createDevice(spec: VirtioDeviceSpec, log: VirtioLogger, { timer, user, mmds, mem }: DeviceContext): { device: VirtioDevice; close: () => void } {
   const b = spec.backend;
   switch (b.kind) {
     case "block": {
@@ -105,6 +109,16 @@ function createDevice(spec: VirtioDeviceSpec, log: VirtioLogger, { timer, user, 
     }
     case "user":
       return { device: createUserVirtioDevice(b, user.factories, user.logger), close: () => {} };
+    case "balloon": {
+      const statsTimer = b.statsPollingIntervalS > 0 ? TimerFd.create() : undefined;
+      try {
+        const device = new VirtioBalloon({ ...b, discarder: madviseDiscarder(mem), statsTimer, logger: log });
+        return { device, close: () => device.close() };
+      } catch (e) {
+        statsTimer?.close();
+        throw e;
+      }
+    }
   }
 }
 
@@ -119,6 +133,28 @@ export function updateRateLimiters(devices: readonly AttachedVirtioDevice[], upd
     if (!a) throw new Error(`no network interface "${update.id}"`);
     (a.device as VirtioNet).updateRateLimiters(update.rx, update.tx);
   }
+}
+
+/** Serves one balloon request from the API (Firecracker's Vmm::update_balloon_config and friends). */
+export function balloonRequest(devices: readonly AttachedVirtioDevice[], op: BalloonOp): BalloonState {
+  const a = devices.find((d) => d.spec.backend.kind === "balloon");
+  // Firecracker's VmmError::FindDeviceError(DeviceNotFound) for a VM without a balloon.
+  if (!a) throw new Error("No balloon device found.");
+  const balloon = a.device as VirtioBalloon;
+  switch (op.kind) {
+    case "set-target":
+      balloon.setTargetMib(op.amountMib);
+      a.transport.configChanged();
+      break;
+    case "set-stats-interval":
+      balloon.setStatsPollingInterval(op.seconds);
+      break;
+    case "statistics":
+      return { amountMib: balloon.targetMib, statsPollingIntervalS: balloon.statsPollingIntervalS, statistics: { ...balloon.statistics() } };
+    case "get":
+      break;
+  }
+  return { amountMib: balloon.targetMib, statsPollingIntervalS: balloon.statsPollingIntervalS };
 }
 
 /** The user's virtio devices' factories (loaded before the device thread's loop starts) and the thread's log. */
@@ -169,7 +205,7 @@ export function attachVirtioDevices(
     try {
       timerFd = newTimerFd();
       created = createDevice(spec, log, {
-        timer: timerOver(timerFd), user: { factories: options.userFactories ?? new Map(), logger }, mmds: options.mmds,
+        timer: timerOver(timerFd), user: { factories: options.userFactories ?? new Map(), logger }, mmds: options.mmds, mem,
       });
     } catch (e) {
       if (timerFd >= 0) closeFd(timerFd);

@@ -16,7 +16,7 @@ import { drainEventFd } from "../../sys/eventfd.js";
 import { ExitServer } from "./exit-server.js";
 import { ExitDoorbell } from "../exit-doorbell.js";
 import { attachLegacyDevices, type LegacyDevices } from "./legacy-devices.js";
-import { attachVirtioDevices, closeAttached, swapDriveImage, updateRateLimiters, type AttachedVirtioDevice } from "./virtio-devices.js";
+import { attachVirtioDevices, balloonRequest, closeAttached, swapDriveImage, updateRateLimiters, type AttachedVirtioDevice } from "./virtio-devices.js";
 import { MmdsService } from "../../devices/mmds/index.js";
 import { guestMemoryOver } from "../../memory/host-mapping.js";
 import { logRateLimitMetrics } from "../../devices/log-rate-limit.js";
@@ -131,6 +131,13 @@ function serveRequest(req: DeviceThreadRequest, { legacy, virtio, loop, user, mm
         emit({ kind: "snapshot", id: req.id, parts: takeSnapshot(req, vm, mem, legacy, virtio) });
       } catch (e) {
         emit({ kind: "snapshot", id: req.id, error: oneLine(e) });
+      }
+      break;
+    case "balloon":
+      try {
+        emit({ kind: "balloon", id: req.id, state: balloonRequest(virtio, req.op) });
+      } catch (e) {
+        emit({ kind: "balloon", id: req.id, error: oneLine(e) });
       }
       break;
     case "stop":

@@ -44,7 +44,8 @@ export class VcpuHandle {
   private worker?: Worker;
   private releaseKickHandler?: () => void;
 
-  constructor(readonly vcpu: Vcpu, private readonly doorbell: ExitDoorbell) {
+  /** `cpus`: the host CPUs the vCPU thread is pinned to (all, when undefined). */
+  constructor(readonly vcpu: Vcpu, private readonly doorbell: ExitDoorbell, private readonly cpus?: readonly number[]) {
     this.run = new KvmRunView(vcpu.runAddr, vcpu.mmapSize);
   }
 
@@ -54,7 +55,7 @@ export class VcpuHandle {
     const data: VcpuWorkerData = {
       id: this.vcpu.id, fd: this.vcpu.fd, mmapSize: this.vcpu.mmapSize, runAddr: this.vcpu.runAddr,
       control: this.control.buffer, exitEventFd: this.doorbell.eventFd, exitDoorbell: this.doorbell.buffer,
-      exitDoorbellPoll: this.doorbell.poll,
+      exitDoorbellPoll: this.doorbell.poll, ...(this.cpus && { cpus: [...this.cpus] }),
     };
     this.worker = startWorker("vcpu", data, { name: `vcpu${this.vcpu.id}` });
     this.worker.on("message", onMessage);

@@ -11,6 +11,8 @@ export interface VcpuWorkerData {
   /** ExitDoorbell: the shared "device thread is awake" word, and whether threads poll at all. */
   exitDoorbell: SharedArrayBuffer;
   exitDoorbellPoll: boolean;
+  /** Host CPUs this vCPU thread pins itself to before its first KVM_RUN (NUMA placement). */
+  cpus?: number[];
 }
 
 export type VcpuWorkerMessage =

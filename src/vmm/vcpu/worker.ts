@@ -13,6 +13,7 @@ import { dispatchPio } from "../io-dispatch.js";
 import { Vcpu } from "../../kvm/vcpu.js";
 import { VcpuCommand, VcpuControl, VcpuState } from "./control.js";
 import { registerDump } from "./register-dump.js";
+import { pinThisThread } from "../../sys/affinity.js";
 import type { VcpuWorkerData, VcpuWorkerMessage } from "./protocol.js";
 import { Bus } from "../../devices/bus.js";
 import { PortSink, POST_CODE_PORT, ALTERNATE_IO_DELAY_PORT } from "../../devices/legacy/sink.js";
@@ -61,6 +62,8 @@ function completePendingExit(): void {
 }
 
 function runLoop(): void {
+  // NUMA placement: the thread runs on the CPUs next to the node its guest RAM is bound to.
+  if (data.cpus) pinThisThread(data.cpus);
   control.pthreadId = BigInt(pthreadSelf());
   control.state = VcpuState.Running;
   post({ kind: "started", vcpu: data.id });

@@ -231,6 +231,33 @@ static void mmds_demo(void) {
 	out("mmds-v1="); out(resp); out("\n");
 }
 
+/*
+ * petasan.vsock-echo (bench/vsock.ts): listens on vsock port 5002, prints VSOCK-ECHO-READY, and sends back every
+ * byte of the first connection until the host closes it.
+ */
+static void vsock_echo(void) {
+	static char buf[16384];
+	struct sockaddr_vm a = { AF_VSOCK, 0, 5002, VMADDR_CID_ANY, 0, { 0 } };
+	int l = sys(SYS_socket, AF_VSOCK, SOCK_STREAM, 0, 0, 0), c, n, off, w;
+
+	if (l < 0 || sys(SYS_bind, l, (int)&a, sizeof a, 0, 0) != 0 || sys(SYS_listen, l, 1, 0, 0, 0) != 0) {
+		out("vsock-echo=failed\n");
+		return;
+	}
+	out("VSOCK-ECHO-READY\n");
+	c = sys(SYS_accept4, l, 0, 0, 0, 0);
+	while (c >= 0 && (n = sys(SYS_read, c, (int)buf, sizeof buf, 0, 0)) > 0) {
+		for (off = 0; off < n; off += w) {
+			w = sys(SYS_write, c, (int)(buf + off), n - off, 0, 0);
+			if (w <= 0) { n = -1; break; }
+		}
+		if (n < 0) break;
+	}
+	if (c >= 0) sys(SYS_close, c, 0, 0, 0, 0);
+	sys(SYS_close, l, 0, 0, 0, 0);
+	out("VSOCK-ECHO-DONE\n");
+}
+
 static int has(const char *h, const char *n) {
 	for (; *h; h++) { int i = 0; while (n[i] && h[i] == n[i]) i++; if (!n[i]) return 1; }
 	return 0;
@@ -276,7 +303,8 @@ void _start(void) {
 		} else out("unavailable");
 		out("\n");
 	}
-	if (has(cmd, "petasan.vsock")) vsock_demo();
+	if (has(cmd, "petasan.vsock-echo")) vsock_echo();
+	else if (has(cmd, "petasan.vsock")) vsock_demo();
 	if (has(cmd, "petasan.mmds")) mmds_demo();
 	if (has(cmd, "petasan.balloon")) {
 		/* Guest pages the host has backed (written) and the guest has freed: what a balloon should hand back. */

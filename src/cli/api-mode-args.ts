@@ -4,8 +4,9 @@
  * requires --config-file, --no-seccomp and --seccomp-filter exclude each other, a flag given twice is an
  * error, and --api-sock defaults to a fixed path (Firecracker's /run/firecracker.socket, here
  * /run/petasan.socket). Flags for features petasan does not have yet are accepted with a one-line warning
- * when ignoring them changes nothing the user can observe (seccomp, the boot timer, PCI, the MMDS size
- * limit) and refused when it would (--metadata, the snapshot flags).
+ * when ignoring them changes nothing the user can observe (the boot timer, PCI, the MMDS size
+ * limit) and refused when it would (--metadata, the snapshot flags). Seccomp is Firecracker's: on by default,
+ * --no-seccomp turns it off, --seccomp-filter FILE replaces the lists (petasan's own file format).
  */
 import { parseArgs } from "node:util";
 import { ConfigError, loggerSchema, type LoggerConfig } from "../config/index.js";
@@ -38,8 +39,9 @@ Firecracker-compatible mode: serves the Firecracker API on a Unix socket and/or 
                          the launcher's clocks (CLOCK_MONOTONIC, process CPU), for the metrics
                          api_server.process_startup_time_us and process_startup_time_cpu_us
   --version              Firecracker's version line (the API petasan implements), then petasan's
-Accepted with a warning, no effect yet: --no-seccomp, --seccomp-filter FILE (petasan installs no seccomp
-filters yet), --boot-timer, --enable-pci, --mmds-size-limit BYTES.
+  --no-seccomp           install no seccomp filters (by default each thread installs its own)
+  --seccomp-filter FILE  the threads' system call lists from FILE (JSON, see the README) instead of petasan's
+Accepted with a warning, no effect yet: --boot-timer, --enable-pci, --mmds-size-limit BYTES.
 Refused (not supported yet): --metadata FILE, --snapshot-version, --describe-snapshot FILE.
 The guest's serial console is on stdin/stdout; on a terminal, Ctrl-A x quits.`;
 
@@ -61,6 +63,8 @@ export interface ProcessStartTimes {
   parentCpuTimeUs?: number;
 }
 
+export type SeccompChoice = { kind: "default" } | { kind: "off" } | { kind: "file"; path: string };
+
 export type ApiModeArgs =
   | { kind: "help" }
   | { kind: "version" }
@@ -77,6 +81,8 @@ export type ApiModeArgs =
       metricsPath?: string;
       maxPayloadBytes: number;
       startTimes: ProcessStartTimes;
+      /** Seccomp: petasan's lists (default), none (--no-seccomp) or a filter file's (--seccomp-filter). */
+      seccomp: SeccompChoice;
       /** One line each, for flags accepted without effect. */
       warnings: string[];
     };
@@ -110,8 +116,6 @@ const OPTIONS = {
 
 /** Flags accepted with a warning: what petasan lacks, so the flag changes nothing. */
 const NO_EFFECT_YET: Readonly<Record<string, string>> = {
-  "no-seccomp": "petasan installs no seccomp filters yet, so --no-seccomp changes nothing",
-  "seccomp-filter": "petasan installs no seccomp filters yet: the filter is not applied",
   "boot-timer": "petasan has no boot timer device yet: --boot-timer is ignored",
   "enable-pci": "petasan has no PCI transport yet: devices stay on virtio-mmio",
   "mmds-size-limit": "petasan has no MMDS yet: --mmds-size-limit is ignored",
@@ -172,6 +176,7 @@ export function parseApiModeArgs(argv: string[]): ApiModeArgs {
       startTimeCpuUs: wholeNumber("start-time-cpu-us", values["start-time-cpu-us"]),
       parentCpuTimeUs: wholeNumber("parent-cpu-time-us", values["parent-cpu-time-us"]),
     },
+    seccomp: values["no-seccomp"] ? { kind: "off" } : values["seccomp-filter"] !== undefined ? { kind: "file", path: values["seccomp-filter"] } : { kind: "default" },
     warnings,
   };
 }

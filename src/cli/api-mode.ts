@@ -13,6 +13,7 @@ import { ApiVmmBackend } from "./api-backend.js";
 import { API_MODE_USAGE, ApiModeUsageError, EXIT_GENERIC_ERROR, parseApiModeArgs, type ApiModeArgs, type ProcessStartTimes } from "./api-mode-args.js";
 import { MeteredController } from "./api-request-metrics.js";
 import { attachConsole, type AttachedConsole } from "./console.js";
+import { compileSeccompPolicy, loadSeccompFilterFile, lockDownMainThread, lockDownProcessThreads, type SeccompFilters } from "../lib/seccomp.js";
 
 type ServeArgs = Extract<ApiModeArgs, { kind: "serve" }>;
 
@@ -49,8 +50,10 @@ export async function runApiMode(argv: string[]): Promise<number> {
 async function serve(args: ServeArgs): Promise<number> {
   for (const warning of args.warnings) say(`warning: ${warning}`);
   let resources: VmResources;
+  let seccomp: SeccompFilters | undefined;
   try {
     resources = await initialResources(args);
+    seccomp = await seccompFilters(args);
   } catch (error) {
     say((error as Error).message);
     return EXIT_GENERIC_ERROR;
@@ -64,7 +67,11 @@ async function serve(args: ServeArgs): Promise<number> {
     serialOutputFd: 1,
     defaultLogFd: 2,
     metrics,
+    seccomp,
     onStarted: () => {
+      // The VM's threads exist and have their own filters: the main thread narrows itself (Firecracker's vmm
+      // thread installs its filter once the microVM is built).
+      lockDownMainThread(seccomp);
       console = attachConsole(process.stdin, {
         input: (bytes) => backend.serialInput(bytes),
         quit: () => void backend.stop("quit from the console (Ctrl-A x)"),
@@ -80,6 +87,10 @@ async function serve(args: ServeArgs): Promise<number> {
     { backend, vmmVersion: await petasanVersion(), instanceId: args.instanceId, resources },
     metrics,
   );
+
+  // Before any VM thread exists and before the API serves anyone: every thread Node and V8 started gets the
+  // process filter (the union of the thread lists); VM threads created later narrow it.
+  if (seccomp !== undefined) lockDownProcessThreads(seccomp);
 
   let server: ApiServer | undefined;
   if (args.apiSocketPath !== undefined) {
@@ -115,6 +126,23 @@ async function serve(args: ServeArgs): Promise<number> {
   await server?.close();
   metrics.close();
   return exitCode;
+}
+
+/** The filters --no-seccomp / --seccomp-filter / the default ask for, compiled (a bad file ends petasan at start). */
+async function seccompFilters(args: ServeArgs): Promise<SeccompFilters | undefined> {
+  switch (args.seccomp.kind) {
+    case "off":
+      return undefined;
+    case "default":
+      return compileSeccompPolicy();
+    case "file":
+      try {
+        return compileSeccompPolicy(await loadSeccompFilterFile(args.seccomp.path));
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        throw new Error(`--seccomp-filter: ${code ? `${args.seccomp.path}: ${(error as Error).message}` : (error as Error).message}`, { cause: error });
+      }
+  }
 }
 
 /**

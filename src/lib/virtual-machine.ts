@@ -56,6 +56,12 @@ export interface CreateVmOptions {
    * left open for the caller to close. Default: the VM's own, closed at the end.
    */
   metrics?: MetricsRecorder;
+  /**
+   * Seccomp filters (compiled classic BPF, struct sock_filter arrays) that the VM's device thread and each
+   * vCPU thread install on themselves before serving the guest. Default: none (the program running the
+   * library decides; the `petasan` command passes its own, see lib/seccomp.ts).
+   */
+  seccomp?: { devices: Uint8Array; vcpu: Uint8Array };
 }
 
 /** A method was called in a state that does not allow it (e.g. pause() on a paused VM). */
@@ -117,7 +123,7 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
       const serialOutputFd = this.openSerialOutput();
       const log = this.openLog();
       if (this.config.metrics !== undefined) this.metricsRecorder.open(this.config.metrics);
-      vmm = await buildVm(this.config, { serialOutputFd, log: log.settings });
+      vmm = await buildVm(this.config, { serialOutputFd, log: log.settings, seccomp: this.options.seccomp });
       await vmm.start();
     } catch (error) {
       await vmm?.stop("the VM failed to start");

@@ -25,6 +25,12 @@ import { Vmm } from "./vmm.js";
 import { ExitDoorbell } from "./exit-doorbell.js";
 import type { LogSettings } from "./logger.js";
 
+/** Compiled seccomp filters for the VM's threads. */
+export interface ThreadFilters {
+  devices: Uint8Array;
+  vcpu: Uint8Array;
+}
+
 /** One page below the TSS, where QEMU puts it too: KVM's identity map for unpaged real mode on Intel. */
 const KVM_IDENTITY_MAP_ADDR = KVM_TSS_ADDR - PAGE_SIZE;
 const MiB = 1024 * 1024;
@@ -45,6 +51,8 @@ export interface BuildOptions {
   /** Where COM1 output goes (an open fd), or null to discard it. */
   serialOutputFd: number | null;
   log: LogSettings;
+  /** Seccomp filters (compiled BPF) each thread installs on itself; absent: no filters. */
+  seccomp?: ThreadFilters;
 }
 
 /** Builds a VM from a validated config, ready to start(). */
@@ -131,7 +139,7 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
       undo.push(() => vcpu.close());
       configureVcpu(vcpu, host, machine.vcpu_count, cpuTemplateOf(machine));
       if (id === 0) setBootRegisters(vcpu, entry);
-      handles.push(new VcpuHandle(vcpu, doorbell));
+      handles.push(new VcpuHandle(vcpu, doorbell, opts.seccomp?.vcpu));
     }
     return { handles, doorbell };
   });
@@ -154,6 +162,7 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
       serialOutputFd: opts.serialOutputFd,
       virtio: devices.specs,
       log: opts.log,
+      seccomp: opts.seccomp?.devices,
     },
     release: releaseAll,
   });

@@ -44,6 +44,8 @@ export interface DeviceThreadData {
   serialOutputFd: number | null;
   virtio: VirtioDeviceSpec[];
   log: LogSettings;
+  /** The device thread's seccomp filter (compiled BPF), installed once its devices are open; absent: none. */
+  seccomp?: Uint8Array;
 }
 
 export type DeviceThreadRequest =

@@ -19,6 +19,7 @@ import { attachLegacyDevices, type LegacyDevices } from "./legacy-devices.js";
 import { attachVirtioDevices, swapDriveImage, type AttachedVirtioDevice } from "./virtio-devices.js";
 import { guestMemoryOver } from "../../memory/host-mapping.js";
 import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./protocol.js";
+import { lockDownThread } from "../seccomp/thread-lockdown.js";
 
 const data = workerData as DeviceThreadData;
 const emit = (e: DeviceThreadEvent) => parentPort!.postMessage(e);
@@ -57,6 +58,8 @@ function main(): void {
       }
     });
 
+    // Every device is open: narrowed before the first guest request is served.
+    lockDownThread("devices", "petasan-devices", data.seccomp);
     emit({ kind: "ready" });
     loop.run();
   } finally {

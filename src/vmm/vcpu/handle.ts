@@ -43,7 +43,7 @@ export class VcpuHandle {
   private worker?: Worker;
   private releaseKickHandler?: () => void;
 
-  constructor(readonly vcpu: Vcpu, private readonly doorbell: ExitDoorbell) {
+  constructor(readonly vcpu: Vcpu, private readonly doorbell: ExitDoorbell, private readonly seccomp?: Uint8Array) {
     this.run = new KvmRunView(vcpu.runAddr, vcpu.mmapSize);
   }
 
@@ -53,7 +53,7 @@ export class VcpuHandle {
     const data: VcpuWorkerData = {
       id: this.vcpu.id, fd: this.vcpu.fd, mmapSize: this.vcpu.mmapSize, runAddr: this.vcpu.runAddr,
       control: this.control.buffer, exitEventFd: this.doorbell.eventFd, exitDoorbell: this.doorbell.buffer,
-      exitDoorbellPoll: this.doorbell.poll,
+      exitDoorbellPoll: this.doorbell.poll, seccomp: this.seccomp,
     };
     this.worker = new Worker(new URL("./worker.js", import.meta.url), { workerData: data, name: `vcpu${this.vcpu.id}` });
     this.worker.on("message", onMessage);

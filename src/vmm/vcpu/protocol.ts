@@ -11,6 +11,8 @@ export interface VcpuWorkerData {
   /** ExitDoorbell: the shared "device thread is awake" word, and whether threads poll at all. */
   exitDoorbell: SharedArrayBuffer;
   exitDoorbellPoll: boolean;
+  /** The vCPU thread's seccomp filter (compiled BPF), installed before its first KVM_RUN; absent: none. */
+  seccomp?: Uint8Array;
 }
 
 export type VcpuWorkerMessage =

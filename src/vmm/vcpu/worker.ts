@@ -16,6 +16,7 @@ import { registerDump } from "./register-dump.js";
 import type { VcpuWorkerData, VcpuWorkerMessage } from "./protocol.js";
 import { Bus } from "../../devices/bus.js";
 import { PortSink, POST_CODE_PORT, ALTERNATE_IO_DELAY_PORT } from "../../devices/legacy/sink.js";
+import { lockDownThread } from "../seccomp/thread-lockdown.js";
 
 /**
  * Stateless ports served on this thread, without a hop to the device thread: Linux's io_delay writes
@@ -50,6 +51,9 @@ function fatal(reason: string): void {
 }
 
 function runLoop(): void {
+  // Set up, so narrowed before the guest's first instruction (Firecracker installs the vCPU filter as the
+  // thread starts, before its run loop).
+  lockDownThread("vcpu", `petasan-vcpu${data.id}`, data.seccomp);
   control.pthreadId = BigInt(pthreadSelf());
   control.state = VcpuState.Running;
   post({ kind: "started", vcpu: data.id });

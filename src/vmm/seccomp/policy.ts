@@ -1,0 +1,169 @@
+/**
+ * Which system calls (and ioctl requests) each petasan thread may make, and the filter file that replaces
+ * these lists (`--seccomp-filter FILE`).
+ *
+ * Threads and their filters (Firecracker gives its vmm, api and vcpu threads one filter each,
+ * resources/seccomp/x86_64-unknown-linux-musl.json; petasan's threads are Node's):
+ * - `vcpu`: each vCPU worker, installed by the worker before its first KVM_RUN.
+ * - `devices`: the device worker, installed once every device is open, before it serves the guest.
+ * - `main`: the main thread (the API server, the VM's controller), installed once the VM runs.
+ * - `process`: the union of the three and of `process`'s own list (what threads do before narrowing), installed by the main thread on every thread of the process (TSYNC)
+ *   before any VM thread exists. It is what bounds the threads Node and V8 made at start-up (V8's platform
+ *   workers, libuv's thread pool), which no petasan code runs on; every worker created later inherits it and
+ *   narrows it with its own filter (filters stack: a call must pass all of a thread's filters).
+ *
+ * How the lists were found: `strace -f` over real runs with the filters off (the small test guests of
+ * test/integration/*.test.ts and one Linux boot with a disk, a network and entropy), each thread told apart
+ * by the name petasan gives it when it installs its filter (PR_SET_NAME: petasan, petasan-devices,
+ * petasan-vcpuN); the calls a thread made after naming itself are its list. Calls only made before that
+ * point (opening /dev/kvm, mapping guest RAM, creating vCPUs) are left out of the thread lists but are in
+ * the process filter's union through the main thread's list where the API still needs them at run time.
+ * Some calls were added by reading the code paths the runs did not reach (named in comments).
+ */
+import { SYSCALLS_X86_64 } from "../../sys/seccomp/syscall-numbers.js";
+import { IOCTL_NAMES } from "../../kvm/ioctls.js";
+import type { ThreadRole } from "./thread-lockdown.js";
+
+export interface ThreadRules {
+  /** System call names (x86-64), ioctl excluded. */
+  syscalls: readonly string[];
+  /** ioctl request numbers. */
+  ioctls: readonly number[];
+}
+
+/** The three thread filters, and `process`: what threads may do before they narrow themselves. */
+export type PolicyPart = ThreadRole | "process";
+export type SeccompPolicy = Readonly<Record<PolicyPart, ThreadRules>>;
+
+const TCGETS = 0x5401;
+const TCSETS = 0x5402;
+const TCSETSW = 0x5403;
+const TIOCGWINSZ = 0x5413;
+const FIONREAD = 0x541b;
+const FIONBIO = 0x5421;
+const FIONCLEX = 0x5450;
+const FIOCLEX = 0x5451;
+const TUNSETIFF = 0x400454ca;
+const TUNSETOFFLOAD = 0x400454d0;
+const TUNSETVNETHDRSZ = 0x400454d8;
+
+/**
+ * In every list: what the SIGSYS handler makes (write, prctl PR_GET_NAME, exit_group), and what any Node thread
+ * running JavaScript needs (V8's heap: mmap/munmap/mprotect/madvise; futexes; the signal a vCPU is kicked with,
+ * which libuv's handler forwards with a write; thread exit).
+ */
+const EVERY_THREAD = [
+  "read", "write", "close", "mmap", "munmap", "mprotect", "madvise", "brk", "futex", "sched_yield", "nanosleep",
+  "clock_gettime", "clock_nanosleep", "getpid", "gettid", "rt_sigprocmask", "rt_sigreturn", "prctl", "exit", "exit_group",
+  "epoll_wait", "epoll_pwait",
+];
+
+export const DEFAULT_SECCOMP_POLICY: SeccompPolicy = {
+  // Measured: epoll_pwait (a worker's idle libuv loop), KVM_RUN; KVM_GET_REGS/SREGS for the register dump
+  // when the vCPU fails.
+  vcpu: {
+    syscalls: [...EVERY_THREAD],
+    ioctls: [IOCTL_NAMES.KVM_RUN, IOCTL_NAMES.KVM_GET_REGS, IOCTL_NAMES.KVM_GET_SREGS],
+  },
+  // Measured: epoll_wait/epoll_ctl, disk I/O (pread64/pwrite64/fdatasync/lseek), PATCH /drives (openat,
+  // newfstatat, readlink), vsock's uds_path (unlink), KVM_IRQ_LINE for the legacy lines. Read in the code,
+  // not reached by the runs: preadv/pwritev/fallocate (virtio-blk scatter lists and discard), readv/writev and
+  // TUNSETOFFLOAD (virtio-net: the guest's offload features), accept4/connect/socket/shutdown/sendto/recvfrom
+  // (vsock connections).
+  devices: {
+    syscalls: [
+      ...EVERY_THREAD, "epoll_ctl", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev", "fdatasync", "fallocate",
+      "lseek", "openat", "fstat", "newfstatat", "statx", "readlink", "unlink", "fcntl", "socket", "accept4", "connect",
+      "shutdown", "sendto", "recvfrom", "getsockopt",
+    ],
+    ioctls: [IOCTL_NAMES.KVM_IRQ_LINE, TUNSETOFFLOAD, FIONBIO],
+  },
+  // Measured: the API (accept4, getsockname, getsockopt, read/write/writev, shutdown), the end (unlink of the
+  // socket, fsync of the metrics), kicks (tgkill), the console (TCGETS, FIONBIO). From the code: PUT/PATCH
+  // after boot open and check files (openat, newfstatat, statx, fstat, lseek, pread64), V8 and libuv may start
+  // a thread (clone3; clone is glibc's fallback), and eventfd2 for a new async handle.
+  main: {
+    syscalls: [
+      ...EVERY_THREAD, "epoll_ctl", "rt_sigaction", "tgkill", "accept4", "getsockname", "getsockopt", "shutdown", "writev",
+      "unlink", "fsync", "fdatasync", "fcntl", "openat", "fstat", "newfstatat", "statx", "lseek", "pread64", "pwrite64", "ftruncate",
+      "getrandom", "getrusage", "eventfd2", "clone", "clone3", "set_robust_list", "rseq", "sigaltstack", "mremap", "sched_getaffinity",
+    ],
+    ioctls: [TCGETS, TCSETS, TCSETSW, TIOCGWINSZ, FIONREAD, FIONBIO, FIONCLEX, FIOCLEX],
+  },
+  // Measured: what the main thread did from the process filter's installation to its own (building the VM at
+  // InstanceStart: /dev/kvm's ioctls, guest RAM, worker threads), what the workers did before narrowing (a
+  // worker's start-up, opening images, taps and vsock sockets), and V8's and libuv's own threads; and seccomp
+  // itself, which each thread calls under this filter to narrow itself.
+  process: {
+    syscalls: [
+      ...EVERY_THREAD, "seccomp", "epoll_create1", "epoll_ctl", "eventfd2", "pipe2", "socket", "socketpair", "bind", "listen", "accept4",
+      "connect", "shutdown", "getsockname", "getsockopt", "openat", "fstat", "newfstatat", "statx", "readlink", "lseek", "pread64",
+      "fallocate", "unlink", "fcntl", "dup3", "fsync", "writev", "getcwd", "getuid", "geteuid", "getgid", "getegid", "capget",
+      "getrandom", "getrusage", "sysinfo", "uname", "prlimit64", "sched_getaffinity", "clone", "clone3", "set_robust_list",
+      "rseq", "rt_sigaction", "sigaltstack", "tgkill", "mremap", "access", "arch_prctl", "set_tid_address", "pkey_alloc",
+    ],
+    ioctls: [...Object.values(IOCTL_NAMES), TUNSETIFF, TUNSETVNETHDRSZ, TCGETS, TIOCGWINSZ, FIONBIO, FIOCLEX],
+  },
+};
+
+export class SeccompFileError extends Error {
+  override readonly name = "SeccompFileError";
+}
+
+const ROLES: readonly PolicyPart[] = ["process", "main", "devices", "vcpu"];
+
+/**
+ * A filter file: JSON with one object per part, each naming its system calls and its ioctl requests (numbers,
+ * "0x..." text or petasan's KVM ioctl names). All four parts must be there; nothing else may be:
+ * `{"process": {...}, "main": {"syscalls": ["read", ...], "ioctls": ["0x5401"]}, "devices": {...}, "vcpu": {...}}`
+ */
+export function parseSeccompFilterFile(text: string, source: string): SeccompPolicy {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new SeccompFileError(`${source}: not JSON: ${(error as Error).message}`);
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) throw new SeccompFileError(`${source}: expected an object with "process", "main", "devices" and "vcpu"`);
+  const obj = json as Record<string, unknown>;
+  for (const key of Object.keys(obj)) {
+    if (!ROLES.includes(key as PolicyPart)) throw new SeccompFileError(`${source}: unknown part "${key}" (expected process, main, devices and vcpu)`);
+  }
+  const rules = (role: PolicyPart): ThreadRules => {
+    const where = `${source}: ${role}`;
+    const t = obj[role];
+    if (typeof t !== "object" || t === null || Array.isArray(t)) throw new SeccompFileError(`${where}: missing, or not an object`);
+    const { syscalls = [], ioctls = [], ...rest } = t as Record<string, unknown>;
+    const extra = Object.keys(rest);
+    if (extra.length > 0) throw new SeccompFileError(`${where}: unknown field "${extra[0]}" (expected syscalls and ioctls)`);
+    if (!Array.isArray(syscalls) || !Array.isArray(ioctls)) throw new SeccompFileError(`${where}: syscalls and ioctls must be arrays`);
+    for (const name of syscalls) {
+      if (typeof name !== "string" || SYSCALLS_X86_64[name] === undefined) throw new SeccompFileError(`${where}: ${JSON.stringify(name)} is not an x86-64 system call name`);
+      if (name === "ioctl") throw new SeccompFileError(`${where}: ioctl is allowed through "ioctls", by request number`);
+    }
+    return { syscalls: syscalls as string[], ioctls: ioctls.map((i) => ioctlNumber(i, where)) };
+  };
+  return { process: rules("process"), main: rules("main"), devices: rules("devices"), vcpu: rules("vcpu") };
+}
+
+function ioctlNumber(value: unknown, where: string): number {
+  if (typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= 0xffffffff) return value;
+  if (typeof value === "string") {
+    if (/^0x[0-9a-f]{1,8}$/i.test(value)) return Number(value);
+    if (IOCTL_NAMES[value] !== undefined) return IOCTL_NAMES[value];
+  }
+  throw new SeccompFileError(`${where}: ioctl ${JSON.stringify(value)} is not a request number (0..0xffffffff, "0x..." or a KVM_ name)`);
+}
+
+/** A thread's rules as numbers, for compileFilter. */
+export function numbered(rules: ThreadRules): { syscalls: number[]; ioctls: number[] } {
+  return { syscalls: rules.syscalls.map((n) => SYSCALLS_X86_64[n]), ioctls: [...rules.ioctls] };
+}
+
+/** The process filter: every list together (a worker inherits it, then narrows it with its own). */
+export function unionOf(policy: SeccompPolicy): ThreadRules {
+  return {
+    syscalls: [...new Set(ROLES.flatMap((r) => policy[r].syscalls))],
+    ioctls: [...new Set(ROLES.flatMap((r) => policy[r].ioctls))],
+  };
+}

@@ -79,3 +79,4 @@ export const setns = libc.func("int setns(int fd, int nstype)");
 export const fcntl = libc.func("int fcntl(int fd, int cmd, int arg)");
 export const execve = libc.func("int execve(const char *path, const char **argv, const char **envp)");
 export const setsid = libc.func("int setsid()");
+export const dup2 = libc.func("int dup2(int oldfd, int newfd)");

@@ -11,6 +11,7 @@
 import { parseArgs } from "node:util";
 import { ConfigError, loggerSchema, type LoggerConfig } from "../config/index.js";
 import { DEFAULT_MAX_PAYLOAD_BYTES } from "../api/index.js";
+import { SECCOMP_FLAGS_EXCLUSIVE, seccompChoice, type SeccompChoice } from "./seccomp-choice.js";
 
 export const DEFAULT_API_SOCKET_PATH = "/run/petasan.socket";
 /** Firecracker's logger DEFAULT_INSTANCE_ID. */
@@ -62,8 +63,6 @@ export interface ProcessStartTimes {
   /** CPU time the launcher itself spent, added to petasan's. */
   parentCpuTimeUs?: number;
 }
-
-export type SeccompChoice = { kind: "default" } | { kind: "off" } | { kind: "file"; path: string };
 
 export type ApiModeArgs =
   | { kind: "help" }
@@ -139,7 +138,7 @@ export function parseApiModeArgs(argv: string[]): ApiModeArgs {
     seen.add(token.name);
   }
   if (values["no-seccomp"] && values["seccomp-filter"] !== undefined) {
-    throw new ApiModeUsageError("Argument 'no-seccomp' cannot be used together with argument 'seccomp-filter'.");
+    throw new ApiModeUsageError(SECCOMP_FLAGS_EXCLUSIVE);
   }
   if (values["snapshot-version"] || values["describe-snapshot"] !== undefined) {
     const flag = values["snapshot-version"] ? "--snapshot-version" : `--describe-snapshot ${values["describe-snapshot"]}`;
@@ -176,7 +175,7 @@ export function parseApiModeArgs(argv: string[]): ApiModeArgs {
       startTimeCpuUs: wholeNumber("start-time-cpu-us", values["start-time-cpu-us"]),
       parentCpuTimeUs: wholeNumber("parent-cpu-time-us", values["parent-cpu-time-us"]),
     },
-    seccomp: values["no-seccomp"] ? { kind: "off" } : values["seccomp-filter"] !== undefined ? { kind: "file", path: values["seccomp-filter"] } : { kind: "default" },
+    seccomp: seccompChoice(values["no-seccomp"], values["seccomp-filter"]),
     warnings,
   };
 }

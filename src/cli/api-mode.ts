@@ -13,7 +13,8 @@ import { ApiVmmBackend } from "./api-backend.js";
 import { API_MODE_USAGE, ApiModeUsageError, EXIT_GENERIC_ERROR, parseApiModeArgs, type ApiModeArgs, type ProcessStartTimes } from "./api-mode-args.js";
 import { MeteredController } from "./api-request-metrics.js";
 import { attachConsole, type AttachedConsole } from "./console.js";
-import { compileSeccompPolicy, loadSeccompFilterFile, lockDownMainThread, lockDownProcessThreads, type SeccompFilters } from "../lib/seccomp.js";
+import { lockDownMainThread, lockDownProcessThreads, type SeccompFilters } from "../lib/seccomp.js";
+import { seccompFilters } from "./seccomp-choice.js";
 
 type ServeArgs = Extract<ApiModeArgs, { kind: "serve" }>;
 
@@ -53,7 +54,7 @@ async function serve(args: ServeArgs): Promise<number> {
   let seccomp: SeccompFilters | undefined;
   try {
     resources = await initialResources(args);
-    seccomp = await seccompFilters(args);
+    seccomp = await seccompFilters(args.seccomp);
   } catch (error) {
     say((error as Error).message);
     return EXIT_GENERIC_ERROR;
@@ -126,23 +127,6 @@ async function serve(args: ServeArgs): Promise<number> {
   await server?.close();
   metrics.close();
   return exitCode;
-}
-
-/** The filters --no-seccomp / --seccomp-filter / the default ask for, compiled (a bad file ends petasan at start). */
-async function seccompFilters(args: ServeArgs): Promise<SeccompFilters | undefined> {
-  switch (args.seccomp.kind) {
-    case "off":
-      return undefined;
-    case "default":
-      return compileSeccompPolicy();
-    case "file":
-      try {
-        return compileSeccompPolicy(await loadSeccompFilterFile(args.seccomp.path));
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        throw new Error(`--seccomp-filter: ${code ? `${args.seccomp.path}: ${(error as Error).message}` : (error as Error).message}`, { cause: error });
-      }
-  }
 }
 
 /**

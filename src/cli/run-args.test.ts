@@ -48,3 +48,10 @@ test("bad flags are usage errors naming the flag", () => {
 test("--vsock becomes the config's vsock device", () => {
   assert.deepEqual(parseRunArgs(["--vsock", "cid=7,uds=/run/v.sock"]).config.vsock, { guest_cid: 7, uds_path: "/run/v.sock" });
 });
+
+test("seccomp as in the Firecracker mode: on by default, --no-seccomp, --seccomp-filter FILE, not both", () => {
+  assert.deepEqual(parseRunArgs([]).seccomp, { kind: "default" });
+  assert.deepEqual(parseRunArgs(["--no-seccomp"]).seccomp, { kind: "off" });
+  assert.deepEqual(parseRunArgs(["--seccomp-filter", "f.json"]).seccomp, { kind: "file", path: "f.json" });
+  assert.throws(() => parseRunArgs(["--no-seccomp", "--seccomp-filter", "f.json"]), /'no-seccomp' cannot be used together with argument 'seccomp-filter'/);
+});

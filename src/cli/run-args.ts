@@ -6,6 +6,7 @@ import type { VmConfig } from "../config/vm-config.js";
 import { parseVmConfig } from "../config/vm-resources.js";
 import { parseSizeMiB } from "./size.js";
 import { LOG_LEVELS, type LogLevel } from "../lib/index.js";
+import { SECCOMP_FLAGS_EXCLUSIVE, seccompChoice, type SeccompChoice } from "./seccomp-choice.js";
 
 export class UsageError extends Error {
   override readonly name = "UsageError";
@@ -21,10 +22,13 @@ export interface RunArgs {
   cmdline?: string;
   serial: SerialTarget;
   logLevel: LogLevel;
+  /** Seccomp as in the Firecracker mode: on by default, --no-seccomp, --seccomp-filter FILE. */
+  seccomp: SeccompChoice;
 }
 
 export const RUN_USAGE = `usage: petasan run [--kernel FILE] [--initrd FILE] [--cmdline ARGS] [--memory SIZE] [--cpus N]
                    [--cpu-template host|minimal] [--serial stdio|file:PATH|none] [--log-level LEVEL]
+                   [--no-seccomp | --seccomp-filter FILE]
   --kernel FILE        bzImage, ELF vmlinux (PVH entry used when present) or ELF test guest;
                        without it, the default guest (built and cached on first use)
   --initrd FILE        initial ramdisk
@@ -43,6 +47,9 @@ export const RUN_USAGE = `usage: petasan run [--kernel FILE] [--initrd FILE] [--
   --vsock cid=N,uds=PATH
                        a virtio-vsock device for guest CID N (3 or more); host programs connect to the unix
                        socket PATH ("CONNECT <port>\n"), guest connections to port P reach PATH_P
+  --no-seccomp         install no seccomp filters (by default each petasan thread installs its own)
+  --seccomp-filter FILE
+                       the threads' system call lists from FILE (JSON, see the README)
 On a terminal, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A to the guest.`;
 
 const MIN_MEMORY_MIB = 64;
@@ -68,6 +75,8 @@ export function parseRunArgs(argv: string[]): RunArgs {
         net: { type: "string", multiple: true, default: [] },
         rng: { type: "boolean", default: false },
         vsock: { type: "string" },
+        "no-seccomp": { type: "boolean" },
+        "seccomp-filter": { type: "string" },
       },
     }));
   } catch (e) {
@@ -83,6 +92,7 @@ export function parseRunArgs(argv: string[]): RunArgs {
   if (!/^\d+$/.test(values.cpus)) throw new UsageError(`--cpus: "${values.cpus}" is not a whole number`);
   const logLevel = LOG_LEVELS.find((l) => l.toLowerCase() === values["log-level"].toLowerCase());
   if (!logLevel) throw new UsageError(`--log-level: "${values["log-level"]}" is not one of ${LOG_LEVELS.join(", ")}`);
+  if (values["no-seccomp"] && values["seccomp-filter"] !== undefined) throw new UsageError(SECCOMP_FLAGS_EXCLUSIVE);
   if (values.initrd && !values.kernel) throw new UsageError("--initrd needs --kernel (the default guest brings its own)");
 
   // Validate everything but the kernel through the shared schema, so limits and messages match the API's.
@@ -109,6 +119,7 @@ export function parseRunArgs(argv: string[]): RunArgs {
     cmdline: values.cmdline,
     serial: parseSerial(values.serial),
     logLevel,
+    seccomp: seccompChoice(values["no-seccomp"], values["seccomp-filter"]),
   };
 }
 

@@ -63,7 +63,10 @@ function fifoReader(fifo: string): { text(): string } {
       try {
         n = readSync(fd, buffer);
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === "EAGAIN") return;
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === "EAGAIN") return;
+        // The file's `after` closed the fd while this timer was still due: the reader is done.
+        if (code === "EBADF") return clearInterval(timer);
         throw error;
       }
       if (n === 0) return;

@@ -43,6 +43,8 @@ const FIONREAD = 0x541b;
 const FIONBIO = 0x5421;
 const FIONCLEX = 0x5450;
 const FIOCLEX = 0x5451;
+/** _IOR('T', 0x30, unsigned int): libuv's uv_tty_init asks whether a terminal is a pty's. */
+const TIOCGPTN = 0x80045430;
 const TUNSETIFF = 0x400454ca;
 const TUNSETOFFLOAD = 0x400454d0;
 const TUNSETVNETHDRSZ = 0x400454d8;
@@ -69,26 +71,29 @@ export const DEFAULT_SECCOMP_POLICY: SeccompPolicy = {
   // newfstatat, readlink), vsock's uds_path (unlink), KVM_IRQ_LINE for the legacy lines. Read in the code,
   // not reached by the runs: preadv/pwritev/fallocate (virtio-blk scatter lists and discard), readv/writev and
   // TUNSETOFFLOAD (virtio-net: the guest's offload features), accept4/connect/socket/shutdown/sendto/recvfrom
-  // (vsock connections).
+  // (vsock connections), getrandom (virtio-rng's source).
   devices: {
     syscalls: [
       ...EVERY_THREAD, "epoll_ctl", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev", "fdatasync", "fallocate",
       "lseek", "openat", "fstat", "newfstatat", "statx", "readlink", "unlink", "fcntl", "socket", "accept4", "connect",
-      "shutdown", "sendto", "recvfrom", "getsockopt",
+      "shutdown", "sendto", "recvfrom", "getsockopt", "getrandom",
     ],
     ioctls: [IOCTL_NAMES.KVM_IRQ_LINE, TUNSETOFFLOAD, FIONBIO],
   },
   // Measured: the API (accept4, getsockname, getsockopt, read/write/writev, shutdown), the end (unlink of the
-  // socket, fsync of the metrics), kicks (tgkill), the console (TCGETS, FIONBIO). From the code: PUT/PATCH
+  // socket, fsync of the metrics), kicks (tgkill), the console (TCGETS, FIONBIO; TIOCGPTN, TCSETS and
+  // TCSETSW when stdio is a terminal: Node opens process.stdout/stderr on first use, possibly after the lockdown,
+  // and libuv reopens the terminal (ttyname: readlink; openat, dup3)). From the code: PUT/PATCH
   // after boot open and check files (openat, newfstatat, statx, fstat, lseek, pread64), V8 and libuv may start
-  // a thread (clone3; clone is glibc's fallback), and eventfd2 for a new async handle.
+  // a thread (clone3; clone is glibc's fallback), and eventfd2 for a new async handle. Found by the tests with
+  // the filters on: readlink (and getcwd) when the VM ends with an error (Node resolving a stack's paths).
   main: {
     syscalls: [
       ...EVERY_THREAD, "epoll_ctl", "rt_sigaction", "tgkill", "accept4", "getsockname", "getsockopt", "shutdown", "writev",
-      "unlink", "fsync", "fdatasync", "fcntl", "openat", "fstat", "newfstatat", "statx", "lseek", "pread64", "pwrite64", "ftruncate",
+      "unlink", "fsync", "fdatasync", "fcntl", "readlink", "getcwd", "dup3", "openat", "fstat", "newfstatat", "statx", "lseek", "pread64", "pwrite64", "ftruncate",
       "getrandom", "getrusage", "eventfd2", "clone", "clone3", "set_robust_list", "rseq", "sigaltstack", "mremap", "sched_getaffinity",
     ],
-    ioctls: [TCGETS, TCSETS, TCSETSW, TIOCGWINSZ, FIONREAD, FIONBIO, FIONCLEX, FIOCLEX],
+    ioctls: [TCGETS, TCSETS, TCSETSW, TIOCGWINSZ, TIOCGPTN, FIONREAD, FIONBIO, FIONCLEX, FIOCLEX],
   },
   // Measured: what the main thread did from the process filter's installation to its own (building the VM at
   // InstanceStart: /dev/kvm's ioctls, guest RAM, worker threads), what the workers did before narrowing (a

@@ -13,15 +13,17 @@
  * and the uid, and execs Node on petasan inside the jail. As with Firecracker's jailer, the jailed VMM keeps
  * the jailer's pid (with --new-pid-ns it is unshare's child, pid 1 in its namespace).
  */
-import { existsSync, openSync, readdirSync, readlinkSync } from "node:fs";
+import { existsSync, openSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { check } from "../sys/errors.js";
-import { dup2, execve, fcntl, setns, setrlimit } from "../sys/libc.js";
+import { dup2, execve, fcntl, getsid, setns, setrlimit, unshare } from "../sys/libc.js";
 import { buildJail } from "./chroot.js";
 import { placeInCgroup } from "./cgroup.js";
 import type { JailerArgs } from "./args.js";
 
 const CLONE_NEWNET = 0x40000000;
+const CLONE_NEWPID = 0x20000000;
 const F_SETFD = 2;
 const FD_CLOEXEC = 1;
 const RLIMIT_FSIZE = 1;
@@ -38,8 +40,11 @@ export function chrootDir(args: JailerArgs): string {
   return join(args.chrootBaseDir, args.execName, args.id, "root");
 }
 
-/** Builds the jail and execs the VMM in it; returns only by throwing. */
-export function jail(args: JailerArgs): never {
+/**
+ * Builds the jail and execs the VMM in it (returns only by throwing); with --new-pid-ns, starts the VMM as
+ * this process's child in a new pid namespace and resolves once its pid file is written.
+ */
+export function jail(args: JailerArgs): Promise<void> {
   const startUs = process.hrtime.bigint() / 1000n;
   const { user, system } = process.cpuUsage();
   markInheritedFdsCloseOnExec();
@@ -71,12 +76,30 @@ export function jail(args: JailerArgs): never {
   const argv = [
     ...(args.daemonize ? [SETSID] : []),
     UNSHARE, "--mount", "--propagation", "private",
-    ...(args.newPidNs ? ["--pid", "--fork", "--kill-child"] : []),
     "--root", root, "--wd", "/", "--setgid", String(args.gid), "--setuid", String(args.uid), "--", ...vmm,
   ];
+  if (args.newPidNs) return startInNewPidNamespace(argv, join(root, `${args.execName}.pid`));
   // Firecracker clears the environment it was given: the VMM gets none.
   execve(argv[0], [...argv, null], [null]);
   throw new JailerError(`cannot exec ${argv[0]}: ${check(-1, "execve", argv[0])}`);
+}
+
+/**
+ * --new-pid-ns (Firecracker's exec_into_new_pid_ns): the chain becomes init of a new pid namespace. If this
+ * process leads its session, the child gets a session of its own, so that this process's exit does not send
+ * it SIGHUP (Firecracker's reason too).
+ */
+function startInNewPidNamespace(argv: string[], pidFile: string): Promise<void> {
+  check(unshare(CLONE_NEWPID), "unshare", "CLONE_NEWPID");
+  const child = spawn(argv[0], argv.slice(1), { stdio: "inherit", env: {}, detached: getsid(0) === process.pid });
+  return new Promise((resolve, reject) => {
+    child.once("error", (error) => reject(new JailerError(`cannot start ${argv[0]}: ${error.message}`)));
+    child.once("spawn", () => {
+      writeFileSync(pidFile, `${child.pid}`);
+      child.unref();
+      resolve();
+    });
+  });
 }
 
 /** Firecracker closes the fds it inherited (all but 0, 1, 2); close-on-exec does that at the execve. */

@@ -80,3 +80,5 @@ export const fcntl = libc.func("int fcntl(int fd, int cmd, int arg)");
 export const execve = libc.func("int execve(const char *path, const char **argv, const char **envp)");
 export const setsid = libc.func("int setsid()");
 export const dup2 = libc.func("int dup2(int oldfd, int newfd)");
+export const unshare = libc.func("int unshare(int flags)");
+export const getsid = libc.func("int getsid(int pid)");

@@ -147,3 +147,43 @@ for (const role of ["vcpu", "devices", "main"] as const) {
     }
   });
 }
+
+test("--new-pid-ns --daemonize: the VMM is pid 1 of a pid namespace, its host pid in <chroot>/petasan.pid, in a session of its own with stdio on /dev/null", { skip }, async () => {
+  const kernel = await buildTestGuest("echo");
+  const base = mkdtempSync(path.join(tmpdir(), "petasan-jail-"));
+  const id = `jail-pidns-${process.pid}`;
+  const root = path.join(base, "petasan", id, "root");
+  let pid: number | undefined;
+  try {
+    const jailer = startPetasan([
+      "jailer", "--id", id, "--uid", String(UID), "--gid", String(GID), "--chroot-base-dir", base, "--new-pid-ns", "--daemonize",
+      "--", "--api-sock", "/api.sock",
+    ], 60_000);
+    const jailerExit = await new Promise<number | null>((resolve) => jailer.child.once("exit", resolve));
+    assert.equal(jailerExit, 0, "the jailer ends once the VMM is started");
+    pid = Number(readFileSync(path.join(root, "petasan.pid"), "utf8"));
+    assert.ok(pid > 1 && pid !== jailer.child.pid);
+    assert.equal(status(pid).NSpid, `${pid}\t1`, "pid 1 in its own pid namespace");
+    const socket = path.join(root, "api.sock");
+    await waitForFile(socket, 30_000);
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const session = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[3]);
+    assert.equal(session, pid, "a session leader (setsid)");
+    // Opened before the jail, as Firecracker's jailer does: the host's /dev/null.
+    for (const fd of [0, 1, 2]) assert.equal(readlinkSync(`/proc/${pid}/fd/${fd}`), "/dev/null");
+    assert.equal(status(pid).Uid, `${UID}\t${UID}\t${UID}\t${UID}`);
+
+    copyFileSync(kernel, path.join(root, "kernel"));
+    assert.equal((await requestOverSocket(socket, "PUT", "/boot-source", { kernel_image_path: "/kernel" })).status, 204);
+    assert.equal((await requestOverSocket(socket, "PUT", "/actions", { action_type: "InstanceStart" })).status, 204);
+    assert.equal((((await requestOverSocket(socket, "GET", "/")).json) as { state: string }).state, "Running");
+    for (const t of readdirSync(`/proc/${pid}/task`)) assert.equal(status(pid, Number(t)).Seccomp, "2");
+    // pid 1 of a namespace gets only the signals it handles: petasan handles SIGTERM by stopping the VM.
+    process.kill(pid, "SIGTERM");
+    for (let i = 0; i < 100 && existsSync(`/proc/${pid}`); i++) await sleep(100);
+    assert.equal(existsSync(`/proc/${pid}`), false, "SIGTERM ended the VMM");
+  } finally {
+    if (pid !== undefined && existsSync(`/proc/${pid}`)) process.kill(pid, "SIGKILL");
+    rmSync(base, { recursive: true, force: true });
+  }
+});

@@ -33,12 +33,13 @@ test("a vCPU thread may KVM_RUN but not open files or create VMs", () => {
   assert.notEqual(runFilter(vcpu, { nr: SYSCALLS_X86_64.execve }), SECCOMP_RET_ALLOW);
 });
 
-const part = { syscalls: ["read", "write"], ioctls: ["0x5401", 21505, "KVM_RUN"] };
+const part = { syscalls: ["read", "write", "prctl", "exit_group"], ioctls: ["0x5401", 21505, "KVM_RUN"] };
+const processPart = { ...part, syscalls: [...part.syscalls, "seccomp"] };
 
 test("a filter file names each part's system calls and ioctls", () => {
-  const policy = parseSeccompFilterFile(JSON.stringify({ process: part, main: part, devices: part, vcpu: { syscalls: ["read"] } }), "f.json");
-  assert.deepEqual(policy.main, { syscalls: ["read", "write"], ioctls: [0x5401, 21505, 0xae80] });
-  assert.deepEqual(policy.vcpu, { syscalls: ["read"], ioctls: [] });
+  const policy = parseSeccompFilterFile(JSON.stringify({ process: processPart, main: part, devices: part, vcpu: { syscalls: ["write", "prctl", "exit_group"] } }), "f.json");
+  assert.deepEqual(policy.main, { syscalls: ["read", "write", "prctl", "exit_group"], ioctls: [0x5401, 21505, 0xae80] });
+  assert.deepEqual(policy.vcpu, { syscalls: ["write", "prctl", "exit_group"], ioctls: [] });
 });
 
 test("a bad filter file is refused in one line naming the file and the part", () => {
@@ -47,7 +48,9 @@ test("a bad filter file is refused in one line naming the file and the part", ()
   bad("{", /^f\.json: not JSON/);
   bad([], /expected an object with "process", "main", "devices" and "vcpu"/);
   bad({ process: part, main: part, devices: part }, /^f\.json: vcpu: missing/);
-  bad({ process: part, main: part, devices: part, vcpu: part, api: part }, /unknown part "api"/);
+  bad({ process: processPart, main: part, devices: part, vcpu: { syscalls: ["write", "prctl"] } }, /vcpu: must allow exit_group \(the SIGSYS handler/);
+  bad({ process: part, main: part, devices: part, vcpu: part }, /process: must allow seccomp/);
+  bad({ process: processPart, main: part, devices: part, vcpu: part, api: part }, /unknown part "api"/);
   bad({ process: part, main: part, devices: part, vcpu: { syscalls: ["reed"] } }, /vcpu: "reed" is not an x86-64 system call name/);
   bad({ process: part, main: part, devices: part, vcpu: { syscalls: ["ioctl"] } }, /ioctl is allowed through "ioctls"/);
   bad({ process: part, main: part, devices: part, vcpu: { ioctls: ["KVM_NOPE"] } }, /ioctl "KVM_NOPE" is not a request number/);

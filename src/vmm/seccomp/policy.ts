@@ -148,8 +148,20 @@ export function parseSeccompFilterFile(text: string, source: string): SeccompPol
     }
     return { syscalls: syscalls as string[], ioctls: ioctls.map((i) => ioctlNumber(i, where)) };
   };
-  return { process: rules("process"), main: rules("main"), devices: rules("devices"), vcpu: rules("vcpu") };
+  const policy = { process: rules("process"), main: rules("main"), devices: rules("devices"), vcpu: rules("vcpu") };
+  // Without these the filters cannot work at all: a thread could not narrow itself, and the SIGSYS handler
+  // could not report and end the process (the kernel would kill it with no word).
+  for (const role of ROLES) {
+    for (const name of SIGSYS_HANDLER_CALLS) {
+      if (!policy[role].syscalls.includes(name)) throw new SeccompFileError(`${source}: ${role}: must allow ${name} (the SIGSYS handler needs write, prctl and exit_group)`);
+    }
+  }
+  if (!policy.process.syscalls.includes("seccomp")) throw new SeccompFileError(`${source}: process: must allow seccomp (each thread installs its own filter under it)`);
+  return policy;
 }
+
+/** The system calls sigsys-handler.S makes. */
+const SIGSYS_HANDLER_CALLS = ["write", "prctl", "exit_group"];
 
 function ioctlNumber(value: unknown, where: string): number {
   if (typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= 0xffffffff) return value;

@@ -32,17 +32,18 @@ async function withConfig<T>(fn: (dir: string, config: string) => Promise<T>): P
 for (const role of ["vcpu", "devices", "main"] as const) {
   const thread = { vcpu: "petasan-vcpu0", devices: "petasan-devices", main: "petasan" }[role];
   test(`a system call outside the ${role} thread's list ends the VMM with exit code 148 and Firecracker's message`, { skip }, async () => {
-    process.env.PETASAN_TEST_SECCOMP_VIOLATION = role;
     await withConfig(async (_dir, config) => {
-     try {
-      const petasan = startPetasan(["--config-file", config, "--no-api"], 60_000);
+      process.env.PETASAN_TEST_SECCOMP_VIOLATION = role;
+      let petasan;
+      try {
+        petasan = startPetasan(["--config-file", config, "--no-api"], 60_000);
+      } finally {
+        delete process.env.PETASAN_TEST_SECCOMP_VIOLATION;
+      }
       petasan.child.stdin!.end();
       const finished = await petasan.finished;
       assert.equal(finished.code, 148, finished.stderr);
       assert.match(finished.stderr, new RegExp(`^petasan: seccomp: Shutting down VM after intercepting a bad syscall \\(135\\) on thread ${thread}; exit code 148$`, "m"));
-     } finally {
-      delete process.env.PETASAN_TEST_SECCOMP_VIOLATION;
-     }
     });
   });
 }

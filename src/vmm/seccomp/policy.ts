@@ -12,13 +12,17 @@
  *   workers, libuv's thread pool), which no petasan code runs on; every worker created later inherits it and
  *   narrows it with its own filter (filters stack: a call must pass all of a thread's filters).
  *
- * How the lists were found: `strace -f` over real runs with the filters off (the small test guests of
- * test/integration/*.test.ts and one Linux boot with a disk, a network and entropy), each thread told apart
- * by the name petasan gives it when it installs its filter (PR_SET_NAME: petasan, petasan-devices,
- * petasan-vcpuN); the calls a thread made after naming itself are its list. Calls only made before that
- * point (opening /dev/kvm, mapping guest RAM, creating vCPUs) are left out of the thread lists but are in
- * the process filter's union through the main thread's list where the API still needs them at run time.
- * Some calls were added by reading the code paths the runs did not reach (named in comments).
+ * How the lists were found: `strace -f -ff` over the small test guests' integration tests
+ * (test/integration/*.test.ts but linux-guest) with the filters off, each thread told apart by the name petasan
+ * gives it just before it installs its filter (PR_SET_NAME: petasan, petasan-devices, petasan-vcpuN): the calls
+ * a thread made after naming itself are its list; what threads made before (start-up, building the VM, V8's
+ * and libuv's threads) is the `process` list. Calls the runs did not reach were added by reading the code
+ * (named in the comments below). Then the same tests ran with the filters on, which added the few calls
+ * they still met (readlink, getcwd, dup3, TIOCGPTN: terminals and error paths), and one Linux boot with an
+ * ext4 root on virtio-blk, virtio-rng, virtio-net and vsock (linux-guest.test.ts) ran with the filters on under
+ * `strace -f --seccomp-bpf` (every call but the frequent ones traced): it passed, and the device thread's calls
+ * it showed (preadv, pwritev, fallocate, getrandom, socket, connect, accept4, sendto, shutdown) were already
+ * listed from the code.
  */
 import { SYSCALLS_X86_64 } from "../../sys/seccomp/syscall-numbers.js";
 import { IOCTL_NAMES } from "../../kvm/ioctls.js";

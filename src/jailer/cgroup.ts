@@ -4,8 +4,8 @@
  * name enabled in the parents' cgroup.subtree_control first), and the process moved in; with none, the process
  * moves into <mount>/<parent> if that exists, and stays where it is if not.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 
 /** The cgroup2 mount point from /proc/mounts (Firecracker parses it there too). */
 export function cgroup2Mount(mounts = readFileSync("/proc/mounts", "utf8")): string {
@@ -26,7 +26,18 @@ export function placeInCgroup(opts: { id: string; parent: string; settings: { fi
     return parent;
   }
   const dir = join(parent, opts.id);
-  mkdirSync(dir, { recursive: true });
+  const made = mkdirSync(dir, { recursive: true });
+  try {
+    configure(mount, dir, opts);
+  } catch (error) {
+    // Only what this call made goes: a parent that existed before stays.
+    if (made !== undefined) removeUpTo(dir, made);
+    throw error;
+  }
+  return dir;
+}
+
+function configure(mount: string, dir: string, opts: { parent: string; settings: { file: string; value: string }[]; pid: number }): void {
   const controllers = new Set(opts.settings.map((s) => s.file.split(".")[0]).filter((c) => c !== "cgroup"));
   const steps = opts.parent.split("/");
   for (let i = 0; i <= steps.length; i++) {
@@ -35,7 +46,18 @@ export function placeInCgroup(opts: { id: string; parent: string; settings: { fi
   }
   for (const s of opts.settings) writeCgroupFile(join(dir, s.file), s.value);
   writeCgroupFile(join(dir, "cgroup.procs"), `${opts.pid}`);
-  return dir;
+}
+
+/** rmdir `dir` and its parents up to and including `top` (cgroup folders go with rmdir, not recursively). */
+function removeUpTo(dir: string, top: string): void {
+  for (let d = dir; ; d = dirname(d)) {
+    try {
+      rmdirSync(d);
+    } catch {
+      return;
+    }
+    if (d === top) return;
+  }
 }
 
 function writeCgroupFile(path: string, value: string): void {

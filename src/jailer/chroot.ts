@@ -4,12 +4,13 @@
  *
  * petasan is JavaScript, so what runs in the jail is Node: the node binary and the shared libraries `ldd`
  * names for it and for the native addons (koffi's), at the paths the dynamic loader looks for them, and the
- * petasan package (package.json, bin/, dist/src/, node_modules/ of its dependencies) under /petasan. All are
+ * petasan package (package.json, bin/, dist/src/, node_modules/ of its dependencies) under /petasan, and a copy
+ * of /proc/cpuinfo. All are
  * copies (as Firecracker copies its binary: no memory shared with other VMMs' files), owned by root and not
  * writable by the jailed user: the jail is read-only except its root folder, which the user owns so the VMM
  * can create its API socket there.
  */
-import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, realpathSync, statSync } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { dirname, join, relative } from "node:path";
 import { check } from "../sys/errors.js";
@@ -51,9 +52,18 @@ export function buildJail(root: string, opts: { execFile: string; uid: number; g
   mkdirSync(root, { recursive: true, mode: 0o755 });
   const pkg = packageRootOf(opts.execFile);
   const jailPkg = join(root, JAIL_PACKAGE_DIR);
-  for (const part of ["package.json", "bin", "dist/src", "node_modules"]) {
+  for (const part of ["package.json", "bin", "dist/src"]) {
     if (existsSync(join(pkg, part))) cpSync(join(pkg, part), join(jailPkg, part), { recursive: true, dereference: true });
   }
+  // Only what petasan needs at run time: its dependencies (koffi and its prebuilt native module), not the
+  // development ones (TypeScript, type declarations).
+  for (const dep of runtimeDependencies(pkg)) {
+    cpSync(join(pkg, "node_modules", dep), join(jailPkg, "node_modules", dep), { recursive: true, dereference: true });
+  }
+  // petasan reads the host CPU's flags (VT-x/AMD-V or not) from /proc/cpuinfo; the jail has no /proc, so it gets
+  // a copy of that one file.
+  mkdirSync(join(root, "proc"), { mode: 0o555 });
+  writeFileSync(join(root, "proc", "cpuinfo"), readFileSync("/proc/cpuinfo"), { mode: 0o444 });
   const node = realpathSync(process.execPath);
   copyInto(root, node, node);
   const addons = findFiles(join(jailPkg, "node_modules"), ".node");
@@ -68,6 +78,25 @@ export function buildJail(root: string, opts: { execFile: string; uid: number; g
   }
   chownSync(root, opts.uid, opts.gid);
   return { root, node, entry: join(JAIL_PACKAGE_DIR, relative(pkg, realpathSync(opts.execFile))) };
+}
+
+/**
+ * The package's dependencies and optional dependencies that are installed, with theirs, by name (node_modules
+ * is flat, as npm installs it).
+ */
+function runtimeDependencies(pkg: string): string[] {
+  const seen = new Set<string>();
+  const visit = (dir: string) => {
+    const manifest = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { dependencies?: object; optionalDependencies?: object };
+    for (const name of Object.keys({ ...manifest.dependencies, ...manifest.optionalDependencies })) {
+      const at = join(pkg, "node_modules", name);
+      if (seen.has(name) || !existsSync(join(at, "package.json"))) continue;
+      seen.add(name);
+      visit(at);
+    }
+  };
+  visit(pkg);
+  return [...seen];
 }
 
 /** Copies `from` to `<root><at>`, making the folders on the way (root-owned, 0755) and keeping the mode. */

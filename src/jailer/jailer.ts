@@ -13,13 +13,13 @@
  * and the uid, and execs Node on petasan inside the jail. As with Firecracker's jailer, the jailed VMM keeps
  * the jailer's pid (with --new-pid-ns it is unshare's child, pid 1 in its namespace).
  */
-import { existsSync, openSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
+import { existsSync, openSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { spawn } from "node:child_process";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { check } from "../sys/errors.js";
 import { dup2, execve, fcntl, getsid, setns, setrlimit, unshare } from "../sys/libc.js";
-import { buildJail } from "./chroot.js";
-import { placeInCgroup } from "./cgroup.js";
+import { buildJail, type JailLayout } from "./chroot.js";
+import { cgroup2Mount, placeInCgroup } from "./cgroup.js";
 import type { JailerArgs } from "./args.js";
 
 const CLONE_NEWNET = 0x40000000;
@@ -51,13 +51,28 @@ export function jail(args: JailerArgs): Promise<void> {
   for (const tool of [UNSHARE, ...(args.daemonize ? [SETSID] : [])]) {
     if (!existsSync(tool)) throw new JailerError(`${tool} is missing (Debian's util-linux package)`);
   }
+  // Firecracker validates every path first: nothing is made for a command line that cannot work.
+  if (!existsSync(args.execFile)) throw new JailerError(`--exec-file: ${args.execFile} does not exist`);
+  const netnsFd = args.netns === undefined ? undefined : openNetns(args.netns);
   const root = chrootDir(args);
   if (existsSync(root)) throw new JailerError(`${root} already exists: each jailed VMM needs an id of its own`);
-  const layout = buildJail(root, { execFile: args.execFile, uid: args.uid, gid: args.gid });
-  placeInCgroup({ id: args.id, parent: args.parentCgroup, settings: args.cgroups, pid: process.pid });
-  if (args.netns !== undefined) {
-    const fd = openSync(args.netns, "r");
-    check(setns(fd, CLONE_NEWNET), "setns", args.netns);
+  let layout: JailLayout;
+  let cgroup: string | undefined;
+  const homeCgroup = /^0::(.*)$/m.exec(readFileSync("/proc/self/cgroup", "utf8"))?.[1] ?? "/";
+  try {
+    layout = buildJail(root, { execFile: args.execFile, uid: args.uid, gid: args.gid });
+    cgroup = placeInCgroup({ id: args.id, parent: args.parentCgroup, settings: args.cgroups, pid: process.pid });
+    if (netnsFd !== undefined) check(setns(netnsFd, CLONE_NEWNET), "setns", args.netns);
+  } catch (error) {
+    // A failed jailer leaves nothing behind: the chroot it made, and the cgroup it made (it is still in it).
+    rmSync(root, { recursive: true, force: true });
+    try {
+      rmdirSync(dirname(root));
+    } catch {
+      // <id>/ holds something else too: it stays.
+    }
+    if (cgroup !== undefined && args.cgroups.length > 0) leaveCgroup(cgroup, homeCgroup);
+    throw error;
   }
   if (args.daemonize) {
     const devNull = openSync("/dev/null", "r+");
@@ -100,6 +115,24 @@ function startInNewPidNamespace(argv: string[], pidFile: string): Promise<void> 
       resolve();
     });
   });
+}
+
+function openNetns(path: string): number {
+  try {
+    return openSync(path, "r");
+  } catch (error) {
+    throw new JailerError(`--netns: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** Moves this process back to the cgroup it came from and removes the one it had made. */
+function leaveCgroup(dir: string, home: string): void {
+  try {
+    writeFileSync(join(cgroup2Mount(), home, "cgroup.procs"), `${process.pid}\n`);
+    rmdirSync(dir);
+  } catch {
+    // Best effort: the error that stopped the jailer is the one to report.
+  }
 }
 
 /** Firecracker closes the fds it inherited (all but 0, 1, 2); close-on-exec does that at the execve. */

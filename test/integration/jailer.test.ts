@@ -15,7 +15,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { buildTestGuest } from "../guests/build.js";
 import { kvmSkipReason } from "./kvm-available.js";
-import { startPetasan } from "./petasan-process.js";
+import { runPetasan, startPetasan } from "./petasan-process.js";
 import { requestOverSocket } from "../../src/api/api-client.js";
 import { cgroup2Mount } from "../../src/jailer/cgroup.js";
 
@@ -163,5 +163,31 @@ test("--new-pid-ns --daemonize: the VMM is pid 1 of a pid namespace, its host pi
   } finally {
     if (pid !== undefined && existsSync(`/proc/${pid}`)) process.kill(pid, "SIGKILL");
     rmSync(base, { recursive: true, force: true });
+  }
+});
+
+test("a jailer that cannot finish says why in one line, exits 1, and leaves no chroot or cgroup behind", { skip }, async () => {
+  const base = mkdtempSync(path.join(tmpdir(), "petasan-jail-"));
+  const parentCgroup = `petasan-test-fail-${process.pid}`;
+  try {
+    const common = ["jailer", "--id", "fails", "--uid", String(UID), "--gid", String(GID), "--chroot-base-dir", base];
+    const noNetns = await runPetasan([...common, "--netns", "/run/netns/petasan-no-such-netns"], 30_000);
+    assert.equal(noNetns.code, 1, noNetns.stderr);
+    assert.match(noNetns.stderr, /^petasan jailer: --netns: ENOENT: no such file or directory, open '\/run\/netns\/petasan-no-such-netns'$/m);
+    assert.deepEqual(readdirSync(base), []);
+
+    const badValue = await runPetasan([...common, "--parent-cgroup", parentCgroup, "--cgroup", "cgroup.max.descendants=lots"], 60_000);
+    assert.equal(badValue.code, 1, badValue.stderr);
+    assert.match(badValue.stderr, /^petasan jailer: cannot write "lots" to .*cgroup\.max\.descendants: /m);
+    assert.equal(badValue.stderr.trim().split("\n").length, 1, badValue.stderr);
+    assert.deepEqual(readdirSync(path.join(base, "petasan")), [], "the chroot is gone");
+    assert.equal(existsSync(path.join(cgroup2Mount(), parentCgroup)), false, "the cgroup is gone");
+
+    const usage = await runPetasan(["jailer", "--id", "x"], 30_000);
+    assert.equal(usage.code, 1);
+    assert.match(usage.stderr, /^petasan jailer: --uid is required$/m);
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+    for (const dir of [path.join(cgroup2Mount(), parentCgroup, "fails"), path.join(cgroup2Mount(), parentCgroup)]) if (existsSync(dir)) rmdirSync(dir);
   }
 });

@@ -39,11 +39,14 @@ const MAP_ANONYMOUS = 0x20;
 const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
 const PAGE = 4096;
 
-/** True once SIGSYS has a handler in this process (signal dispositions are per process, not per thread). */
+/**
+ * True once SIGSYS has a handler in this process (signal dispositions are per process, not per thread);
+ * SIG_DFL (0) and SIG_IGN (1) are no handler: an ignored SIGSYS from seccomp would kill the process unexplained.
+ */
 function sigsysHandled(): boolean {
   const old = Buffer.alloc(SIGACTION_SIZE);
   if (sigaction(SIGSYS, null, old) < 0) throw new SysError("sigaction", errno(), "SIGSYS");
-  return old.readBigUInt64LE(0) !== 0n;
+  return old.readBigUInt64LE(0) > 1n;
 }
 
 /** Installs the handler once per process; a second call (another thread, another VM) finds it in place. */

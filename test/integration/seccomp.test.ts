@@ -13,6 +13,8 @@ import path from "node:path";
 import { buildTestGuest } from "../guests/build.js";
 import { kvmSkipReason } from "./kvm-available.js";
 import { runPetasan, startPetasan } from "./petasan-process.js";
+import { waitForApi } from "./api-process.js";
+import { requestOverSocket } from "../../src/api/api-client.js";
 import { DEFAULT_SECCOMP_POLICY } from "../../src/vmm/seccomp/policy.js";
 
 const skip = kvmSkipReason() ?? false;
@@ -77,4 +79,41 @@ test("a bad --seccomp-filter file ends petasan at start with exit code 1 and one
       assert.match(r.stderr, message);
     }
   });
+});
+
+test("with the filters on, the API's run-time requests work: drive swap, metrics flush, pause and resume, Ctrl+Alt+Del, GETs", { skip }, async () => {
+  const kernel = await buildTestGuest("echo");
+  const dir = mkdtempSync(path.join(tmpdir(), "petasan-seccomp-"));
+  const socket = path.join(dir, "api.sock");
+  const [a, b, metrics] = [path.join(dir, "a.img"), path.join(dir, "b.img"), path.join(dir, "metrics.json")];
+  writeFileSync(a, Buffer.alloc(64 * 1024));
+  writeFileSync(b, Buffer.alloc(128 * 1024));
+  const petasan = startPetasan(["--api-sock", socket], 60_000);
+  try {
+    await waitForApi(socket, petasan);
+    const api = async (method: string, url: string, body?: object) => {
+      const r = await requestOverSocket(socket, method, url, body);
+      assert.ok(r.status < 300, `${method} ${url}: ${r.status} ${r.text}`);
+      return r;
+    };
+    await api("PUT", "/boot-source", { kernel_image_path: kernel });
+    await api("PUT", "/drives/scratch", { drive_id: "scratch", path_on_host: a, is_root_device: false, is_read_only: false });
+    await api("PUT", "/metrics", { metrics_path: metrics });
+    await api("PUT", "/actions", { action_type: "InstanceStart" });
+    await petasan.waitFor("echo: ready\n");
+    await api("PATCH", "/drives/scratch", { drive_id: "scratch", path_on_host: b });
+    await api("PUT", "/actions", { action_type: "FlushMetrics" });
+    await api("PATCH", "/vm", { state: "Paused" });
+    await api("PATCH", "/vm", { state: "Resumed" });
+    await api("PUT", "/actions", { action_type: "SendCtrlAltDel" });
+    await api("GET", "/vm/config");
+    await api("GET", "/machine-config");
+    assert.equal(((await api("GET", "/")).json as { state: string }).state, "Running");
+    petasan.child.stdin!.write("q");
+    const finished = await petasan.finished;
+    assert.equal(finished.code, 0, finished.stderr);
+  } finally {
+    petasan.child.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

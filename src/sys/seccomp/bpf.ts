@@ -6,7 +6,8 @@
  * anything else with `defaultAction`.
  *
  * Shape: `jeq nr, +0, +1; ret ALLOW` pairs, so no jump ever needs more than BPF's 8-bit offsets, however long
- * the list; ioctl jumps to its own block with `ja` (a 32-bit offset).
+ * the list; ioctl is tested first and jumps to its own block with `ja` (a 32-bit offset). The kernel's BPF JIT
+ * runs the program on every system call of the thread, so the hot call is tested first.
  */
 
 /** struct sock_filter opcodes (include/uapi/linux/bpf_common.h). */
@@ -74,14 +75,18 @@ export function compileFilter(rules: FilterRules): Uint8Array {
     { code: BPF_JMP_JGE_K, jt: 0, jf: 1, k: X32_SYSCALL_BIT },
     { code: BPF_RET_K, jt: 0, jf: 0, k: deny },
   ];
+  // ioctl first: a vCPU thread's KVM_RUN is the call made most often, so it is tested before the list. `ja`
+  // jumps over the list and the final deny into the request checks (patched below, once the list's length is known).
+  let ioctlJump = -1;
+  if (ioctls.length > 0) {
+    prog.push({ code: BPF_JMP_JEQ_K, jt: 0, jf: 1, k: SYS_IOCTL }, { code: BPF_JMP_JA, jt: 0, jf: 0, k: 0 });
+    ioctlJump = prog.length - 1;
+  }
   for (const nr of syscalls) {
     prog.push({ code: BPF_JMP_JEQ_K, jt: 0, jf: 1, k: nr }, { code: BPF_RET_K, jt: 0, jf: 0, k: SECCOMP_RET_ALLOW });
   }
-  if (ioctls.length > 0) {
-    // ioctl: jump over the final deny into the request checks.
-    prog.push({ code: BPF_JMP_JEQ_K, jt: 0, jf: 1, k: SYS_IOCTL }, { code: BPF_JMP_JA, jt: 0, jf: 0, k: 1 });
-  }
   prog.push({ code: BPF_RET_K, jt: 0, jf: 0, k: deny });
+  if (ioctlJump >= 0) prog[ioctlJump].k = prog.length - ioctlJump - 1;
   if (ioctls.length > 0) {
     prog.push({ code: BPF_LD_W_ABS, jt: 0, jf: 0, k: dataArgLow(1) });
     for (const cmd of ioctls) {

@@ -7,10 +7,12 @@
  * - `vcpu`: each vCPU worker, installed by the worker before its first KVM_RUN.
  * - `devices`: the device worker, installed once every device is open, before it serves the guest.
  * - `main`: the main thread (the API server, the VM's controller), installed once the VM runs.
- * - `process`: the union of the three and of `process`'s own list (what threads do before narrowing), installed by the main thread on every thread of the process (TSYNC)
- *   before any VM thread exists. It is what bounds the threads Node and V8 made at start-up (V8's platform
- *   workers, libuv's thread pool), which no petasan code runs on; every worker created later inherits it and
- *   narrows it with its own filter (filters stack: a call must pass all of a thread's filters).
+ * - `process`: the union of the three and of `process`'s own list (what threads do before narrowing),
+ *   installed by the main thread on every thread of the process (TSYNC) before any VM thread exists. It is
+ *   what bounds the threads Node and V8 made at start-up (V8's platform workers, libuv's thread pool), which
+ *   no petasan code runs on; every worker created later inherits it and narrows it with its own filter
+ *   (filters stack: a call must pass all of a thread's filters). A thread Node starts after the main thread
+ *   narrowed itself inherits the main thread's filters.
  *
  * How the lists were found: `strace -f -ff` over the small test guests' integration tests
  * (test/integration/*.test.ts but linux-guest) with the filters off, each thread told apart by the name petasan
@@ -93,9 +95,10 @@ export const DEFAULT_SECCOMP_POLICY: SeccompPolicy = {
   // the filters on: readlink (and getcwd) when the VM ends with an error (Node resolving a stack's paths).
   main: {
     syscalls: [
-      ...EVERY_THREAD, "epoll_ctl", "rt_sigaction", "tgkill", "accept4", "getsockname", "getsockopt", "shutdown", "writev",
-      "unlink", "fsync", "fdatasync", "fcntl", "readlink", "getcwd", "dup3", "openat", "fstat", "newfstatat", "statx", "lseek", "pread64", "pwrite64", "ftruncate",
-      "getrandom", "getrusage", "eventfd2", "clone", "clone3", "set_robust_list", "rseq", "sigaltstack", "mremap", "sched_getaffinity",
+      ...EVERY_THREAD, "epoll_ctl", "rt_sigaction", "tgkill", "accept4", "getsockname", "getsockopt", "shutdown",
+      "writev", "unlink", "fsync", "fdatasync", "fcntl", "readlink", "getcwd", "dup3", "openat", "fstat", "newfstatat",
+      "statx", "lseek", "pread64", "pwrite64", "ftruncate", "getrandom", "getrusage", "eventfd2", "clone", "clone3",
+      "set_robust_list", "rseq", "sigaltstack", "mremap", "sched_getaffinity",
     ],
     ioctls: [TCGETS, TCSETS, TCSETSW, TIOCGWINSZ, TIOCGPTN, FIONREAD, FIONBIO, FIONCLEX, FIOCLEX],
   },
@@ -105,8 +108,8 @@ export const DEFAULT_SECCOMP_POLICY: SeccompPolicy = {
   // itself, which each thread calls under this filter to narrow itself.
   process: {
     syscalls: [
-      ...EVERY_THREAD, "seccomp", "epoll_create1", "epoll_ctl", "eventfd2", "pipe2", "socket", "socketpair", "bind", "listen", "accept4",
-      "connect", "shutdown", "getsockname", "getsockopt", "openat", "fstat", "newfstatat", "statx", "readlink", "lseek", "pread64",
+      ...EVERY_THREAD, "seccomp", "epoll_create1", "epoll_ctl", "eventfd2", "pipe2", "socket", "socketpair", "bind",
+      "listen", "accept4", "connect", "shutdown", "getsockname", "getsockopt", "openat", "fstat", "newfstatat", "statx", "readlink", "lseek", "pread64",
       "fallocate", "unlink", "fcntl", "dup3", "fsync", "writev", "getcwd", "getuid", "geteuid", "getgid", "getegid", "capget",
       "getrandom", "getrusage", "sysinfo", "uname", "prlimit64", "sched_getaffinity", "clone", "clone3", "set_robust_list",
       "rseq", "rt_sigaction", "sigaltstack", "tgkill", "mremap", "access", "arch_prctl", "set_tid_address", "pkey_alloc",

@@ -4,6 +4,8 @@
  * once from the config file. The guest's serial console is on stdout/stdin. The process ends, as
  * Firecracker's does, when the guest ends: exit code 0 when it reset or powered off, non-zero on a vCPU
  * fault or VMM error. SIGINT/SIGTERM stop the VM and end the process with 0. The socket is removed at exit.
+ * Seccomp is on unless --no-seccomp: the process filter on every thread before the API serves, each VM thread's
+ * own as it starts, the main thread's once the VM runs (a denied call ends the process with 148).
  */
 import { readFile } from "node:fs/promises";
 import { HostFileError, nodeHostFiles, startApiServer, type ApiServer } from "../api/index.js";

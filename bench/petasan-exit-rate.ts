@@ -13,7 +13,7 @@
  */
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
-import { buildVm } from "../src/vmm/builder.js";
+import { buildVm, type ThreadFilters } from "../src/vmm/builder.js";
 import { DEFAULT_MACHINE_CONFIG } from "../src/config/machine-config.js";
 import type { VmConfig } from "../src/config/vm-config.js";
 import type { ExitCounter } from "../src/vmm/vcpu/control.js";
@@ -31,6 +31,8 @@ export interface PetasanLoopRun {
   iterations: number;
   /** The counter the loop's exits land in: local_io for ports the vCPU thread serves, io_out otherwise. */
   counter: ExitCounter;
+  /** Seccomp filters the VM's threads install (bench/seccomp.ts); default none. */
+  seccomp?: ThreadFilters;
 }
 
 interface Sample {
@@ -52,7 +54,7 @@ export async function measurePetasanExitRate(run: PetasanLoopRun): Promise<ExitT
     drives: [],
     "network-interfaces": [],
   };
-  const vmm = await buildVm(config, { serialOutputFd: null, log: { fd: 2, level: "Warning" } });
+  const vmm = await buildVm(config, { serialOutputFd: null, log: { fd: 2, level: "Warning" }, seccomp: run.seccomp });
   let exited = false;
   const whenExited = vmm.whenExited().then((e) => ((exited = true), e));
   await vmm.start();

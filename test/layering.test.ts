@@ -24,6 +24,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   guest: [],
   vmm: ["sys", "kvm", "memory", "arch", "boot", "devices", "config"],
   api: ["config"],
+  // The jailer builds the chroot and execs the VMM in it: libc calls Node lacks (mknod, setns, setrlimit, execve).
+  jailer: ["sys"],
   // The public API: it wraps vmm and names device and config types, makes the pipes its streams read, and
   // checks user devices' ranges against the machine's layout.
   lib: ["sys", "config", "memory", "arch", "devices", "vmm"],
@@ -31,7 +33,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   "index.ts": ["lib"],
   // The CLI (petasan run and the Firecracker API mode) drives VMs through the public API only, as a user
   // does: never the vmm layer under it.
-  cli: ["arch", "boot", "config", "guest", "lib", "api"],
+  cli: ["arch", "boot", "config", "guest", "lib", "api", "jailer"],
 };
 
 /** Host backends inside devices that need libc (file I/O, tap ioctls, getrandom), and nothing else may. */

@@ -21,6 +21,8 @@ export interface ApiBackendOptions {
   defaultLogFd: number;
   /** Counts API requests and writes the metrics lines; opened by the VM if the config has `metrics`. */
   metrics: MetricsRecorder;
+  /** Seccomp filters for the VM's device and vCPU threads (none: no filters). */
+  seccomp?: { devices: Uint8Array; vcpu: Uint8Array };
   /** Called once the guest runs (for example to attach the console). */
   onStarted?(): void;
   /** Called once, after the last metrics line, when the guest has ended for whatever reason. */
@@ -75,6 +77,7 @@ export class ApiVmmBackend {
       // Firecracker's look when its logger config says nothing: no level, no origin.
       log: { fd: defaultLogFd, level: DEFAULT_API_LOG_LEVEL, showLevel: false, showOrigin: false },
       metrics,
+      seccomp: this.options.seccomp,
     };
   }
 

@@ -29,6 +29,7 @@ test("Firecracker's defaults: the default socket, instance id and payload limit"
     metricsPath: undefined,
     maxPayloadBytes: DEFAULT_MAX_PAYLOAD_BYTES,
     startTimes: { startTimeUs: undefined, startTimeCpuUs: undefined, parentCpuTimeUs: undefined },
+    seccomp: { kind: "default" },
     warnings: [],
     mmdsSizeLimit: DEFAULT_MAX_PAYLOAD_BYTES,
   });
@@ -53,16 +54,20 @@ test("Firecracker's rules: --no-api needs --config-file, ids and levels are chec
   assert.deepEqual(parseApiModeArgs(["--version"]), { kind: "version" });
 });
 
-test("firecracker-go-sdk's command line: --api-sock P --id <uuid> --no-seccomp, with a warning that seccomp is not there yet", () => {
+test("firecracker-go-sdk's command line: --api-sock P --id <uuid> --no-seccomp turns seccomp off; --seccomp-filter names a file; the default is on", () => {
   const args = parseApiModeArgs(["--api-sock", "/tmp/fc.sock", "--id", "6ba7b810-9dad-11d1-80b4-00c04fd430c8", "--no-seccomp"]);
   assert.equal(args.kind, "serve");
   if (args.kind !== "serve") return;
   assert.equal(args.apiSocketPath, "/tmp/fc.sock");
   assert.equal(args.instanceId, "6ba7b810-9dad-11d1-80b4-00c04fd430c8");
-  assert.equal(args.warnings.length, 1);
-  assert.match(args.warnings[0], /no seccomp filters yet/);
-  const filtered = parseApiModeArgs(["--api-sock", "/tmp/fc.sock", "--seccomp-filter", "/etc/filter.bpf"]);
-  assert.ok(filtered.kind === "serve" && /no seccomp filters yet: the filter is not applied/.test(filtered.warnings[0]));
+  assert.deepEqual(args.warnings, []);
+  assert.deepEqual(args.seccomp, { kind: "off" });
+  const filtered = parseApiModeArgs(["--api-sock", "/tmp/fc.sock", "--seccomp-filter", "/etc/filter.json"]);
+  assert.ok(filtered.kind === "serve");
+  assert.deepEqual(filtered.seccomp, { kind: "file", path: "/etc/filter.json" });
+  assert.deepEqual(filtered.warnings, []);
+  const plain = parseApiModeArgs(["--api-sock", "/tmp/fc.sock"]);
+  assert.ok(plain.kind === "serve" && plain.seccomp.kind === "default");
 });
 
 test("every flag of Firecracker's main.rs is known: honoured, warned about, or refused as unsupported", () => {

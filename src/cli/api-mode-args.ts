@@ -4,12 +4,14 @@
  * requires --config-file, --no-seccomp and --seccomp-filter exclude each other, a flag given twice is an
  * error, and --api-sock defaults to a fixed path (Firecracker's /run/firecracker.socket, here
  * /run/petasan.socket). Flags for features petasan does not have yet are accepted with a one-line warning
- * when ignoring them changes nothing the user can observe (seccomp, the boot timer, PCI) and refused when it
- * would (the snapshot flags).
+ * when ignoring them changes nothing the user can observe (the boot timer, PCI) and refused when it would (the
+ * snapshot flags). Seccomp is Firecracker's: on by default, --no-seccomp turns it off, --seccomp-filter FILE
+ * replaces the lists (petasan's own file format).
  */
 import { parseArgs } from "node:util";
 import { ConfigError, loggerSchema, type LoggerConfig } from "../config/index.js";
 import { DEFAULT_MAX_PAYLOAD_BYTES } from "../api/index.js";
+import { SECCOMP_FLAGS_EXCLUSIVE, seccompChoice, type SeccompChoice } from "./seccomp-choice.js";
 
 export const DEFAULT_API_SOCKET_PATH = "/run/petasan.socket";
 /** Firecracker's logger DEFAULT_INSTANCE_ID. */
@@ -41,8 +43,9 @@ Firecracker-compatible mode: serves the Firecracker API on a Unix socket and/or 
   --version              Firecracker's version line (the API petasan implements), then petasan's
   --metadata FILE        JSON that fills the MMDS data store before boot
   --mmds-size-limit BYTES   the MMDS data store's limit (default: the payload limit)
-Accepted with a warning, no effect yet: --no-seccomp, --seccomp-filter FILE (petasan installs no seccomp
-filters yet), --boot-timer, --enable-pci.
+  --no-seccomp           install no seccomp filters (by default each thread installs its own)
+  --seccomp-filter FILE  the threads' system call lists from FILE (JSON, see the README) instead of petasan's
+Accepted with a warning, no effect yet: --boot-timer, --enable-pci.
 Refused (not supported yet): --snapshot-version, --describe-snapshot FILE.
 The guest's serial console is on stdin/stdout; on a terminal, Ctrl-A x quits.`;
 
@@ -80,6 +83,8 @@ export type ApiModeArgs =
       metricsPath?: string;
       maxPayloadBytes: number;
       startTimes: ProcessStartTimes;
+      /** Seccomp: petasan's lists (default), none (--no-seccomp) or a filter file's (--seccomp-filter). */
+      seccomp: SeccompChoice;
       /** One line each, for flags accepted without effect. */
       warnings: string[];
       /** The MMDS data store's limit (Firecracker's default: the API payload limit). */
@@ -117,8 +122,6 @@ const OPTIONS = {
 
 /** Flags accepted with a warning: what petasan lacks, so the flag changes nothing. */
 const NO_EFFECT_YET: Readonly<Record<string, string>> = {
-  "no-seccomp": "petasan installs no seccomp filters yet, so --no-seccomp changes nothing",
-  "seccomp-filter": "petasan installs no seccomp filters yet: the filter is not applied",
   "boot-timer": "petasan has no boot timer device yet: --boot-timer is ignored",
   "enable-pci": "petasan has no PCI transport yet: devices stay on virtio-mmio",
 };
@@ -141,7 +144,7 @@ export function parseApiModeArgs(argv: string[]): ApiModeArgs {
     seen.add(token.name);
   }
   if (values["no-seccomp"] && values["seccomp-filter"] !== undefined) {
-    throw new ApiModeUsageError("Argument 'no-seccomp' cannot be used together with argument 'seccomp-filter'.");
+    throw new ApiModeUsageError(SECCOMP_FLAGS_EXCLUSIVE);
   }
   if (values["snapshot-version"] || values["describe-snapshot"] !== undefined) {
     const flag = values["snapshot-version"] ? "--snapshot-version" : `--describe-snapshot ${values["describe-snapshot"]}`;
@@ -175,6 +178,7 @@ export function parseApiModeArgs(argv: string[]): ApiModeArgs {
       startTimeCpuUs: wholeNumber("start-time-cpu-us", values["start-time-cpu-us"]),
       parentCpuTimeUs: wholeNumber("parent-cpu-time-us", values["parent-cpu-time-us"]),
     },
+    seccomp: seccompChoice(values["no-seccomp"], values["seccomp-filter"]),
     warnings,
     mmdsSizeLimit: wholeNumber("mmds-size-limit", values["mmds-size-limit"]) ?? maxPayloadBytes,
     ...(values.metadata !== undefined && { metadataFile: values.metadata }),

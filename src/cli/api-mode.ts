@@ -4,6 +4,8 @@
  * once from the config file. The guest's serial console is on stdout/stdin. The process ends, as
  * Firecracker's does, when the guest ends: exit code 0 when it reset or powered off, non-zero on a vCPU
  * fault or VMM error. SIGINT/SIGTERM stop the VM and end the process with 0. The socket is removed at exit.
+ * Seccomp is on unless --no-seccomp: the process filter on every thread before the API serves, each VM thread's
+ * own as it starts, the main thread's once the VM runs (a denied call ends the process with 148).
  */
 import { readFile } from "node:fs/promises";
 import { HostFileError, nodeHostFiles, startApiServer, type ApiServer } from "../api/index.js";
@@ -13,6 +15,8 @@ import { ApiVmmBackend } from "./api-backend.js";
 import { API_MODE_USAGE, ApiModeUsageError, EXIT_GENERIC_ERROR, parseApiModeArgs, type ApiModeArgs, type ProcessStartTimes } from "./api-mode-args.js";
 import { MeteredController } from "./api-request-metrics.js";
 import { attachConsole, type AttachedConsole } from "./console.js";
+import { lockDownMainThread, lockDownProcessThreads, type SeccompFilters } from "../lib/seccomp.js";
+import { seccompFilters } from "./seccomp-choice.js";
 
 type ServeArgs = Extract<ApiModeArgs, { kind: "serve" }>;
 
@@ -49,8 +53,10 @@ export async function runApiMode(argv: string[]): Promise<number> {
 async function serve(args: ServeArgs): Promise<number> {
   for (const warning of args.warnings) say(`warning: ${warning}`);
   let resources: VmResources;
+  let seccomp: SeccompFilters | undefined;
   try {
     resources = await initialResources(args);
+    seccomp = await seccompFilters(args.seccomp);
   } catch (error) {
     say((error as Error).message);
     return EXIT_GENERIC_ERROR;
@@ -64,7 +70,11 @@ async function serve(args: ServeArgs): Promise<number> {
     serialOutputFd: 1,
     defaultLogFd: 2,
     metrics,
+    seccomp,
     onStarted: () => {
+      // The VM's threads exist and have their own filters: the main thread narrows itself (Firecracker's vmm
+      // thread installs its filter once the microVM is built).
+      lockDownMainThread(seccomp);
       console = attachConsole(process.stdin, {
         input: (bytes) => backend.serialInput(bytes),
         quit: () => void backend.stop("quit from the console (Ctrl-A x)"),
@@ -80,6 +90,10 @@ async function serve(args: ServeArgs): Promise<number> {
     { backend, vmmVersion: await petasanVersion(), instanceId: args.instanceId, resources },
     metrics,
   );
+
+  // Before any VM thread exists and before the API serves anyone: every thread Node and V8 started gets the
+  // process filter (the union of the thread lists); VM threads created later narrow it.
+  if (seccomp !== undefined) lockDownProcessThreads(seccomp);
 
   // Before boot there is nothing to stop; after, the VM's end settles the exit code (0 for "stopped").
   const onSignal = (signal: NodeJS.Signals) => {

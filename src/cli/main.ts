@@ -8,6 +8,7 @@ import { runApiMode } from "./api-mode.js";
 import { API_MODE_USAGE } from "./api-mode-args.js";
 import { runGuestBuild } from "../guest/cli.js";
 import { runRestoreCommand, runSnapshotCommand, RESTORE_USAGE } from "./snapshot-cli.js";
+import { runJailer } from "../jailer/index.js";
 
 const USAGE = `usage: petasan run [options]      boot a VM (petasan run --help for options)
        petasan guest build        build and cache the default guest
@@ -15,6 +16,8 @@ const USAGE = `usage: petasan run [options]      boot a VM (petasan run --help f
                                   run a VM restored from a snapshot (petasan restore --help)
        petasan snapshot merge-memory --base FILE --diff FILE
                                   apply a Diff snapshot's memory file onto its base
+       petasan jailer --id ID --uid UID --gid GID [options] [-- VMM ARGS]
+                                  run the VMM jailed (petasan jailer --help)
        petasan --api-sock PATH | --config-file FILE [--no-api] [options]
                                   Firecracker-compatible mode, options below
 
@@ -40,6 +43,8 @@ async function main(argv: string[]): Promise<number> {
       return runRestoreCommand(rest);
     case "snapshot":
       return runSnapshotCommand(rest);
+    case "jailer":
+      return runJailer(rest);
     case "guest":
       if (rest[0] === "build") return runGuestBuild(rest.slice(1));
       break;

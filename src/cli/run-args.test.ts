@@ -71,3 +71,10 @@ test("memory flags: --huge-pages is machine-config's huge_pages, --ksm and --num
   assert.throws(() => parseRunArgs(["--kernel", "k", "--huge-pages", "1G"]), (e: Error) => e instanceof UsageError && /huge_pages/.test(e.message));
   assert.throws(() => parseRunArgs(["--kernel", "k", "--numa-node", "x"]), (e: Error) => e instanceof UsageError && /--numa-node/.test(e.message));
 });
+
+test("seccomp as in the Firecracker mode: on by default, --no-seccomp, --seccomp-filter FILE, not both", () => {
+  assert.deepEqual(parseRunArgs([]).seccomp, { kind: "default" });
+  assert.deepEqual(parseRunArgs(["--no-seccomp"]).seccomp, { kind: "off" });
+  assert.deepEqual(parseRunArgs(["--seccomp-filter", "f.json"]).seccomp, { kind: "file", path: "f.json" });
+  assert.throws(() => parseRunArgs(["--no-seccomp", "--seccomp-filter", "f.json"]), /'no-seccomp' cannot be used together with argument 'seccomp-filter'/);
+});

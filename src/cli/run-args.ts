@@ -6,6 +6,7 @@ import type { VmConfig } from "../config/vm-config.js";
 import { parseVmConfig } from "../config/vm-resources.js";
 import { parseSizeMiB } from "./size.js";
 import { LOG_LEVELS, type HostPlacement, type LogLevel } from "../lib/index.js";
+import { SECCOMP_FLAGS_EXCLUSIVE, seccompChoice, type SeccompChoice } from "./seccomp-choice.js";
 
 export class UsageError extends Error {
   override readonly name = "UsageError";
@@ -27,11 +28,13 @@ export interface RunArgs {
   snapshotDir?: string;
   /** petasan's host placement options (--ksm, --numa-node). */
   host: HostPlacement;
+  /** Seccomp as in the Firecracker mode: on by default, --no-seccomp, --seccomp-filter FILE. */
+  seccomp: SeccompChoice;
 }
 
 export const RUN_USAGE = `usage: petasan run [--kernel FILE] [--initrd FILE] [--cmdline ARGS] [--memory SIZE] [--cpus N]
                    [--cpu-template host|minimal] [--serial stdio|file:PATH|none] [--log-level LEVEL]
-                   [--huge-pages None|Transparent|2M] [--ksm] [--numa-node N]
+                   [--huge-pages None|Transparent|2M] [--ksm] [--numa-node N] [--no-seccomp | --seccomp-filter FILE]
   --kernel FILE        bzImage, ELF vmlinux (PVH entry used when present) or ELF test guest;
                        without it, the default guest (built and cached on first use)
   --initrd FILE        initial ramdisk
@@ -59,6 +62,9 @@ export const RUN_USAGE = `usage: petasan run [--kernel FILE] [--initrd FILE] [--
   --mmds-data FILE     JSON for the MMDS data store (needs --mmds-config)
   --snapshot-dir DIR   Ctrl-A s pauses the VM, writes DIR/vm.snap and DIR/vm.mem and resumes it
                        (petasan restore DIR runs it again)
+  --no-seccomp         install no seccomp filters (by default each petasan thread installs its own)
+  --seccomp-filter FILE
+                       the threads' system call lists from FILE (JSON, see the README)
 On a terminal, Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A to the guest.`;
 
 const MIN_MEMORY_MIB = 64;
@@ -90,6 +96,8 @@ export function parseRunArgs(argv: string[]): RunArgs {
         "huge-pages": { type: "string", default: "None" },
         ksm: { type: "boolean", default: false },
         "numa-node": { type: "string" },
+        "no-seccomp": { type: "boolean" },
+        "seccomp-filter": { type: "string" },
       },
     }));
   } catch (e) {
@@ -107,6 +115,7 @@ export function parseRunArgs(argv: string[]): RunArgs {
   if (!logLevel) throw new UsageError(`--log-level: "${values["log-level"]}" is not one of ${LOG_LEVELS.join(", ")}`);
   const numaNode = values["numa-node"];
   if (numaNode !== undefined && !/^\d+$/.test(numaNode)) throw new UsageError(`--numa-node: "${numaNode}" is not a node number`);
+  if (values["no-seccomp"] && values["seccomp-filter"] !== undefined) throw new UsageError(SECCOMP_FLAGS_EXCLUSIVE);
   if (values.initrd && !values.kernel) throw new UsageError("--initrd needs --kernel (the default guest brings its own)");
   if (values["mmds-data"] !== undefined && values["mmds-config"] === undefined) throw new UsageError("--mmds-data needs --mmds-config");
 
@@ -140,6 +149,7 @@ export function parseRunArgs(argv: string[]): RunArgs {
     ...(values["mmds-data"] !== undefined && { mmdsDataFile: values["mmds-data"] }),
     ...(values["snapshot-dir"] ? { snapshotDir: values["snapshot-dir"] } : {}),
     host: { ...(values.ksm && { ksm: true }), ...(numaNode !== undefined && { numaNode: Number(numaNode) }) },
+    seccomp: seccompChoice(values["no-seccomp"], values["seccomp-filter"]),
   };
 }
 

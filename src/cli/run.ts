@@ -10,6 +10,8 @@ import { parseRunArgs, RUN_USAGE, UsageError, type RunArgs } from "./run-args.js
 import { attachConsole } from "./console.js";
 import { defaultGuestBootSource } from "./default-guest-boot.js";
 import { snapshotToDir } from "./snapshot-cli.js";
+import { seccompFilters } from "./seccomp-choice.js";
+import { lockDownMainThread, lockDownProcessThreads } from "../lib/seccomp.js";
 
 function say(line: string): void {
   process.stderr.write(`petasan: ${line}\n`);
@@ -67,11 +69,20 @@ export async function runCommand(argv: string[]): Promise<number> {
 
   let vm: VirtualMachine;
   try {
+    const seccomp = await seccompFilters(args.seccomp);
+    // The default guest may be built first (apt-get, make: other programs, before any filter).
     const config: VmConfig = { ...args.config, "boot-source": await bootSource(args) };
     const mmds = args.mmdsDataFile === undefined ? undefined : await readMmdsData(args.mmdsDataFile);
-    vm = createVm(config, { console: serialFd === null ? "none" : { fd: serialFd }, log: { fd: 2, level: args.logLevel }, host: args.host, ...(mmds !== undefined && { mmds }) });
+    // As in the Firecracker mode (api-mode.ts): the process filter on every thread before the VM's threads
+    // exist, theirs on top as they start, and the main thread's once the VM runs.
+    if (seccomp !== undefined) lockDownProcessThreads(seccomp);
+    vm = createVm(config, {
+      console: serialFd === null ? "none" : { fd: serialFd }, log: { fd: 2, level: args.logLevel }, host: args.host, seccomp,
+      ...(mmds !== undefined && { mmds }),
+    });
     // A failed start releases what it had built.
     await vm.start();
+    lockDownMainThread(seccomp);
   } catch (e) {
     say((e as Error).message);
     return 1;

@@ -73,6 +73,12 @@ export interface CreateVmOptions {
    * and pins the vCPU threads to its CPUs (sched_setaffinity). Huge pages are the config's machine-config.huge_pages.
    */
   host?: HostPlacement;
+  /**
+   * Seccomp filters (compiled classic BPF, struct sock_filter arrays) that the VM's device thread and each
+   * vCPU thread install on themselves before serving the guest. Default: none (the program running the
+   * library decides; the `petasan` command passes its own, see lib/seccomp.ts).
+   */
+  seccomp?: { devices: Uint8Array; vcpu: Uint8Array };
 }
 
 /** Where a restored VM comes from (Firecracker's PUT /snapshot/load); see loadSnapshot. */
@@ -163,10 +169,10 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
       vmm = from
         ? await restoreVm({
           snapshotPath: from.snapshotPath, memFilePath: from.memFilePath, trackDirtyPages: from.trackDirtyPages ?? false,
-          networkOverrides: from.networkOverrides, serialOutputFd, log: log.settings,
+          networkOverrides: from.networkOverrides, serialOutputFd, log: log.settings, seccomp: this.options.seccomp,
         })
         : await buildVm(this.config, {
-          serialOutputFd, log: log.settings, host: this.options.host, userDevices: this.userDevices.bus, userVirtioDevices: this.userDevices.virtio,
+          serialOutputFd, log: log.settings, host: this.options.host, seccomp: this.options.seccomp, userDevices: this.userDevices.bus, userVirtioDevices: this.userDevices.virtio,
           ...(this.options.mmds !== undefined && { mmdsData: JSON.stringify(this.options.mmds) }),
         });
       await vmm.start({ paused: from !== undefined && from.resume === false });

@@ -73,3 +73,22 @@ export function addressOf(buf: Uint8Array): bigint {
   return BigInt(koffi.address(buf as unknown as object) as unknown as bigint) ;
 }
 export const pipe2 = libc.func("int pipe2(_Out_ int *fds, int flags)");
+// seccomp and the SIGSYS handler (src/sys/seccomp), and the jailer's steps that Node has no call for.
+export const prctl = libc.func("int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5)");
+/** prctl with a pointer second argument (PR_SET_NAME / PR_GET_NAME). */
+export const prctlPtr = libc.func("int prctl(int option, void *arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5)");
+/** seccomp(2) has no glibc wrapper: syscall(SYS_seccomp, op, flags, args). */
+export const seccompSyscall = libc.func("long syscall(long nr, unsigned int op, unsigned int flags, void *args)");
+/** A bare system call with one integer argument (the test-only seccomp violation). */
+export const syscall1 = libc.func("long syscall(long nr, unsigned long arg)");
+export const sigaction = libc.func("int sigaction(int sig, const void *act, void *oldact)");
+export const mprotect = libc.func("int mprotect(void *addr, size_t len, int prot)");
+export const mknod = libc.func("int mknod(const char *path, uint32_t mode, uint64_t dev)");
+export const setrlimit = libc.func("int setrlimit(int resource, const void *rlim)");
+export const setns = libc.func("int setns(int fd, int nstype)");
+export const fcntl = libc.func("int fcntl(int fd, int cmd, int arg)");
+export const execve = libc.func("int execve(const char *path, const char **argv, const char **envp)");
+export const setsid = libc.func("int setsid()");
+export const dup2 = libc.func("int dup2(int oldfd, int newfd)");
+export const unshare = libc.func("int unshare(int flags)");
+export const getsid = libc.func("int getsid(int pid)");

@@ -32,6 +32,12 @@ import type { LogSettings } from "./logger.js";
 import type { UserDeviceSpec } from "./device-thread/user-devices.js";
 import type { VirtioBackendSpec } from "./device-thread/protocol.js";
 
+/** Compiled seccomp filters for the VM's threads. */
+export interface ThreadFilters {
+  devices: Uint8Array;
+  vcpu: Uint8Array;
+}
+
 /** One page below the TSS, where QEMU puts it too: KVM's identity map for unpaged real mode on Intel. */
 const KVM_IDENTITY_MAP_ADDR = KVM_TSS_ADDR - PAGE_SIZE;
 const MiB = 1024 * 1024;
@@ -60,6 +66,8 @@ export interface BuildOptions {
   mmdsData?: string;
   /** petasan's host placement options (not Firecracker's): see HostPlacement. */
   host?: HostPlacement;
+  /** Seccomp filters (compiled BPF) each thread installs on itself; absent: no filters. */
+  seccomp?: ThreadFilters;
 }
 
 /** What the device thread needs to serve MMDS, when the config has an mmds-config. */
@@ -172,7 +180,7 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
       undo.push(() => vcpu.close());
       configureVcpu(vcpu, host, machine.vcpu_count, cpuTemplateOf(machine));
       if (id === 0) setBootRegisters(vcpu, entry);
-      handles.push(new VcpuHandle(vcpu, doorbell, vcpuCpus));
+      handles.push(new VcpuHandle(vcpu, doorbell, { cpus: vcpuCpus, seccomp: opts.seccomp?.vcpu }));
     }
     return { handles, doorbell };
   });
@@ -199,6 +207,7 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
       mmds: mmdsSpec(config, opts.mmdsData),
       log: opts.log,
       trackDirtyPages: machine.track_dirty_pages,
+      seccomp: opts.seccomp?.devices,
     },
     release: releaseAll,
   });

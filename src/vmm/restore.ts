@@ -24,7 +24,7 @@ import { VcpuHandle } from "./vcpu/handle.js";
 import { Vmm } from "./vmm.js";
 import { ExitDoorbell } from "./exit-doorbell.js";
 import { availableParallelism } from "node:os";
-import { BuildError, mmdsSpec } from "./builder.js";
+import { BuildError, mmdsSpec, type ThreadFilters } from "./builder.js";
 import type { LogSettings } from "./logger.js";
 import { decodeSnapshotFile, MAX_SNAPSHOT_BYTES, SnapshotFileError } from "./snapshot/file-format.js";
 import { parseSnapshotBody } from "./snapshot/state-codec.js";
@@ -46,6 +46,8 @@ export interface RestoreOptions {
   networkOverrides?: readonly NetworkOverride[];
   serialOutputFd: number | null;
   log: LogSettings;
+  /** Seccomp filters each thread installs on itself, as buildVm's; absent: none. */
+  seccomp?: ThreadFilters;
 }
 
 /** Reads and checks a state file: a SnapshotFileError says what is wrong with it (missing, truncated, corrupt, …). */
@@ -168,7 +170,7 @@ export async function restoreVm(opts: RestoreOptions): Promise<Vmm> {
     for (let id = 0; id < machine.vcpu_count; id++) {
       const vcpu = vm.createVcpu(id);
       undo.push(() => vcpu.close());
-      handles.push(new VcpuHandle(vcpu, doorbell));
+      handles.push(new VcpuHandle(vcpu, doorbell, { seccomp: opts.seccomp?.vcpu }));
     }
     // VM-wide state first (the IOAPIC and PICs the LAPICs deliver through), then each vCPU.
     restoreVmState(vm, snap.decodedVm);
@@ -197,6 +199,7 @@ export async function restoreVm(opts: RestoreOptions): Promise<Vmm> {
       log: opts.log,
       restoreDevices: snap.devices,
       userDevices: [],
+      seccomp: opts.seccomp?.devices,
       // As in Firecracker, the MMDS data store is not in the snapshot: the restored guest's MMDS starts empty.
       mmds: mmdsSpec(config, undefined),
       trackDirtyPages: machine.track_dirty_pages,

@@ -143,7 +143,12 @@ test("--config-file with --api-sock boots at once and serves the API for the run
   writeFileSync(configPath, JSON.stringify({ "boot-source": { kernel_image_path: kernel }, "machine-config": { vcpu_count: 2, mem_size_mib: 128 } }));
   const petasan = start(["--config-file", configPath, "--api-sock", socketPath]);
   await petasan.waitFor("echo: ready\n");
-  const info = await waitForApi(socketPath, petasan);
+  // vCPU 0 may print before vCPU 1's thread has started, so before InstanceStart has completed: wait for it.
+  let info = await waitForApi(socketPath, petasan);
+  for (let i = 0; i < 50 && stateOf(info) !== "Running"; i++) {
+    await sleep(100);
+    info = await requestOverSocket(socketPath, "GET", "/");
+  }
   assert.equal(stateOf(info), "Running");
   const config = await requestOverSocket(socketPath, "GET", "/vm/config");
   assert.equal((config.json as { "machine-config": { vcpu_count: number } })["machine-config"].vcpu_count, 2);

@@ -71,6 +71,8 @@ export interface DeviceThreadData {
   trackDirtyPages?: boolean;
   /** Restoring a snapshot: device states put back before the device thread reports ready. */
   restoreDevices?: SavedDevices;
+  /** The device thread's seccomp filter (compiled BPF), installed once its devices are open; absent: none. */
+  seccomp?: Uint8Array;
 }
 
 export type DeviceThreadRequest =

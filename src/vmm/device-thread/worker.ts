@@ -28,6 +28,7 @@ import { LEGACY_GSIS } from "./legacy-devices.js";
 import type { GuestMemory } from "../../memory/guest-memory.js";
 import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./protocol.js";
 import { restoreDevices, takeSnapshot } from "./snapshot.js";
+import { lockDownThread } from "../seccomp/thread-lockdown.js";
 
 const data = workerData as DeviceThreadData;
 const emit = (e: DeviceThreadEvent) => parentPort!.postMessage(e);
@@ -75,6 +76,8 @@ function main(userDevices: readonly LoadedUserDevice[], userVirtio: ReadonlyMap<
       }
     });
 
+    // Every device is open: narrowed before the first guest request is served.
+    lockDownThread("devices", "petasan-devices", data.seccomp);
     emit({ kind: "ready" });
     loop.run();
   } finally {

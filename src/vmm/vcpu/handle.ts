@@ -44,8 +44,8 @@ export class VcpuHandle {
   private worker?: Worker;
   private releaseKickHandler?: () => void;
 
-  /** `cpus`: the host CPUs the vCPU thread is pinned to (all, when undefined). */
-  constructor(readonly vcpu: Vcpu, private readonly doorbell: ExitDoorbell, private readonly cpus?: readonly number[]) {
+  /** `cpus`: the host CPUs the vCPU thread is pinned to (all, when undefined); `seccomp`: its filter (none, when undefined). */
+  constructor(readonly vcpu: Vcpu, private readonly doorbell: ExitDoorbell, private readonly placement: { cpus?: readonly number[]; seccomp?: Uint8Array } = {}) {
     this.run = new KvmRunView(vcpu.runAddr, vcpu.mmapSize);
   }
 
@@ -55,7 +55,7 @@ export class VcpuHandle {
     const data: VcpuWorkerData = {
       id: this.vcpu.id, fd: this.vcpu.fd, mmapSize: this.vcpu.mmapSize, runAddr: this.vcpu.runAddr,
       control: this.control.buffer, exitEventFd: this.doorbell.eventFd, exitDoorbell: this.doorbell.buffer,
-      exitDoorbellPoll: this.doorbell.poll, ...(this.cpus && { cpus: [...this.cpus] }),
+      exitDoorbellPoll: this.doorbell.poll, ...(this.placement.cpus && { cpus: [...this.placement.cpus] }), seccomp: this.placement.seccomp,
     };
     this.worker = startWorker("vcpu", data, { name: `vcpu${this.vcpu.id}` });
     this.worker.on("message", onMessage);

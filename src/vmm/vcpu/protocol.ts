@@ -13,6 +13,8 @@ export interface VcpuWorkerData {
   exitDoorbellPoll: boolean;
   /** Host CPUs this vCPU thread pins itself to before its first KVM_RUN (NUMA placement). */
   cpus?: number[];
+  /** The vCPU thread's seccomp filter (compiled BPF), installed before its first KVM_RUN; absent: none. */
+  seccomp?: Uint8Array;
 }
 
 export type VcpuWorkerMessage =

@@ -17,6 +17,7 @@ import { pinThisThread } from "../../sys/affinity.js";
 import type { VcpuWorkerData, VcpuWorkerMessage } from "./protocol.js";
 import { Bus } from "../../devices/bus.js";
 import { PortSink, POST_CODE_PORT, ALTERNATE_IO_DELAY_PORT } from "../../devices/legacy/sink.js";
+import { lockDownThread } from "../seccomp/thread-lockdown.js";
 
 /**
  * Stateless ports served on this thread, without a hop to the device thread: Linux's io_delay writes
@@ -64,6 +65,9 @@ function completePendingExit(): void {
 function runLoop(): void {
   // NUMA placement: the thread runs on the CPUs next to the node its guest RAM is bound to.
   if (data.cpus) pinThisThread(data.cpus);
+  // Set up, so narrowed before the guest's first instruction (Firecracker installs the vCPU filter as the
+  // thread starts, before its run loop).
+  lockDownThread("vcpu", `petasan-vcpu${data.id}`, data.seccomp);
   control.pthreadId = BigInt(pthreadSelf());
   control.state = VcpuState.Running;
   post({ kind: "started", vcpu: data.id });

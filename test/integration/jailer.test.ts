@@ -1,0 +1,193 @@
+/**
+ * The jailer and seccomp, end to end, as Firecracker's security tests check them (tests/integration_tests/
+ * security/test_jail.py, test_seccomp.py): a VMM started by `petasan jailer` boots the echo guest through the
+ * API socket inside its chroot, and /proc shows its root is the chroot, its uid/gid, cgroup, network and mount
+ * namespaces and rlimits are the ones asked for, and every thread has a seccomp filter (seccomp.test.ts checks
+ * what the filters do). Needs root, /dev/kvm, a cgroup v2 hierarchy and `ip`; cleans up every chroot, cgroup
+ * and network namespace it makes.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, rmdirSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { buildTestGuest } from "../guests/build.js";
+import { kvmSkipReason } from "./kvm-available.js";
+import { runPetasan, startPetasan } from "./petasan-process.js";
+import { requestOverSocket } from "../../src/api/api-client.js";
+import { cgroup2Mount } from "../../src/jailer/cgroup.js";
+
+const UID = 4242;
+const GID = 4243;
+
+function jailSkipReason(): string | false {
+  const kvm = kvmSkipReason();
+  if (kvm) return kvm;
+  if (process.getuid?.() !== 0) return "the jailer needs root";
+  try {
+    cgroup2Mount();
+  } catch (error) {
+    return (error as Error).message;
+  }
+  return false;
+}
+const skip = jailSkipReason();
+if (skip) console.error(`jailer tests skipped: ${skip}`);
+
+async function waitForFile(p: string, ms: number): Promise<void> {
+  for (const end = Date.now() + ms; !existsSync(p); await sleep(50)) {
+    if (Date.now() > end) throw new Error(`${p} did not appear within ${ms} ms`);
+  }
+}
+
+function status(pid: number, tid?: number): Record<string, string> {
+  const text = readFileSync(tid === undefined ? `/proc/${pid}/status` : `/proc/${pid}/task/${tid}/status`, "utf8");
+  return Object.fromEntries(text.split("\n").filter(Boolean).map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 1).trim()]));
+}
+
+test("a jailed VMM boots a guest: its root is the chroot, it runs as uid/gid in its cgroup, netns and rlimits, every thread filtered", { skip }, async () => {
+  const kernel = await buildTestGuest("echo");
+  const base = mkdtempSync(path.join(tmpdir(), "petasan-jail-"));
+  const id = `jail-test-${process.pid}`;
+  const netns = `petasan-jail-${process.pid}`;
+  const parentCgroup = `petasan-test-${process.pid}`;
+  const cgroupDir = path.join(cgroup2Mount(), parentCgroup);
+  execFileSync("ip", ["netns", "add", netns]);
+  let petasan: ReturnType<typeof startPetasan> | undefined;
+  try {
+    const root = path.join(base, "petasan", id, "root");
+    petasan = startPetasan([
+      "jailer", "--id", id, "--uid", String(UID), "--gid", String(GID), "--chroot-base-dir", base, "--netns", `/run/netns/${netns}`,
+      "--cgroup-version", "2", "--parent-cgroup", parentCgroup, "--cgroup", "cgroup.max.descendants=2",
+      "--resource-limit", "no-file=512", "--resource-limit", "fsize=50000000", "--", "--api-sock", "/api.sock",
+    ], 60_000);
+    const pid = petasan.child.pid!;
+    const running = petasan;
+    const socket = path.join(root, "api.sock");
+    await waitForFile(socket, 30_000);
+
+    // The client's files go inside the chroot, as with Firecracker's jailer.
+    copyFileSync(kernel, path.join(root, "kernel"));
+    const api = (method: string, p: string, body?: object) => requestOverSocket(socket, method, p, body);
+    assert.equal((await api("PUT", "/boot-source", { kernel_image_path: "/kernel", boot_args: "console=ttyS0 reboot=k panic=1" })).status, 204);
+    assert.equal((await api("PUT", "/machine-config", { vcpu_count: 1, mem_size_mib: 128 })).status, 204);
+    assert.equal((await api("PUT", "/actions", { action_type: "InstanceStart" })).status, 204);
+    await running.waitFor("echo: ready\n");
+
+    const rootStat = statSync(root);
+    const seenRoot = statSync(`/proc/${pid}/root/`);
+    assert.deepEqual([seenRoot.dev, seenRoot.ino], [rootStat.dev, rootStat.ino], "the VMM's / is the chroot");
+    const st = status(pid);
+    assert.equal(st.Uid, `${UID}\t${UID}\t${UID}\t${UID}`);
+    assert.equal(st.Gid, `${GID}\t${GID}\t${GID}\t${GID}`);
+    assert.equal(st.Groups, "");
+    assert.equal(st.CapEff, "0000000000000000");
+    assert.equal(st.NoNewPrivs, "1");
+    assert.match(readFileSync(`/proc/${pid}/cgroup`, "utf8"), new RegExp(`^0::/${parentCgroup}/${id}$`, "m"));
+    assert.equal(readFileSync(path.join(cgroupDir, id, "cgroup.max.descendants"), "utf8").trim(), "2");
+    assert.equal(statSync(`/proc/${pid}/ns/net`).ino, statSync(`/run/netns/${netns}`).ino, "in the given network namespace");
+    assert.notEqual(statSync(`/proc/${pid}/ns/mnt`).ino, statSync("/proc/self/ns/mnt").ino, "in a mount namespace of its own");
+    const limits = readFileSync(`/proc/${pid}/limits`, "utf8");
+    assert.match(limits, /^Max open files\s+512\s+512/m);
+    assert.match(limits, /^Max file size\s+50000000\s+50000000/m);
+    // No fd reaches outside the jail: the jailer's own were closed at exec (stdio are pipes here).
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      assert.ok(!target.startsWith("/") || target.startsWith(`${root}/`), `fd ${fd} -> ${target} is outside the jail`);
+    }
+
+    const threads = readdirSync(`/proc/${pid}/task`).map(Number);
+    const names = threads.map((t) => readFileSync(`/proc/${pid}/task/${t}/comm`, "utf8").trim());
+    assert.ok(names.includes("petasan") && names.includes("petasan-devices") && names.includes("petasan-vcpu0"), names.join(","));
+    for (const t of threads) {
+      const s = status(pid, t);
+      assert.equal(s.Seccomp, "2", `thread ${t} (${readFileSync(`/proc/${pid}/task/${t}/comm`, "utf8").trim()}) has a seccomp filter`);
+      // The process filter on every thread, and the VM's threads their own on top (a thread Node starts after the
+      // main thread narrowed itself inherits both).
+      const own = ["petasan", "petasan-devices", "petasan-vcpu0"].includes(readFileSync(`/proc/${pid}/task/${t}/comm`, "utf8").trim());
+      if (own) assert.equal(Number(s.Seccomp_filters), 2, `thread ${t}`);
+      else assert.ok(Number(s.Seccomp_filters) >= 1, `thread ${t}`);
+    }
+
+    petasan.child.stdin!.write("q");
+    const finished = await petasan.finished;
+    assert.equal(finished.code, 0, finished.stderr);
+    assert.match(finished.stdout, /echo: bye\n/);
+  } finally {
+    if (petasan !== undefined && petasan.child.exitCode === null && petasan.child.signalCode === null) {
+      petasan.child.kill("SIGKILL");
+      await petasan.finished;
+    }
+    rmSync(base, { recursive: true, force: true });
+    for (const dir of [path.join(cgroupDir, id), cgroupDir]) if (existsSync(dir)) rmdirSync(dir);
+    execFileSync("ip", ["netns", "del", netns]);
+  }
+});
+
+test("--new-pid-ns --daemonize: the VMM is pid 1 of a pid namespace, its host pid in <chroot>/petasan.pid, in a session of its own with stdio on /dev/null", { skip }, async () => {
+  const kernel = await buildTestGuest("echo");
+  const base = mkdtempSync(path.join(tmpdir(), "petasan-jail-"));
+  const id = `jail-pidns-${process.pid}`;
+  const root = path.join(base, "petasan", id, "root");
+  let pid: number | undefined;
+  try {
+    const jailer = startPetasan([
+      "jailer", "--id", id, "--uid", String(UID), "--gid", String(GID), "--chroot-base-dir", base, "--new-pid-ns", "--daemonize",
+      "--", "--api-sock", "/api.sock",
+    ], 60_000);
+    const jailerExit = await new Promise<number | null>((resolve) => jailer.child.once("exit", resolve));
+    assert.equal(jailerExit, 0, "the jailer ends once the VMM is started");
+    pid = Number(readFileSync(path.join(root, "petasan.pid"), "utf8"));
+    assert.ok(pid > 1 && pid !== jailer.child.pid);
+    assert.equal(status(pid).NSpid, `${pid}\t1`, "pid 1 in its own pid namespace");
+    const socket = path.join(root, "api.sock");
+    await waitForFile(socket, 30_000);
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const session = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[3]);
+    assert.equal(session, pid, "a session leader (setsid)");
+    // Opened before the jail, as Firecracker's jailer does: the host's /dev/null.
+    for (const fd of [0, 1, 2]) assert.equal(readlinkSync(`/proc/${pid}/fd/${fd}`), "/dev/null");
+    assert.equal(status(pid).Uid, `${UID}\t${UID}\t${UID}\t${UID}`);
+
+    copyFileSync(kernel, path.join(root, "kernel"));
+    assert.equal((await requestOverSocket(socket, "PUT", "/boot-source", { kernel_image_path: "/kernel" })).status, 204);
+    assert.equal((await requestOverSocket(socket, "PUT", "/actions", { action_type: "InstanceStart" })).status, 204);
+    assert.equal((((await requestOverSocket(socket, "GET", "/")).json) as { state: string }).state, "Running");
+    for (const t of readdirSync(`/proc/${pid}/task`)) assert.equal(status(pid, Number(t)).Seccomp, "2");
+    // pid 1 of a namespace gets only the signals it handles: petasan handles SIGTERM by stopping the VM.
+    process.kill(pid, "SIGTERM");
+    for (let i = 0; i < 100 && existsSync(`/proc/${pid}`); i++) await sleep(100);
+    assert.equal(existsSync(`/proc/${pid}`), false, "SIGTERM ended the VMM");
+  } finally {
+    if (pid !== undefined && existsSync(`/proc/${pid}`)) process.kill(pid, "SIGKILL");
+    rmSync(base, { recursive: true, force: true });
+  }
+});
+
+test("a jailer that cannot finish says why in one line, exits 1, and leaves no chroot or cgroup behind", { skip }, async () => {
+  const base = mkdtempSync(path.join(tmpdir(), "petasan-jail-"));
+  const parentCgroup = `petasan-test-fail-${process.pid}`;
+  try {
+    const common = ["jailer", "--id", "fails", "--uid", String(UID), "--gid", String(GID), "--chroot-base-dir", base];
+    const noNetns = await runPetasan([...common, "--netns", "/run/netns/petasan-no-such-netns"], 30_000);
+    assert.equal(noNetns.code, 1, noNetns.stderr);
+    assert.match(noNetns.stderr, /^petasan jailer: --netns: ENOENT: no such file or directory, open '\/run\/netns\/petasan-no-such-netns'$/m);
+    assert.deepEqual(readdirSync(base), []);
+
+    const badValue = await runPetasan([...common, "--parent-cgroup", parentCgroup, "--cgroup", "cgroup.max.descendants=lots"], 60_000);
+    assert.equal(badValue.code, 1, badValue.stderr);
+    assert.match(badValue.stderr, /^petasan jailer: cannot write "lots" to .*cgroup\.max\.descendants: /m);
+    assert.equal(badValue.stderr.trim().split("\n").length, 1, badValue.stderr);
+    assert.deepEqual(readdirSync(path.join(base, "petasan")), [], "the chroot is gone");
+    assert.equal(existsSync(path.join(cgroup2Mount(), parentCgroup)), false, "the cgroup is gone");
+
+    const usage = await runPetasan(["jailer", "--id", "x"], 30_000);
+    assert.equal(usage.code, 1);
+    assert.match(usage.stderr, /^petasan jailer: --uid is required$/m);
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+    for (const dir of [path.join(cgroup2Mount(), parentCgroup, "fails"), path.join(cgroup2Mount(), parentCgroup)]) if (existsSync(dir)) rmdirSync(dir);
+  }
+});

@@ -81,7 +81,7 @@ test("every flag of Firecracker's main.rs is known: honoured, warned about, or r
   if (args.kind !== "serve") return;
   assert.deepEqual(args.startTimes, { startTimeUs: 10, startTimeCpuUs: 20, parentCpuTimeUs: 30 });
   assert.equal(args.maxPayloadBytes, 100);
-  assert.equal(args.warnings.length, 3, args.warnings.join("\n"));
+  assert.equal(args.warnings.length, 2, args.warnings.join("\n"));
   assert.equal(args.mmdsSizeLimit, 200);
   for (const warning of args.warnings) assert.doesNotMatch(warning, /\n/);
   assert.deepEqual(parseApiModeArgs(["--help"]), { kind: "help" });

@@ -66,15 +66,21 @@ async function serve(args: ServeArgs): Promise<number> {
   const ended = new Promise<number>((resolve) => (settle = resolve));
   let console: AttachedConsole | undefined;
   const metrics = new MetricsRecorder(args.instanceId);
+  // The main thread narrows itself once the VM's threads exist (Firecracker's vmm thread installs its filter once
+  // the microVM is built) and its API socket listens: a config file boots before the socket is made.
+  let vmStarted = false;
+  let apiListening = args.apiSocketPath === undefined;
+  const narrowMainThread = () => {
+    if (vmStarted && apiListening) lockDownMainThread(seccomp);
+  };
   const backend = new ApiVmmBackend({
     serialOutputFd: 1,
     defaultLogFd: 2,
     metrics,
     seccomp,
     onStarted: () => {
-      // The VM's threads exist and have their own filters: the main thread narrows itself (Firecracker's vmm
-      // thread installs its filter once the microVM is built).
-      lockDownMainThread(seccomp);
+      vmStarted = true;
+      narrowMainThread();
       console = attachConsole(process.stdin, {
         input: (bytes) => backend.serialInput(bytes),
         quit: () => void backend.stop("quit from the console (Ctrl-A x)"),
@@ -123,6 +129,8 @@ async function serve(args: ServeArgs): Promise<number> {
       // The VM's threads start while the client configures it, so InstanceStart and /snapshot/load need not wait
       // for them (bench/snapshot.ts: restore ~40 ms instead of ~200).
       if (args.configFile === undefined) prestartWorkers({ devices: 1, vcpu: 1 });
+      apiListening = true;
+      narrowMainThread();
     } catch (error) {
       say((error as Error).message);
       // Settled first: a VM the config file booted ends with the process, and its exit code is not the one to report.

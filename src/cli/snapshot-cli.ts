@@ -10,14 +10,18 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { LOG_LEVELS, loadSnapshot, mergeSnapshotMemory, type VirtualMachine } from "../lib/index.js";
 import { attachConsole } from "./console.js";
+import { SECCOMP_FLAGS_EXCLUSIVE, seccompChoice, seccompFilters } from "./seccomp-choice.js";
+import { lockDownMainThread, lockDownProcessThreads } from "../lib/seccomp.js";
 
 export const RESTORE_USAGE = `usage: petasan restore DIR | --snapshot FILE --mem FILE [--serial stdio|file:PATH|none]
                        [--log-level LEVEL] [--track-dirty-pages] [--net-override ID=TAP]... [--snapshot-dir DIR]
+                       [--no-seccomp | --seccomp-filter FILE]
   DIR                  a directory holding vm.snap and vm.mem (what Ctrl-A s with --snapshot-dir writes)
   --snapshot FILE      the state file;  --mem FILE  the memory file (mapped copy-on-write, never changed)
   --track-dirty-pages  record dirtied pages, for Diff snapshots of the restored VM (API mode)
   --net-override ID=TAP  use tap TAP for interface ID instead of the snapshot's
   --snapshot-dir DIR   Ctrl-A s writes a new snapshot of the restored VM here
+  --no-seccomp, --seccomp-filter FILE   as petasan run: seccomp filters are on by default
 The drives are reopened by the paths in the snapshot: their contents must be what they were when it was taken.`;
 
 export const SNAPSHOT_USAGE = `usage: petasan snapshot merge-memory --base FILE --diff FILE
@@ -87,6 +91,8 @@ export async function runRestoreCommand(argv: string[]): Promise<number> {
         "track-dirty-pages": { type: "boolean", default: false },
         "net-override": { type: "string", multiple: true, default: [] },
         "snapshot-dir": { type: "string" },
+        "no-seccomp": { type: "boolean" },
+        "seccomp-filter": { type: "string" },
       },
     });
   } catch (e) {
@@ -105,6 +111,10 @@ export async function runRestoreCommand(argv: string[]): Promise<number> {
   const logLevel = LOG_LEVELS.find((l) => l.toLowerCase() === values["log-level"].toLowerCase());
   if (!logLevel) {
     say(`--log-level: "${values["log-level"]}" is not one of ${LOG_LEVELS.join(", ")}`);
+    return 2;
+  }
+  if (values["no-seccomp"] && values["seccomp-filter"] !== undefined) {
+    say(SECCOMP_FLAGS_EXCLUSIVE);
     return 2;
   }
   const networkOverrides = [];
@@ -133,12 +143,16 @@ export async function runRestoreCommand(argv: string[]): Promise<number> {
 
   let vm: VirtualMachine;
   try {
+    const seccomp = await seccompFilters(seccompChoice(values["no-seccomp"], values["seccomp-filter"]));
     vm = loadSnapshot(
       { snapshotPath, memFilePath, trackDirtyPages: values["track-dirty-pages"], networkOverrides },
-      { console: serialFd === null ? "none" : { fd: serialFd }, log: { fd: 2, level: logLevel } },
+      { console: serialFd === null ? "none" : { fd: serialFd }, log: { fd: 2, level: logLevel }, seccomp },
     );
+    // As petasan run: the process filter before the VM's threads exist, theirs as they start, the main thread's after.
+    if (seccomp !== undefined) lockDownProcessThreads(seccomp);
     // A failed start releases what it had built.
     await vm.start();
+    lockDownMainThread(seccomp);
   } catch (e) {
     say((e as Error).message);
     return 1;

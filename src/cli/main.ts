@@ -7,9 +7,11 @@ import { runCommand } from "./run.js";
 import { runApiMode } from "./api-mode.js";
 import { API_MODE_USAGE } from "./api-mode-args.js";
 import { runGuestBuild } from "../guest/cli.js";
+import { runConsoleCommand } from "./console-command.js";
 
 const USAGE = `usage: petasan run [options]      boot a VM (petasan run --help for options)
        petasan guest build        build and cache the default guest
+       petasan console [options]  a web console for VMs (petasan console --help for options)
        petasan --api-sock PATH | --config-file FILE [--no-api] [options]
                                   Firecracker-compatible mode, options below
 
@@ -27,6 +29,8 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       return runCommand(rest);
+    case "console":
+      return runConsoleCommand(rest);
     case "guest":
       if (rest[0] === "build") return runGuestBuild(rest.slice(1));
       break;

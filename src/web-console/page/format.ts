@@ -14,6 +14,7 @@ export function mib(n: number): string {
 /** 1234567 → "1.2 M" */
 export function count(n: number | undefined): string {
   if (n === undefined) return "–";
+  if (n < 10) return String(Math.round(n * 10) / 10);
   if (n < 1000) return String(Math.round(n));
   const units = ["k", "M", "G", "T"];
   let i = -1;
@@ -31,5 +32,5 @@ export function bytes(n: number): string {
     n /= 1024;
     i++;
   }
-  return `${n.toFixed(i === 0 || n >= 10 ? 0 : 1)} ${units[i]}`;
+  return `${n >= 10 || n === Math.round(n) ? Math.round(n) : n.toFixed(1)} ${units[i]}`;
 }

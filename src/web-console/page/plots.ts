@@ -11,6 +11,8 @@ interface PlotSpec {
   series: { label: string; value: (s: StatsSample) => number; scale?: "ops" }[];
   axis: (v: number) => string;
   opsAxis?: boolean;
+  /** The y range always reaches this, so an idle plot has a sensible axis (1 KiB/s, 1 %...). */
+  minMax: number;
 }
 
 const PLOTS: PlotSpec[] = [
@@ -18,6 +20,7 @@ const PLOTS: PlotSpec[] = [
     title: "Exits/s by kind",
     series: EXIT_KINDS.map((kind) => ({ label: kind, value: (s: StatsSample) => s.exits[kind] })),
     axis: count,
+    minMax: 10,
   },
   {
     title: "Disk",
@@ -29,6 +32,7 @@ const PLOTS: PlotSpec[] = [
     ],
     axis: (v) => `${bytes(v)}/s`,
     opsAxis: true,
+    minMax: 1024,
   },
   {
     title: "Network",
@@ -40,13 +44,20 @@ const PLOTS: PlotSpec[] = [
     ],
     axis: (v) => `${bytes(v)}/s`,
     opsAxis: true,
+    minMax: 1024,
   },
   {
     title: "vCPU time",
     series: [{ label: "CPU %", value: (s) => s.vcpuTime * 100 }],
-    axis: (v) => `${Math.round(v)} %`,
+    axis: (v) => `${count(v)} %`,
+    minMax: 1,
   },
 ];
+
+/** Seconds since the epoch → "14:05:09". */
+function clock(seconds: number): string {
+  return new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+}
 
 export class Plots {
   private readonly charts: { spec: PlotSpec; plot: uPlot }[] = [];
@@ -84,15 +95,15 @@ export class Plots {
   }
 
   private options(spec: PlotSpec, width: number): uPlot.Options {
-    const axes: uPlot.Axis[] = [{}, { values: (_u, values) => values.map(spec.axis), size: 70 }];
+    const axes: uPlot.Axis[] = [{ incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300], space: 70, values: (_u, values) => values.map(clock) }, { values: (_u, values) => values.map(spec.axis), size: 70 }];
     if (spec.opsAxis) axes.push({ scale: "ops", side: 1, values: (_u, values) => values.map((v) => `${count(v)}/s`), grid: { show: false }, size: 60 });
     return {
       title: spec.title,
       width,
       height: 180,
-      legend: { show: true },
+      legend: { show: true, live: false },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true }, y: { range: (_u, min, max) => [Math.min(0, min), Math.max(1, max)] }, ops: { range: (_u, min, max) => [Math.min(0, min), Math.max(1, max)] } },
+      scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(spec.minMax, max)] }, ops: { range: (_u, _min, max) => [0, Math.max(10, max)] } },
       axes,
       series: [
         {},

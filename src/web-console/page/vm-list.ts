@@ -36,7 +36,7 @@ export function renderList(body: HTMLElement, vms: ListedVm[], selected: string 
       cell.className = name;
       if (name === "state") {
         const badge = document.createElement("span");
-        badge.className = `state ${summary.state.toLowerCase()}`;
+        badge.className = `badge ${summary.state.toLowerCase()}`;
         badge.textContent = text;
         cell.append(badge);
       } else cell.textContent = text;

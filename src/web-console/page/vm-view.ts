@@ -43,7 +43,7 @@ export class VmView {
     document.getElementById("vm-name")!.textContent = s.name;
     const state = document.getElementById("vm-state")!;
     state.textContent = s.state;
-    state.className = `state ${s.state.toLowerCase()}`;
+    state.className = `badge ${s.state.toLowerCase()}`;
     this.tick(vm);
     for (const button of document.querySelectorAll<HTMLButtonElement>("#actions button")) {
       const allowed = ALLOWED[button.dataset.action!];

@@ -57,7 +57,11 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
   const server = createServer((request, response) => {
     const url = requestUrl(request);
     const refused = access.check(request, url, request.method !== "GET" && request.method !== "HEAD");
-    if (refused) return sendError(response, refused.status, refused.message);
+    if (refused) {
+      // The body, if any, is left unread: the connection closes after the answer rather than being reused.
+      response.setHeader("Connection", "close");
+      return sendError(response, refused.status, refused.message);
+    }
     if (url.pathname.startsWith("/api/")) return void handleApi(registry, request, response, url);
     serveAsset(assets, request, response, url, access);
   });
@@ -106,6 +110,7 @@ function requestUrl(request: IncomingMessage): URL {
 }
 
 function serveAsset(assets: Map<string, Asset>, request: IncomingMessage, response: ServerResponse, url: URL, access: AccessPolicy): void {
+  if (!request.complete) response.setHeader("Connection", "close");
   if (request.method !== "GET" && request.method !== "HEAD") return sendError(response, 405, `${request.method} ${url.pathname} is not allowed (allowed: GET)`);
   const asset = assets.get(url.pathname);
   if (!asset) return sendError(response, 404, `no file ${url.pathname}`);

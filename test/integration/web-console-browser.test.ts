@@ -73,6 +73,10 @@ test("the web console in a browser: list, create, console, type, pause, resume, 
     await page.setViewport({ width: 1280, height: 1000 });
     const pageErrors: string[] = [];
     page.on("pageerror", (error) => pageErrors.push(String(error)));
+    // Console errors include Content-Security-Policy violations and failed loads: the page has none.
+    page.on("console", (message) => {
+      if (message.type() === "error") pageErrors.push(message.text());
+    });
 
     // The list, empty, and the events stream live.
     await page.goto(url);

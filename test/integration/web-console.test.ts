@@ -115,9 +115,18 @@ test("one console, several viewers: all see the output, any can type, a late one
       gone[0].ws.terminate(); // the TCP connection just drops
       gone[1].ws.close(); // a clean close
     }
+    // Event streams (a page's list and plots) that vanish mid-stream unhook from the registry.
+    const listeners = server.registry.listenerCount("sample");
+    for (let i = 0; i < 5; i++) {
+      const events = new WebSocket(new URL("/api/events", base.replace(/^http/, "ws")));
+      await new Promise((resolve) => events.once("message", resolve));
+      if (i % 2 === 0) events.terminate();
+      else events.close();
+    }
     b.ws.terminate();
     late.ws.terminate();
     await until("the viewers to be forgotten", () => server.openSockets() === 1);
+    await until("the event streams to unhook", () => server.registry.listenerCount("sample") === listeners && server.registry.listenerCount("changed") === listeners);
     await until("the sockets' fds to close", () => openFds() <= fds);
     const details = JSON.parse((await call(base, "GET", `/api/vms/${vm.id}`)).body) as { viewers: number; logs: string[] };
     assert.equal(details.viewers, 1);

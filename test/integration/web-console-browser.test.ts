@@ -18,7 +18,7 @@ import { startPetasan, type Running } from "./petasan-process.js";
 
 // Functions passed to page.evaluate run in the browser; this program is compiled without the DOM's types.
 /* eslint-disable @typescript-eslint/no-explicit-any */
-declare const document: any, window: any;
+declare const document: any, window: any, getComputedStyle: any;
 type HTMLElement = any;
 type HTMLInputElement = any;
 type HTMLTextAreaElement = any;
@@ -85,7 +85,10 @@ test("the web console in a browser: list, create, console, type, pause, resume, 
 
     // Create a VM from a pasted Firecracker config.
     await page.click("#new-vm");
+    const shown = (selector: string) => page.$eval(selector, (e) => getComputedStyle(e).display !== "none");
+    assert.deepEqual([await shown("#mode-form"), await shown("#mode-json")], [true, false], "the form, not the JSON box, at first");
     await page.click("input[name=mode][value=json]");
+    assert.deepEqual([await shown("#mode-form"), await shown("#mode-json")], [false, true]);
     const config = { "boot-source": { kernel_image_path: kernel }, "machine-config": { vcpu_count: 1, mem_size_mib: 64 } };
     await page.$eval("textarea[name=config]", (area, text) => ((area as HTMLTextAreaElement).value = text), JSON.stringify(config, null, 2));
     await page.type("input[name=json_name]", "echo");

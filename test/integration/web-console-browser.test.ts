@@ -7,7 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
@@ -103,8 +103,35 @@ test("the web console in a browser: list, create, console, type, pause, resume, 
     await page.click("#terminal");
     await page.keyboard.type("hello from the browser");
     await waitForTerminal(page, "HELLO FROM THE BROWSER");
+    // A second viewer of the same VM (another tab): it gets the scrollback, and sees what the first one types.
+    const other = await browser.newPage();
+    await other.goto(`${url}#vm1`);
+    await waitForTerminal(other, "HELLO FROM THE BROWSER");
+    await page.bringToFront();
+    await page.click("#terminal");
+    await page.keyboard.type(" and again");
+    await waitForTerminal(page, "AND AGAIN");
+    // A tab in the background draws nothing: look at it, as its user would.
+    await other.bringToFront();
+    await waitForTerminal(other, "AND AGAIN");
+    await page.bringToFront();
+    await waitForCell(page, "vm1", "viewers", "2");
+    await other.close();
+    await waitForCell(page, "vm1", "viewers", "1");
+
     // Exits arrive as samples: a second's worth after the typing.
     await page.waitForFunction(() => Number(document.querySelector('#vm-list tr[data-vm="vm1"] td.exits')?.textContent) > 0, { timeout: 10_000 });
+
+    // An uploaded config file fills the JSON box.
+    await page.click("#new-vm");
+    await page.click("input[name=mode][value=json]");
+    const upload = path.join(ARTIFACTS, "uploaded-config.json");
+    writeFileSync(upload, JSON.stringify(config));
+    const fileInput = await page.$("input[name=config_file]");
+    await (fileInput as unknown as { uploadFile(p: string): Promise<void> }).uploadFile(upload);
+    await page.waitForFunction(() => document.querySelector("textarea[name=config]").value.includes("mem_size_mib"), { timeout: 5000 });
+    assert.deepEqual(JSON.parse(await page.$eval("textarea[name=config]", (a) => a.value)), config);
+    await page.click("#create-cancel");
 
     // A second VM from the form, created without starting it, then started.
     await page.click("#new-vm");

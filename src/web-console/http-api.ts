@@ -18,6 +18,7 @@ export const MAX_BODY = 1024 * 1024;
 
 /** A request that fails before it reaches a VM: status and message. */
 class HttpError extends Error {
+  override readonly name = "HttpError";
   constructor(readonly status: number, message: string) {
     super(message);
   }

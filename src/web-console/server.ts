@@ -17,12 +17,17 @@ import { AllowedPaths } from "./allowed-paths.js";
 import { handleApi, sendError } from "./http-api.js";
 import type { ListenAddress } from "./listen-address.js";
 import { loadPageAssets, type Asset } from "./page-assets.js";
-import { VmRegistry } from "./vm-registry.js";
+import { VmRegistry, type ConsoleVm } from "./vm-registry.js";
 
 /** Largest message a page may send (console input). */
 export const MAX_WS_MESSAGE = 64 * 1024;
 /** An events client this far behind is dropped (it reconnects and gets a fresh hello). */
 const MAX_EVENTS_BACKLOG = 4 * 1024 * 1024;
+/**
+ * Every WebSocket is pinged this often and dropped if it has not answered the previous ping: a browser that
+ * vanished without closing its connection (a laptop lid, a lost network) is forgotten within two periods.
+ */
+export const HEARTBEAT_MS = 30_000;
 
 export interface ConsoleServerOptions {
   listen: ListenAddress;
@@ -30,6 +35,8 @@ export interface ConsoleServerOptions {
   allow: readonly string[];
   /** Whether configs may attach network interfaces (taps). */
   allowNet?: boolean;
+  /** The WebSocket heartbeat period (default HEARTBEAT_MS). */
+  heartbeatMs?: number;
 }
 
 export interface ConsoleServer {
@@ -74,13 +81,38 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
     if (consoleMatch) {
       const entry = registry.list().find((vm) => vm.id === decodeURIComponent(consoleMatch[1]));
       if (!entry) return rejectUpgrade(socket, 404, `no VM ${JSON.stringify(consoleMatch[1])} in this console`);
-      return sockets.handleUpgrade(request, socket, head, (ws) => attachViewer(ws, entry, registry));
+      return sockets.handleUpgrade(request, socket, head, (ws) => {
+        sockets.emit("connection", ws, request);
+        attachViewer(ws, entry, registry);
+      });
     }
-    if (url.pathname === "/api/events") return sockets.handleUpgrade(request, socket, head, (ws) => attachEvents(ws, registry));
+    if (url.pathname === "/api/events") {
+      return sockets.handleUpgrade(request, socket, head, (ws) => {
+        sockets.emit("connection", ws, request);
+        attachEvents(ws, registry);
+      });
+    }
     rejectUpgrade(socket, 404, `no WebSocket at ${url.pathname}: use /api/vms/ID/console or /api/events`);
   });
   // A client that sends garbage gets a 400 from Node and is closed; nothing else to do.
   server.on("clientError", (_error, socket) => socket.destroy());
+  const alive = new WeakSet<WebSocket>();
+  // handleUpgrade's callbacks emit "connection" (noServer mode does not).
+  sockets.on("connection", (ws) => {
+    alive.add(ws);
+    ws.on("pong", () => alive.add(ws));
+  });
+  const heartbeat = setInterval(() => {
+    for (const ws of sockets.clients) {
+      // terminate() fires "close", which detaches the viewer or the events listener.
+      if (!alive.has(ws)) ws.terminate();
+      else {
+        alive.delete(ws);
+        ws.ping();
+      }
+    }
+  }, options.heartbeatMs ?? HEARTBEAT_MS);
+  heartbeat.unref();
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -97,7 +129,10 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
     token: access.token,
     registry,
     openSockets: () => sockets.clients.size,
-    close: () => closeAll(server, sockets, registry),
+    close: () => {
+      clearInterval(heartbeat);
+      return closeAll(server, sockets, registry);
+    },
   };
 }
 
@@ -133,7 +168,7 @@ function rejectUpgrade(socket: Duplex, status: number, message: string): void {
   socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
 
-function attachViewer(ws: WebSocket, entry: ReturnType<VmRegistry["get"]>, registry: VmRegistry): void {
+function attachViewer(ws: WebSocket, entry: ConsoleVm, registry: VmRegistry): void {
   const viewer = {
     get bufferedAmount() {
       return ws.bufferedAmount;

@@ -140,6 +140,28 @@ test("one console, several viewers: all see the output, any can type, a late one
   });
 });
 
+test("a browser that vanishes without closing its WebSocket (no pong) is dropped by the heartbeat", { skip }, async () => {
+  const kernel = await buildTestGuest("echo");
+  const server = await startConsoleServer({ listen: parseListenAddress("127.0.0.1:0"), allow: [path.dirname(kernel)], heartbeatMs: 100 });
+  try {
+    const created = await call(server.url, "POST", "/api/vms", json({ config: { "boot-source": { kernel_image_path: kernel } } }));
+    const id = (JSON.parse(created.body) as { id: string }).id;
+    const answering = await viewer(server.url, id);
+    // A client that never answers pings, as a dead peer never does.
+    const silent = new WebSocket(new URL(`/api/vms/${id}/console`, server.url.replace(/^http/, "ws")), { autoPong: false });
+    await new Promise((resolve) => silent.once("open", resolve));
+    assert.equal(server.openSockets(), 2);
+    await until("the silent viewer to be dropped", () => server.openSockets() === 1);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(server.openSockets(), 1, "the viewer that answers stays");
+    answering.ws.send("still here");
+    await answering.waitFor("STILL HERE");
+    answering.ws.close();
+  } finally {
+    await server.close();
+  }
+});
+
 test("bad requests get a status and a one-line error, and change nothing", { skip }, async () => {
   const kernel = await buildTestGuest("echo");
   await withServer([path.dirname(kernel)], async (server, base) => {

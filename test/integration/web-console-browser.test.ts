@@ -183,6 +183,14 @@ test("the web console in a browser: list, create, console, type, pause, resume, 
     await waitForCell(page, "vm1", "state", "Running");
     await waitForTerminal(page, "Z");
 
+    // A narrower window refits the terminal to its box (fewer columns), output intact.
+    const screenWidth = () => page.$eval("#terminal .xterm-screen", (e) => (e as HTMLElement).clientWidth);
+    const wide = await screenWidth();
+    await page.setViewport({ width: 800, height: 1000 });
+    await page.waitForFunction((before) => document.querySelector("#terminal .xterm-screen").clientWidth < before - 100, { timeout: 5000 }, wide);
+    await waitForTerminal(page, "LINE 3");
+    await page.setViewport({ width: 1280, height: 1000 });
+
     // Stop: the VM ends, the terminal says so, the other VM runs on.
     await page.click('#actions button[data-action="stop"]');
     await waitForCell(page, "vm1", "state", "Stopped");

@@ -50,9 +50,20 @@ export async function handleApi(registry: VmRegistry, request: IncomingMessage, 
   }
 }
 
+/** A path segment, percent-decoded; undefined when the encoding is malformed ("%E0%A4"). */
+export function decodePathPart(part: string): string | undefined {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return undefined;
+  }
+}
+
 async function route(registry: VmRegistry, request: IncomingMessage, url: URL): Promise<[number, unknown]> {
   const method = request.method ?? "GET";
-  const parts = url.pathname.split("/").slice(2).map(decodeURIComponent); // after "/api/"
+  const decoded = url.pathname.split("/").slice(2).map(decodePathPart); // after "/api/"
+  if (decoded.includes(undefined)) throw new HttpError(400, `${url.pathname}: malformed percent-encoding`);
+  const parts = decoded as string[];
   if (parts[0] !== "vms") throw new HttpError(404, `no API resource ${url.pathname}`);
 
   if (parts.length === 1) {

@@ -14,7 +14,7 @@ import type { AddressInfo } from "node:net";
 import { WebSocketServer, type WebSocket } from "ws";
 import { AccessPolicy } from "./access.js";
 import { AllowedPaths } from "./allowed-paths.js";
-import { handleApi, sendError } from "./http-api.js";
+import { decodePathPart, handleApi, sendError } from "./http-api.js";
 import type { ListenAddress } from "./listen-address.js";
 import { loadPageAssets, type Asset } from "./page-assets.js";
 import { VmRegistry, type ConsoleVm } from "./vm-registry.js";
@@ -79,7 +79,7 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
     if (refused) return rejectUpgrade(socket, refused.status, refused.message);
     const consoleMatch = /^\/api\/vms\/([^/]+)\/console$/.exec(url.pathname);
     if (consoleMatch) {
-      const entry = registry.list().find((vm) => vm.id === decodeURIComponent(consoleMatch[1]));
+      const entry = registry.list().find((vm) => vm.id === decodePathPart(consoleMatch[1]));
       if (!entry) return rejectUpgrade(socket, 404, `no VM ${JSON.stringify(consoleMatch[1])} in this console`);
       return sockets.handleUpgrade(request, socket, head, (ws) => {
         sockets.emit("connection", ws, request);
@@ -96,6 +96,14 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
   });
   // A client that sends garbage gets a 400 from Node and is closed; nothing else to do.
   server.on("clientError", (_error, socket) => socket.destroy());
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(listen.port, listen.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
   const alive = new WeakSet<WebSocket>();
   // handleUpgrade's callbacks emit "connection" (noServer mode does not).
   sockets.on("connection", (ws) => {
@@ -113,14 +121,6 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
     }
   }, options.heartbeatMs ?? HEARTBEAT_MS);
   heartbeat.unref();
-
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(listen.port, listen.host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
   const bound = server.address() as AddressInfo;
   const shownHost = listen.host === "0.0.0.0" || listen.host === "::" ? "127.0.0.1" : bound.family === "IPv6" ? `[${bound.address}]` : bound.address;
   const base = `http://${listen.host === "localhost" ? "localhost" : shownHost}:${bound.port}/`;

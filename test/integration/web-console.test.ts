@@ -180,6 +180,7 @@ test("bad requests get a status and a one-line error, and change nothing", { ski
       ["network without --allow-net", call(base, "POST", "/api/vms", json({ config: { ...config, "network-interfaces": [{ iface_id: "eth0", host_dev_name: "tap0" }] } })), 400, /--allow-net/],
       ["too large", call(base, "POST", "/api/vms", json({ config: "x".repeat(1024 * 1024 + 10) })), 413, /at most 1048576/],
       ["static file", call(base, "GET", "/../../etc/passwd"), 404, /no file/],
+      ["malformed encoding", call(base, "GET", "/api/vms/%E0%A4%A"), 400, /malformed percent-encoding/],
     ];
     for (const [what, reply, status, message] of cases) {
       const r = await reply;
@@ -211,6 +212,7 @@ test("bad requests get a status and a one-line error, and change nothing", { ski
     await assert.rejects(viewer(base, "vm9"), /404/);
     await assert.rejects(viewer(base, created.id, { Origin: "http://evil.example" }), /403/);
     await assert.rejects(viewer(base, `${created.id}/nothing`), /404/);
+    await assert.rejects(viewer(base, "%E0%A4%A"), /404/);
     assert.equal((await call(base, "DELETE", `/api/vms/${created.id}`)).status, 200);
     assert.deepEqual(JSON.parse((await call(base, "GET", "/api/vms")).body), { vms: [] });
     assert.equal(server.openSockets(), 0);

@@ -72,7 +72,8 @@ export class VcpuHandle {
   /** CPU time this vCPU's thread has used (ns), or undefined before it started or once it has stopped. */
   cpuTimeNs(): number | undefined {
     const tid = this.control.pthreadId;
-    // A stopped thread's pthread_t may already be gone: ask only while it lives (as kick() does).
+    // A stopped thread's pthread_t may already be gone: ask only while it lives (as kick() does). Node joins
+    // a worker's thread on this (the main) thread, so one seen not Stopped here is not joined before we return.
     if (tid === 0n || this.control.state === VcpuState.Stopped) return undefined;
     return threadCpuTimeNs(tid);
   }

@@ -9,6 +9,7 @@ import { API_MODE_USAGE } from "./api-mode-args.js";
 import { runGuestBuild } from "../guest/cli.js";
 import { runRestoreCommand, runSnapshotCommand, RESTORE_USAGE } from "./snapshot-cli.js";
 import { runJailer } from "../jailer/index.js";
+import { runConsoleCommand } from "./console-command.js";
 
 const USAGE = `usage: petasan run [options]      boot a VM (petasan run --help for options)
        petasan guest build        build and cache the default guest
@@ -18,6 +19,7 @@ const USAGE = `usage: petasan run [options]      boot a VM (petasan run --help f
                                   apply a Diff snapshot's memory file onto its base
        petasan jailer --id ID --uid UID --gid GID [options] [-- VMM ARGS]
                                   run the VMM jailed (petasan jailer --help)
+       petasan console [options]  a web console for VMs (petasan console --help for options)
        petasan --api-sock PATH | --config-file FILE [--no-api] [options]
                                   Firecracker-compatible mode, options below
 
@@ -45,6 +47,8 @@ async function main(argv: string[]): Promise<number> {
       return runSnapshotCommand(rest);
     case "jailer":
       return runJailer(rest);
+    case "console":
+      return runConsoleCommand(rest);
     case "guest":
       if (rest[0] === "build") return runGuestBuild(rest.slice(1));
       break;

@@ -35,5 +35,10 @@ export interface DeviceMetrics {
 export interface VmMetrics {
   /** Indexed by vCPU id. */
   vcpus: VcpuExitCounts[];
+  /**
+   * CPU time (user + system) each vCPU's host thread has used since it started, in microseconds, indexed by
+   * vCPU id: the time the guest ran plus the time its exits cost in petasan.
+   */
+  vcpuCpuTimeUs: number[];
   devices: DeviceMetrics;
 }

@@ -279,10 +279,11 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
     return { amount_mib: state.amountMib, stats_polling_interval_s: state.statsPollingIntervalS };
   }
 
-  /** Counters since boot: exits per vCPU and each device's counters. */
+  /** Counters since boot: exits per vCPU, each vCPU thread's CPU time, and each device's counters. */
   async metrics(): Promise<VmMetrics> {
     const vmm = this.live("metrics()");
-    return { vcpus: vmm.vcpuMetrics() as VmMetrics["vcpus"], devices: (await vmm.deviceMetrics()) as unknown as DeviceMetrics };
+    const vcpuCpuTimeUs = vmm.vcpuCpuTimesNs().map((ns) => Math.floor(ns / 1000));
+    return { vcpus: vmm.vcpuMetrics() as VmMetrics["vcpus"], vcpuCpuTimeUs, devices: (await vmm.deviceMetrics()) as unknown as DeviceMetrics };
   }
 
   /**

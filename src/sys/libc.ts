@@ -58,6 +58,10 @@ export const getrandom = libc.func("intptr_t getrandom(void *buf, size_t len, un
 export const pthreadSelf = libc.func("unsigned long pthread_self()");
 export const pthreadKill = libc.func("int pthread_kill(unsigned long thread, int sig)");
 export const gettid = libc.func("int gettid()");
+/** The CPU-time clock of another thread of this process (a vCPU's), read with clock_gettime. */
+export const pthreadGetcpuclockid = libc.func("int pthread_getcpuclockid(unsigned long thread, _Out_ int *clock_id)");
+/** `tp` receives a struct timespec: two 64-bit words, seconds then nanoseconds (x86-64). */
+export const clockGettime = libc.func("int clock_gettime(int clock_id, _Out_ int64_t *tp)");
 export const strerror = libc.func("const char *strerror(int errnum)");
 
 export const errno = (): number => koffi.errno();

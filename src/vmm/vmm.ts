@@ -257,6 +257,11 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
     return this.parts.vcpus.map((v) => v.control.snapshotCounters());
   }
 
+  /** CPU time each vCPU thread has used, in ns (0 for one not running yet or stopped). */
+  vcpuCpuTimesNs(): number[] {
+    return this.parts.vcpus.map((v) => v.cpuTimeNs() ?? 0);
+  }
+
   async pause(): Promise<void> {
     if (this.state !== "Running") throw new Error(`cannot pause a VM that is ${this.state}`);
     await Promise.all(this.parts.vcpus.map((v) => v.pause()));

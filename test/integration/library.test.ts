@@ -162,6 +162,9 @@ async function twoEchoVms(kernel: string): Promise<void> {
   const metrics = await b.metrics();
   assert.ok(metrics.devices.uart.rxBytes >= "b runs on".length, JSON.stringify(metrics));
   assert.ok(metrics.vcpus[0].io_out > 0);
+  // The vCPU thread's CPU time: booting and echoing cost some, and it is read while the thread lives.
+  assert.equal(metrics.vcpuCpuTimeUs.length, 1);
+  assert.ok(metrics.vcpuCpuTimeUs[0] > 0, JSON.stringify(metrics.vcpuCpuTimeUs));
   b.console.write("q");
   const exit = await b.exited;
   assert.equal(exit.reason, "guest-reset");

@@ -22,6 +22,7 @@ export const TEST_TOOLS: readonly TestTool[] = [
   { tool: "ping", pkg: "iputils-ping", usedBy: "the Linux virtio-net test (the host pings the guest)" },
   { tool: "mke2fs", pkg: "e2fsprogs", usedBy: "the ext4 root file system of the Linux guest tests" },
   { tool: "script", pkg: "bsdutils", usedBy: "the console test (a pseudo-terminal for petasan)" },
+  { tool: "chromium", pkg: "chromium", usedBy: "the web console's browser tests (puppeteer-core drives it headless)" },
 ];
 
 /** Whether `command` is on PATH (what the shell's `command -v` finds). */

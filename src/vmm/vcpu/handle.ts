@@ -8,6 +8,7 @@
  */
 import { Worker } from "node:worker_threads";
 import { pthreadKill } from "../../sys/libc.js";
+import { threadCpuTimeNs } from "../../sys/thread-cpu-time.js";
 import { KvmRunView } from "../../kvm/run.js";
 import type { Vcpu } from "../../kvm/vcpu.js";
 import type { ExitDoorbell } from "../exit-doorbell.js";
@@ -68,6 +69,15 @@ export class VcpuHandle {
     const tid = this.control.pthreadId;
     if (tid !== 0n && this.control.state !== VcpuState.Stopped) pthreadKill(tid, KICK_SIGNAL);
     this.control.count("kicks");
+  }
+
+  /** CPU time this vCPU's thread has used (ns), or undefined before it started or once it has stopped. */
+  cpuTimeNs(): number | undefined {
+    const tid = this.control.pthreadId;
+    // A stopped thread's pthread_t may already be gone: ask only while it lives (as kick() does). Node joins
+    // a worker's thread on this (the main) thread, so one seen not Stopped here is not joined before we return.
+    if (tid === 0n || this.control.state === VcpuState.Stopped) return undefined;
+    return threadCpuTimeNs(tid);
   }
 
   async pause(timeoutMs = 5000): Promise<void> {

@@ -15,6 +15,7 @@ import { requestOverSocket, type ApiResponse } from "../../src/api/api-client.js
 import { buildTestGuest } from "../guests/build.js";
 import { kvmSkipReason } from "./kvm-available.js";
 import { runPetasan, startPetasan, type Running } from "./petasan-process.js";
+import { waitForApi } from "./api-process.js";
 
 const skip = kvmSkipReason() ?? false;
 /** Kills a petasan that hangs; generous because two test processes share two cores. */
@@ -33,22 +34,6 @@ function start(args: string[]): Running {
   const running = startPetasan(args, PROCESS_TIMEOUT_MS);
   children.push(running);
   return running;
-}
-
-/** GET / once the server listens; fails if petasan ends first. */
-async function waitForApi(socketPath: string, petasan: Running): Promise<ApiResponse> {
-  let ended = false;
-  void petasan.finished.then(() => (ended = true));
-  for (;;) {
-    try {
-      return await requestOverSocket(socketPath, "GET", "/");
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code !== "ENOENT" && code !== "ECONNREFUSED") throw error;
-      if (ended) throw new Error(`petasan ended before serving ${socketPath}: ${JSON.stringify(await petasan.finished)}`);
-      await sleep(50);
-    }
-  }
 }
 
 function stateOf(response: ApiResponse): unknown {

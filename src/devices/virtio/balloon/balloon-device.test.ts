@@ -154,6 +154,21 @@ test("statistics: the device holds the driver's buffer and returns it to ask for
   assert.equal(balloon.statsPollingIntervalS, 10);
 });
 
+test("a stats buffer Linux primes and kicks before DRIVER_OK is taken when the device starts", () => {
+  const mem = GuestMemory.anonymous([{ guestAddr: 0, size: MEM }]);
+  const balloon = new VirtioBalloon({ amountMib: 0, deflateOnOom: false, statsPollingIntervalS: 1, freePageReporting: true, guestMemMib: MEM / MiB, discarder: { discard() {} } });
+  const transport = new MmioTransport(balloon, { mem, interrupt: new CountingInterrupt() });
+  const queues = balloon.queueMaxSizes.map((_, i) => new FakeVirtqueue(mem, QUEUE_SIZE, 0x1000 + i * 0x2000));
+  mem.writeU16(STATS_BUFFER, 4);
+  mem.writeU64(STATS_BUFFER + 2, 64n * BigInt(MiB));
+  // virtio_balloon.c init_vqs: the buffer goes in and the queue is kicked before virtio_device_ready.
+  queues[2].addChain([{ addr: STATS_BUFFER, len: 10 }]);
+  transport.notify(2);
+  assert.equal(new FakeMmioDriver(transport).initialize(queues), 0xf);
+  assert.equal(balloon.statistics().free_memory, 64 * MiB);
+  assert.equal(balloon.metrics.statsUpdates, 1);
+});
+
 test("hostile buffers are refused one by one, with bounded work, and the device goes on", () => {
   const mem = GuestMemory.anonymous([{ guestAddr: 0, size: MEM }]);
   const discarded: [number, number][] = [];

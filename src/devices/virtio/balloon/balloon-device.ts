@@ -151,7 +151,12 @@ export class VirtioBalloon implements VirtioDevice {
     const stats = (ctx.ackedFeatures & VIRTIO_BALLOON_F_STATS_VQ) !== 0n ? rest.shift() : undefined;
     const reporting = (ctx.ackedFeatures & VIRTIO_BALLOON_F_REPORTING) !== 0n ? rest.shift() : undefined;
     this.active = { mem: ctx.mem, queues: ctx.queues, interrupt: ctx.interrupt, inflate, deflate, stats, reporting };
-    if (stats && this.timer) this.timer.arm(this.pollingIntervalS);
+    if (stats) {
+      // Linux primes the stats queue and kicks it before it sets DRIVER_OK (virtio_balloon.c init_vqs: "Prime this
+      // virtqueue with one buffer"), a kick the transport drops while the device is not running: take that buffer now.
+      this.takeStats(ctx.mem, stats);
+      this.timer?.arm(this.pollingIntervalS);
+    }
   }
 
   reset(): void {

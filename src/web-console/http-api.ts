@@ -123,6 +123,7 @@ async function route(registry: VmRegistry, request: IncomingMessage, url: URL): 
         await sendCtrlAltDel(entry);
         break;
       case "snapshot":
+        entry.assertCanSnapshot(); // the state first: a VM that cannot be saved now is a 409, whatever the body
         await registry.snapshot(entry, parseSnapshotRequest(body));
         break;
       default:

@@ -249,7 +249,7 @@ export class VmRegistry extends EventEmitter<RegistryEvents> {
       // The library writes beside the file and renames over it: a drive image named here would be replaced whole.
       const user = this.userOf(file);
       if (user) throw new ConsoleRequestError(400, `${field}: ${file} is ${user}; choose another file`);
-      if (!request.overwrite && existsSync(file)) throw new ConsoleRequestError(400, `${field}: ${file} exists; send "overwrite": true to replace it`);
+      if (!request.overwrite && existsSync(file)) throw new ConsoleRequestError(400, `${field}: ${file} exists; ask to overwrite it ("overwrite": true)`);
     }
     await entry.snapshot({ snapshotPath, memFilePath, type: request.type });
   }

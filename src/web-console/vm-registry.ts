@@ -18,10 +18,10 @@ export const MAX_VMS = 16;
 /** Log lines kept per VM. */
 export const LOG_LINES = 200;
 
-/** A request the console refuses, with the HTTP status that says how: 400 bad input, 404 no such VM, 409 wrong state, 501 not supported. */
+/** A request the console refuses, with the HTTP status that says how: 400 bad input, 404 no such VM, 409 wrong state. */
 export class ConsoleRequestError extends Error {
   override readonly name = "ConsoleRequestError";
-  constructor(readonly status: 400 | 404 | 409 | 501, message: string) {
+  constructor(readonly status: 400 | 404 | 409, message: string) {
     super(message);
   }
 }

@@ -383,6 +383,21 @@ test("snapshot a running echo guest and restore it as a second VM whose console 
       assert.match(errorOf(refused), /^snapshot: snapshots of a VM with a vsock device are not supported yet$/);
       assert.equal(JSON.parse((await call(base, "GET", `/api/vms/${withVsock.id}`)).body).state, "Running");
       for (const v of [original, cloneViewer, pausedViewer]) v.ws.close();
+
+      // Stop while a snapshot is being written: the stop waits for it, so the files are whole or never made.
+      const [during, stopped] = await Promise.all([
+        call(base, "POST", `/api/vms/${clone.id}/snapshot`, json({ snapshotPath: file("s.snap"), memFilePath: file("s.mem") })),
+        call(base, "POST", `/api/vms/${clone.id}/stop`, json({})),
+      ]);
+      assert.equal(stopped.status, 200, stopped.body);
+      assert.equal(JSON.parse(stopped.body).state, "Stopped");
+      if (during.status === 200) {
+        const check = await call(base, "POST", "/api/vms", json({ snapshot: { snapshotPath: file("s.snap"), memFilePath: file("s.mem") }, start: false }));
+        assert.equal(check.status, 201, `the snapshot taken as the VM stopped loads: ${check.body}`);
+      } else {
+        assert.equal(during.status, 409, during.body);
+        assert.ok(!existsSync(file("s.snap")));
+      }
     });
   } finally {
     rmSync(dir, { recursive: true, force: true });

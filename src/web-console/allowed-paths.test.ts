@@ -66,3 +66,23 @@ test("every path a config names is checked: kernel, initrd, drives, log, metrics
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a restored VM's config: its kernel and initrd are not read, so not checked; its drives and log are", () => {
+  const { dir, allowed, outside } = tree();
+  try {
+    const paths = new AllowedPaths([allowed]);
+    const saved = {
+      "boot-source": { kernel_image_path: "/boot/vmlinuz", initrd_path: path.join(outside, "initrd") },
+      "machine-config": { vcpu_count: 1, mem_size_mib: 64, smt: false, track_dirty_pages: false, huge_pages: "None" },
+      drives: [],
+      "network-interfaces": [],
+    } as unknown as VmConfig;
+    assert.throws(() => paths.checkConfig(saved), /kernel_image_path/);
+    paths.checkConfig(saved, { bootFiles: false });
+    const withDrive = { ...saved, drives: [{ drive_id: "rootfs", path_on_host: path.join(outside, "x"), is_root_device: true, is_read_only: false }] } as unknown as VmConfig;
+    assert.throws(() => paths.checkConfig(withDrive, { bootFiles: false }), /drives\[rootfs\]\.path_on_host/);
+    assert.throws(() => paths.checkConfig({ ...saved, logger: { log_path: path.join(outside, "log") } } as unknown as VmConfig, { bootFiles: false }), /logger\.log_path/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

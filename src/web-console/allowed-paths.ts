@@ -41,11 +41,17 @@ export class AllowedPaths {
     return resolved;
   }
 
-  /** Checks every host path a VM config names (files read and files created). */
-  checkConfig(config: Readonly<VmConfig>): void {
+  /**
+   * Checks every host path a VM config names (files read and files created). `bootFiles: false` for a VM
+   * restored from a snapshot: it never reads the kernel or initrd its saved config names (the guest is in the
+   * memory file), but reopens its drives and opens its log and metrics files.
+   */
+  checkConfig(config: Readonly<VmConfig>, options: { bootFiles?: boolean } = {}): void {
     const boot = config["boot-source"];
-    this.check(boot.kernel_image_path, "boot-source.kernel_image_path");
-    if (boot.initrd_path !== undefined) this.check(boot.initrd_path, "boot-source.initrd_path");
+    if (options.bootFiles !== false) {
+      this.check(boot.kernel_image_path, "boot-source.kernel_image_path");
+      if (boot.initrd_path !== undefined) this.check(boot.initrd_path, "boot-source.initrd_path");
+    }
     config.drives.forEach((drive) => this.check(drive.path_on_host, `drives[${drive.drive_id}].path_on_host`));
     if (config.logger?.log_path !== undefined) this.check(config.logger.log_path, "logger.log_path");
     if (config.metrics !== undefined) this.check(config.metrics.metrics_path, "metrics.metrics_path");

@@ -2,17 +2,21 @@
  * The console's HTTP API (JSON), which the page uses and scripts may too:
  *   GET    /api/vms                        the VMs, with state, vCPUs, memory, uptime
  *   POST   /api/vms                        {config, name?, start?}: create (and start) a VM from Firecracker's config JSON
+ *                                          {snapshot: {snapshotPath, memFilePath, resume?, trackDirtyPages?}, name?, start?}:
+ *                                          restore one from a snapshot (a new VM, listed as any other)
  *   GET    /api/vms/ID                     one VM, with its config, log lines and stats history
  *   DELETE /api/vms/ID                     stop it if it runs and remove it from the list
  *   POST   /api/vms/ID/ACTION              start, pause, resume, stop, ctrl-alt-del (body {})
+ *   POST   /api/vms/ID/snapshot            {snapshotPath, memFilePath, type?, overwrite?}: write a snapshot (a running
+ *                                          VM is paused for it and resumed after)
  *   PUT    /api/vms/ID/drives/DRIVE        {path}: serve the drive from another image (running VM)
- *   POST   /api/vms/ID/snapshot, /restore  not in petasan yet (501)
- * Every error is a status (400 bad input, 401/403 refused, 404 unknown, 405, 409 wrong state, 413, 415, 501)
+ * Every error is a status (400 bad input, 401/403 refused, 404 unknown, 405, 409 wrong state, 413, 415)
  * and a body {"error": "one line"}. Bodies are JSON (Content-Type: application/json), at most MAX_BODY bytes.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { VmStateError } from "../lib/index.js";
 import { ConsoleRequestError, type ConsoleVm, type VmRegistry } from "./vm-registry.js";
+import { parseRestoreRequest, parseSnapshotRequest } from "./snapshot-requests.js";
 
 export const MAX_BODY = 1024 * 1024;
 
@@ -70,10 +74,16 @@ async function route(registry: VmRegistry, request: IncomingMessage, url: URL): 
     if (method === "GET") return [200, { vms: registry.list().map((vm) => vm.summary()) }];
     if (method === "POST") {
       const body = await readJson(request);
-      if (body.config === undefined) throw new HttpError(400, "missing field `config` (Firecracker's config-file JSON, as an object or as text)");
+      if (body.config !== undefined && body.snapshot !== undefined) throw new HttpError(400, "send `config` (a new VM) or `snapshot` (a restored one), not both");
+      if (body.config === undefined && body.snapshot === undefined) {
+        throw new HttpError(400, "missing field `config` (Firecracker's config-file JSON, as an object or as text) or `snapshot` ({snapshotPath, memFilePath})");
+      }
       if (body.name !== undefined && (typeof body.name !== "string" || body.name.length > 64)) throw new HttpError(400, "name: expected a string of at most 64 characters");
       if (body.start !== undefined && typeof body.start !== "boolean") throw new HttpError(400, "start: expected true or false");
-      const entry = await registry.create(body.config, { name: body.name as string | undefined, start: body.start as boolean | undefined });
+      const options = { name: body.name as string | undefined, start: body.start as boolean | undefined };
+      const entry = body.snapshot !== undefined
+        ? await registry.restore(parseRestoreRequest(body.snapshot), options)
+        : await registry.create(body.config, options);
       return [201, entry.summary()];
     }
     throw methodNotAllowed(method, url, "GET, POST");
@@ -83,7 +93,7 @@ async function route(registry: VmRegistry, request: IncomingMessage, url: URL): 
   if (parts.length === 2) {
     if (method === "GET") return [200, details(entry)];
     if (method === "DELETE") {
-      await registry.remove(entry.id);
+      await registry.remove(entry.id); // after a snapshot being written
       return [200, { removed: entry.id }];
     }
     throw methodNotAllowed(method, url, "GET, DELETE");
@@ -92,7 +102,9 @@ async function route(registry: VmRegistry, request: IncomingMessage, url: URL): 
   if (parts.length === 3) {
     const action = parts[2];
     if (method !== "POST") throw methodNotAllowed(method, url, "POST");
-    await readJson(request);
+    const body = await readJson(request);
+    // While a snapshot is being written the VM stays as it is; stop waits for it to finish.
+    if (action !== "stop") entry.assertNoSnapshot(action);
     switch (action) {
       case "start":
         await registry.start(entry);
@@ -104,19 +116,18 @@ async function route(registry: VmRegistry, request: IncomingMessage, url: URL): 
         entry.vm.resume();
         break;
       case "stop":
+        await entry.snapshotDone();
         await entry.vm.stop("stopped from the web console");
         break;
       case "ctrl-alt-del":
         await sendCtrlAltDel(entry);
         break;
-      // Snapshots: another branch adds them to the library (VirtualMachine snapshot/restore). Once it is in,
-      // these two actions call it, the page's Snapshot/Restore buttons (page/vm-view.ts) are enabled, and the
-      // paths the snapshot writes go through AllowedPaths like the config's.
       case "snapshot":
-      case "restore":
-        throw new HttpError(501, `${action}: petasan does not support snapshots yet`);
+        entry.assertCanSnapshot(); // the state first: a VM that cannot be saved now is a 409, whatever the body
+        await registry.snapshot(entry, parseSnapshotRequest(body));
+        break;
       default:
-        throw new HttpError(404, `no action ${JSON.stringify(action)}: expected start, pause, resume, stop or ctrl-alt-del`);
+        throw new HttpError(404, `no action ${JSON.stringify(action)}: expected start, pause, resume, stop, ctrl-alt-del or snapshot`);
     }
     return [200, entry.summary()];
   }
@@ -126,6 +137,7 @@ async function route(registry: VmRegistry, request: IncomingMessage, url: URL): 
     const body = await readJson(request);
     if (typeof body.path !== "string" || body.path === "") throw new HttpError(400, "path: expected the new image's path on this host");
     if (!entry.vm.config.drives.some((d) => d.drive_id === parts[3])) throw new HttpError(404, `VM ${entry.id} has no drive ${JSON.stringify(parts[3])}`);
+    entry.assertNoSnapshot("swapping a drive");
     const path = registry.checkPath(body.path, `drives[${parts[3]}].path_on_host`);
     try {
       await entry.vm.swapDrive(parts[3], path);

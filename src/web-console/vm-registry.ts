@@ -6,9 +6,11 @@
  * history, and how it ended. Entries stay listed after the VM ends, until removed.
  */
 import { EventEmitter } from "node:events";
-import { createVm, VmStateError, type VirtualMachine, type VmExit, type VmState } from "../lib/index.js";
+import { existsSync } from "node:fs";
+import { createVm, loadSnapshot, VmStateError, type VirtualMachine, type VmExit, type VmState } from "../lib/index.js";
 import { AllowedPaths } from "./allowed-paths.js";
 import { ConsoleHub } from "./console-hub.js";
+import type { RestoreRequest, SnapshotRequest } from "./snapshot-requests.js";
 import { SAMPLE_PERIOD_MS, StatsHistory, type StatsSample } from "./stats.js";
 
 /** At most this many VMs listed at once (running or not): each holds memory and threads. */
@@ -16,10 +18,10 @@ export const MAX_VMS = 16;
 /** Log lines kept per VM. */
 export const LOG_LINES = 200;
 
-/** A request the console refuses, with the HTTP status that says how: 400 bad input, 404 no such VM, 409 wrong state, 501 not supported. */
+/** A request the console refuses, with the HTTP status that says how: 400 bad input, 404 no such VM, 409 wrong state. */
 export class ConsoleRequestError extends Error {
   override readonly name = "ConsoleRequestError";
-  constructor(readonly status: 400 | 404 | 409 | 501, message: string) {
+  constructor(readonly status: 400 | 404 | 409, message: string) {
     super(message);
   }
 }
@@ -42,6 +44,12 @@ export interface VmSummary {
   viewers: number;
   /** Exits since boot, all vCPUs (from the last sample). */
   exitsTotal?: number;
+  /** Whether the VM records dirty pages (machine-config track_dirty_pages), so that Diff snapshots can be taken. */
+  trackDirtyPages: boolean;
+  /** The snapshot this VM was restored from. */
+  restoredFrom?: { snapshotPath: string; memFilePath: string };
+  /** The last snapshot written of this VM from the console. */
+  lastSnapshot?: { snapshotPath: string; memFilePath: string; type: "Full" | "Diff"; at: number };
 }
 
 export interface RegistryEvents {
@@ -59,9 +67,18 @@ export class ConsoleVm {
   startedAt?: number;
   endedAt?: number;
   exit?: VmExit;
+  lastSnapshot?: VmSummary["lastSnapshot"];
+  /** Set while a snapshot is being written: the VM must stay paused until it is whole. */
+  private snapshotting?: Promise<void>;
   private sampler?: NodeJS.Timeout;
 
-  constructor(readonly id: string, readonly name: string, readonly vm: VirtualMachine, private readonly registry: VmRegistry) {
+  constructor(
+    readonly id: string,
+    readonly name: string,
+    readonly vm: VirtualMachine,
+    private readonly registry: VmRegistry,
+    readonly restoredFrom?: VmSummary["restoredFrom"],
+  ) {
     this.hub = new ConsoleHub(vm.console);
     vm.on("log", (line) => {
       this.logs.push(line);
@@ -100,7 +117,60 @@ export class ConsoleVm {
       exit: this.exit,
       viewers: this.hub.viewerCount,
       exitsTotal: last?.exitsTotal,
+      trackDirtyPages: config["machine-config"].track_dirty_pages,
+      restoredFrom: this.restoredFrom,
+      lastSnapshot: this.lastSnapshot,
     };
+  }
+
+  /**
+   * A 409 while a snapshot is being written: resuming, pausing or changing the VM then would save a guest
+   * that moved on under the snapshot (the library checks the VM is paused only as the snapshot begins).
+   */
+  assertNoSnapshot(what: string): void {
+    if (this.snapshotting) throw new ConsoleRequestError(409, `${what}: VM ${this.id} is writing a snapshot; try again when it is done`);
+  }
+
+  /** A 409 unless a snapshot can be taken now: the VM runs or is paused, and no other snapshot is under way. */
+  assertCanSnapshot(): void {
+    this.assertNoSnapshot("snapshot");
+    const state = this.vm.state;
+    if (state !== "Running" && state !== "Paused") throw new ConsoleRequestError(409, `snapshot: the VM is ${state}; only a running or paused VM can be saved`);
+  }
+
+  /** Resolves once no snapshot is being written (stop and remove wait for it rather than cut it short). */
+  async snapshotDone(): Promise<void> {
+    await this.snapshotting;
+  }
+
+  /**
+   * Writes a snapshot of the VM to paths already checked: pauses it if it runs, and resumes it afterwards,
+   * whether the snapshot was written or refused. The library's refusals (a vsock, balloon or user device, a
+   * Diff without dirty page tracking) and I/O errors are 400s with its message.
+   */
+  async snapshot(target: Omit<SnapshotRequest, "overwrite">): Promise<void> {
+    this.assertCanSnapshot();
+    const state = this.vm.state;
+    let done!: () => void;
+    this.snapshotting = new Promise((resolve) => (done = resolve));
+    try {
+      const wasRunning = state === "Running";
+      if (wasRunning) await this.vm.pause();
+      try {
+        await this.vm.snapshot(target);
+      } catch (error) {
+        if (error instanceof VmStateError) throw error;
+        throw new ConsoleRequestError(400, `snapshot: ${(error as Error).message}`);
+      } finally {
+        // Stopped meanwhile (the guest cannot end while paused; only stop() can, and it waits for this).
+        if (wasRunning && this.vm.state === "Paused") this.vm.resume();
+      }
+      this.lastSnapshot = { ...target, at: Date.now() };
+    } finally {
+      this.snapshotting = undefined;
+      done();
+      this.registry.changed();
+    }
   }
 
   private async sample(): Promise<void> {
@@ -137,7 +207,7 @@ export class VmRegistry extends EventEmitter<RegistryEvents> {
    * starts it unless `start` is false. A VM that fails to start stays listed, Stopped, with the reason.
    */
   async create(config: unknown, options: { name?: string; start?: boolean } = {}): Promise<ConsoleVm> {
-    if (this.vms.size >= MAX_VMS) throw new ConsoleRequestError(409, `this console already lists ${MAX_VMS} VMs: remove a stopped one first`);
+    this.assertRoom();
     if (typeof config !== "string" && (typeof config !== "object" || config === null || Array.isArray(config))) {
       throw new ConsoleRequestError(400, "config: expected Firecracker's config-file JSON, as an object or as text");
     }
@@ -147,8 +217,77 @@ export class VmRegistry extends EventEmitter<RegistryEvents> {
     } catch (error) {
       throw new ConsoleRequestError(400, (error as Error).message);
     }
+    return this.add(vm, options);
+  }
+
+  /**
+   * Creates a VM from a snapshot (the library's loadSnapshot), listed as any other: both files must be under an
+   * allowed folder, and so must the files its saved config makes it open (drives, log, metrics; not the kernel,
+   * which a restore does not read). A bad state file is a 400 with the library's SnapshotFileError text; a bad
+   * memory file is found as it starts, which fails as a created VM's start does.
+   */
+  async restore(source: RestoreRequest, options: { name?: string; start?: boolean } = {}): Promise<ConsoleVm> {
+    this.assertRoom();
+    const snapshotPath = this.checkPath(source.snapshotPath, "snapshot.snapshotPath");
+    const memFilePath = this.checkPath(source.memFilePath, "snapshot.memFilePath");
+    let vm: VirtualMachine;
     try {
-      this.paths.checkConfig(vm.config);
+      vm = loadSnapshot({ snapshotPath, memFilePath, resume: source.resume, trackDirtyPages: source.trackDirtyPages }, { log: { level: "Info" } });
+    } catch (error) {
+      throw new ConsoleRequestError(400, (error as Error).message);
+    }
+    return this.add(vm, options, { snapshotPath, memFilePath });
+  }
+
+  /** Writes a snapshot of `entry` where the request says, once its paths are allowed and free to write. */
+  async snapshot(entry: ConsoleVm, request: SnapshotRequest): Promise<void> {
+    entry.assertCanSnapshot();
+    const snapshotPath = this.checkPath(request.snapshotPath, "snapshotPath");
+    const memFilePath = this.checkPath(request.memFilePath, "memFilePath");
+    if (snapshotPath === memFilePath) throw new ConsoleRequestError(400, `snapshotPath and memFilePath are the same file (${snapshotPath})`);
+    for (const [field, file] of [["snapshotPath", snapshotPath], ["memFilePath", memFilePath]]) {
+      // The library writes beside the file and renames over it: a drive image named here would be replaced whole.
+      const user = this.userOf(file);
+      if (user) throw new ConsoleRequestError(400, `${field}: ${file} is ${user}; choose another file`);
+      if (!request.overwrite && existsSync(file)) throw new ConsoleRequestError(400, `${field}: ${file} exists; ask to overwrite it ("overwrite": true)`);
+    }
+    await entry.snapshot({ snapshotPath, memFilePath, type: request.type });
+  }
+
+  /** Which listed VM uses `file` (resolved), and as what; undefined when none does. */
+  private userOf(file: string): string | undefined {
+    for (const entry of this.vms.values()) {
+      const config = entry.vm.config;
+      const named: [string, string | undefined][] = [
+        ["the kernel", config["boot-source"].kernel_image_path],
+        ["the initrd", config["boot-source"].initrd_path],
+        ...config.drives.map((d): [string, string] => [`drive ${d.drive_id}`, d.path_on_host]),
+        ["the log file", config.logger?.log_path],
+        ["the metrics file", config.metrics?.metrics_path],
+      ];
+      for (const [what, namedPath] of named) {
+        if (namedPath !== undefined && this.resolvedOrNull(namedPath) === file) return `${what} of VM ${entry.id}`;
+      }
+    }
+    return undefined;
+  }
+
+  private resolvedOrNull(file: string): string | null {
+    try {
+      return this.paths.check(file, "");
+    } catch {
+      return null;
+    }
+  }
+
+  private assertRoom(): void {
+    if (this.vms.size >= MAX_VMS) throw new ConsoleRequestError(409, `this console already lists ${MAX_VMS} VMs: remove a stopped one first`);
+  }
+
+  /** Lists a VM made by the library, once every path it uses is allowed, and starts it unless `start` is false. */
+  private async add(vm: VirtualMachine, options: { name?: string; start?: boolean }, restoredFrom?: VmSummary["restoredFrom"]): Promise<ConsoleVm> {
+    try {
+      this.paths.checkConfig(vm.config, { bootFiles: restoredFrom === undefined });
     } catch (error) {
       await vm.stop();
       throw new ConsoleRequestError(400, (error as Error).message);
@@ -158,7 +297,7 @@ export class VmRegistry extends EventEmitter<RegistryEvents> {
       throw new ConsoleRequestError(400, "network-interfaces: this console does not create tap devices unless started with --allow-net");
     }
     const id = `vm${this.nextId++}`;
-    const entry = new ConsoleVm(id, options.name?.trim() || id, vm, this);
+    const entry = new ConsoleVm(id, options.name?.trim() || id, vm, this, restoredFrom);
     this.vms.set(id, entry);
     this.changed();
     if (options.start !== false) await this.start(entry);
@@ -186,6 +325,7 @@ export class VmRegistry extends EventEmitter<RegistryEvents> {
   /** Stops the VM if it runs, and forgets it. */
   async remove(id: string): Promise<void> {
     const entry = this.get(id);
+    await entry.snapshotDone();
     await entry.vm.stop("removed from the console");
     this.vms.delete(id);
     this.changed();
@@ -193,7 +333,10 @@ export class VmRegistry extends EventEmitter<RegistryEvents> {
 
   /** Stops every VM (the console is closing). */
   async stopAll(): Promise<void> {
-    await Promise.all(this.list().map((entry) => entry.vm.stop("the console is closing")));
+    await Promise.all(this.list().map(async (entry) => {
+      await entry.snapshotDone();
+      await entry.vm.stop("the console is closing");
+    }));
   }
 
   changed(): void {

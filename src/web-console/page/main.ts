@@ -4,6 +4,7 @@ import "uplot/dist/uPlot.min.css";
 import "./style.css";
 import { socketUrl } from "./api";
 import { setUpCreateDialog } from "./create-dialog";
+import { setUpSnapshotDialogs } from "./snapshot-dialogs";
 import { renderList, type ListedVm } from "./vm-list";
 import { VmView } from "./vm-view";
 import type { ServerEvent, StatsSample, VmSummary } from "./types";
@@ -87,6 +88,7 @@ function connect(): void {
 
 document.addEventListener("DOMContentLoaded", () => {
   setUpCreateDialog((vm) => select(vm.id));
+  setUpSnapshotDialogs((vm) => select(vm.id));
   document.getElementById("actions")!.addEventListener("click", (event) => {
     const action = (event.target as HTMLElement).closest("button")?.dataset.action;
     if (action && view) void view.act(action);

@@ -15,6 +15,9 @@ export interface VmSummary {
   exit?: { reason: string; exitCode: number; message: string };
   viewers: number;
   exitsTotal?: number;
+  trackDirtyPages: boolean;
+  restoredFrom?: { snapshotPath: string; memFilePath: string };
+  lastSnapshot?: { snapshotPath: string; memFilePath: string; type: "Full" | "Diff"; at: number };
 }
 
 export const EXIT_KINDS = ["io_in", "io_out", "mmio_read", "mmio_write", "local_io", "intr", "hlt", "other"] as const;

@@ -3,6 +3,7 @@ import { api } from "./api";
 import { ConsoleTerminal } from "./terminal";
 import { Plots } from "./plots";
 import { duration, mib } from "./format";
+import { openRestoreDialog, openSnapshotDialog } from "./snapshot-dialogs";
 import type { StatsSample, VmState, VmSummary } from "./types";
 import { uptime, type ListedVm } from "./vm-list";
 
@@ -14,6 +15,9 @@ const ALLOWED: Record<string, VmState[]> = {
   stop: ["Created", "Starting", "Running", "Paused"],
   "ctrl-alt-del": ["Running"],
   "swap-drive": ["Running", "Paused"],
+  snapshot: ["Running", "Paused"],
+  // A restore makes a new VM: this one's state does not matter.
+  restore: ["Created", "Starting", "Running", "Paused", "Stopped"],
   remove: ["Created", "Running", "Paused", "Stopped"],
 };
 
@@ -50,6 +54,13 @@ export class VmView {
       if (allowed) button.disabled = !allowed.includes(s.state) || (button.dataset.action === "swap-drive" && s.drives.length === 0);
     }
     document.getElementById("exit")!.textContent = s.exit ? `Ended: ${s.exit.reason} (exit code ${s.exit.exitCode}): ${s.exit.message}` : "";
+    const note = document.getElementById("snapshot-note")!;
+    const notes = [
+      s.restoredFrom && `Restored from ${s.restoredFrom.snapshotPath}`,
+      s.lastSnapshot && `Last snapshot: ${s.lastSnapshot.snapshotPath} + ${s.lastSnapshot.memFilePath} (${s.lastSnapshot.type}, ${new Date(s.lastSnapshot.at).toLocaleTimeString()})`,
+    ].filter(Boolean);
+    note.textContent = notes.join(" · ");
+    note.hidden = notes.length === 0;
     if (previous !== s.state) void this.loadLog();
   }
 
@@ -70,6 +81,12 @@ export class VmView {
       if (action === "remove") {
         await api("DELETE", `/api/vms/${encodeURIComponent(this.id)}`);
         this.onRemoved();
+      } else if (action === "snapshot") {
+        openSnapshotDialog(this.summary);
+        return;
+      } else if (action === "restore") {
+        openRestoreDialog(this.summary);
+        return;
       } else if (action === "swap-drive") {
         const drive = this.summary.drives.length === 1 ? this.summary.drives[0].id : prompt(`Drive (${this.summary.drives.map((d) => d.id).join(", ")})`);
         if (!drive) return;

@@ -10,7 +10,7 @@
  *   BOOT-OK uptime=<seconds since kernel start, from /proc/uptime>
  * then, with petasan.vsock on the kernel command line, talks to the host over vsock (see vsock_demo); with
  * petasan.mmds, asks the metadata service at 169.254.169.254 for a token and a value (see mmds_demo); if it holds
- * bench.mode=idle, prints "IDLE" and sleeps 5 s; with petasan.balloon, dirties 16 MiB of memory, gives it back to
+ * bench.mode=idle, prints "IDLE" and sleeps 5 s; with petasan.balloon, dirties 64 MiB of memory, gives it back to
  * its kernel, prints "BALLOON-READY" and sleeps 300 s (the host inflates the balloon meanwhile); finally reboots
  * (LINUX_REBOOT_CMD_RESTART). Booted with reboot=k the kernel restarts through the i8042 reset line, which
  * ends the VMM.
@@ -310,7 +310,7 @@ void _start(void) {
 		/* Guest pages the host has backed (written) and the guest has freed: what a balloon should hand back. */
 		long long ts[2] = {300, 0};
 		char *start = (char *)sys(SYS_brk, 0, 0, 0, 0, 0), *p;
-		char *end = (char *)sys(SYS_brk, (int)(start + (16 << 20)), 0, 0, 0, 0);
+		char *end = (char *)sys(SYS_brk, (int)(start + (64 << 20)), 0, 0, 0, 0);
 		for (p = start; p + 4096 <= end; p += 4096) *(volatile char *)p = 1;
 		sys(SYS_brk, (int)start, 0, 0, 0, 0);
 		out("BALLOON-READY\n");

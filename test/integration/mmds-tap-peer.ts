@@ -10,11 +10,11 @@ import { TapBackend } from "../../src/devices/virtio/net/tap.js";
 import { guestMemoryOver, mapAnonymous } from "../../src/memory/host-mapping.js";
 
 const HDR = 12;
-const [tapName, dataJson] = process.argv.slice(2);
+const [tapName, dataJson, version = "V2"] = process.argv.slice(2);
 const tap = TapBackend.open(tapName);
 // Real host memory: the tap reads and writes it with readv/writev.
 const mem = guestMemoryOver([{ guestAddr: 0, size: 0x40000, hostAddr: mapAnonymous(0x40000) }]);
-const service = new MmdsService({ version: "V2", imdsCompat: false, ipv4Address: "169.254.169.254", data: dataJson });
+const service = new MmdsService({ version: version === "V1" ? "V1" : "V2", imdsCompat: false, ipv4Address: "169.254.169.254", data: dataJson });
 const stack = service.newNetworkStack();
 let leaked = 0;
 
@@ -49,19 +49,34 @@ function ask(method: string, path: string, headers: Record<string, string>): Pro
   });
 }
 
-try {
+/** Lets the connections' FINs and last ACKs pass before counting what is left. */
+async function drain(): Promise<void> {
+  clearInterval(pumping);
+  for (let i = 0; i < 50; i++) {
+    pump();
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+/** V1: a plain GET, no session token, as clients of the first IMDS do. */
+async function askV1(): Promise<object> {
+  const value = await ask("GET", "/latest/meta-data/ami-id", {});
+  await drain();
+  return { value, leaked, metrics: service.metrics, open: stack.connectionCount };
+}
+
+async function askV2(): Promise<object> {
   const token = await ask("PUT", "/latest/api/token", { "X-metadata-token-ttl-seconds": "60" });
   const value = await ask("GET", "/latest/meta-data/ami-id", { "X-metadata-token": token.body });
   const big = await ask("GET", "/big", { "X-metadata-token": token.body, Accept: "application/json" });
   const listing = await ask("GET", "/latest/", { "X-metadata-token": token.body });
   const noToken = await ask("GET", "/latest/meta-data/ami-id", {});
-  clearInterval(pumping);
-  // Let the connections' FINs and last ACKs pass before counting what is left.
-  for (let i = 0; i < 50; i++) {
-    pump();
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  process.stdout.write(`${JSON.stringify({ token, value, bigLength: big.body.length, bigOk: big.body === JSON.stringify("y".repeat(20000)), listing, noToken, leaked, metrics: service.metrics, open: stack.connectionCount })}\n`);
+  await drain();
+  return { token, value, bigLength: big.body.length, bigOk: big.body === JSON.stringify("y".repeat(20000)), listing, noToken, leaked, metrics: service.metrics, open: stack.connectionCount };
+}
+
+try {
+  process.stdout.write(`${JSON.stringify(await (version === "V1" ? askV1() : askV2()))}\n`);
 } finally {
   clearInterval(pumping);
   tap.close();

@@ -15,7 +15,7 @@ const PEER = fileURLToPath(new URL("./mmds-tap-peer.js", import.meta.url));
 const skip = process.getuid?.() !== 0 ? "needs root for a network namespace and a tap" : false;
 if (skip) process.stderr.write(`# SKIPPED mmds-tap.test: ${skip}\n`);
 
-test("the host kernel gets a V2 token and values from MMDS over a tap", { skip, timeout: 60_000 }, () => {
+test("the host kernel gets a V2 token and values from MMDS over a tap, and V1 values without one", { skip, timeout: 60_000 }, () => {
   const ip = requireTool("ip");
   const ns = `petasan-mmds-${process.pid}`;
   const inNs = (...args: string[]) => execFileSync(ip, ["netns", "exec", ns, ...args], { encoding: "utf8", timeout: 30_000 });
@@ -41,6 +41,10 @@ test("the host kernel gets a V2 token and values from MMDS over a tap", { skip, 
     assert.equal(out.metrics.connections_created, 5);
     assert.equal(out.open, 0, "every connection closed");
     assert.equal(out.metrics.rx_no_token, 1);
+
+    const v1 = JSON.parse(inNs(process.execPath, PEER, "mtap0", JSON.stringify(data), "V1"));
+    assert.deepEqual([v1.value.status, v1.value.body], [200, "ami-12345678"]);
+    assert.equal(v1.open, 0, "the connection closed");
   } finally {
     execFileSync(ip, ["netns", "del", ns]);
   }

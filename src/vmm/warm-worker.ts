@@ -4,7 +4,8 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { createRequire, syncBuiltinESMExports } from "node:module";
-// The modules both kinds of thread load (koffi and libc above all), so that starting the job runs only its own file.
+// Every module the two entries import (koffi and libc above all), so that starting the job runs only its own file
+// (warm-workers.test.ts checks the list against the entries' imports).
 import "../sys/libc.js";
 import "../kvm/vcpu.js";
 import "../kvm/run.js";
@@ -23,6 +24,17 @@ import "./device-thread/exit-server.js";
 import "./device-thread/legacy-devices.js";
 import "./device-thread/virtio-devices.js";
 import "./device-thread/snapshot.js";
+import "./device-thread/user-devices.js";
+import "./device-thread/irq-line.js";
+import "./vcpu/register-dump.js";
+import "../sys/errors.js";
+import "../sys/eventfd.js";
+import "../sys/affinity.js";
+import "../kvm/ioctls.js";
+import "../devices/legacy/sink.js";
+import "../devices/mmds/index.js";
+import "../devices/log-rate-limit.js";
+import "../memory/host-mapping.js";
 
 const entry = (workerData as { warmEntry: string }).warmEntry;
 parentPort!.once("message", (data: unknown) => {

@@ -3,7 +3,7 @@
  * (guest/init/init32.c, petasan.snapshot-demo) boots from an ext4 root on virtio-blk, writes a file to it and
  * syncs, then answers each console line with its uptime and the file (read back from the disk: it drops its page
  * cache first). The host pauses it while it waits for a line, snapshots it, kills the VMM with SIGKILL, and restores
- * it in a new process: the guest answers the next line, its uptime goes on from where it was (kvmclock restored),
+ * it in a new process: the guest answers the next line, its uptime goes on from where it was (TSC and kvmclock restored),
  * the file is still there (on the host's image too), the restored kernel reports no soft lockup or stall, and its
  * reboot ends the restored VMM with exit code 0.
  * The boot takes a minute or more on a host whose KVM emulates guest ring 0; a restore takes milliseconds.
@@ -109,8 +109,8 @@ test("a Linux guest snapshotted, killed and restored in a new process: it answer
   const wallS = (Date.now() - loadStart) / 1000;
   process.stderr.write(`# uptime ${beforeSnap.uptime} s before the snapshot, ${afterRestore.uptime} s at the first answer after restore (${wallS.toFixed(1)} s wall after the load)\n`);
   assert.equal(afterRestore.file, `written at uptime=${readyUptime}`, "the file the guest wrote before the snapshot, read back from its disk");
-  // kvmclock is restored (KVM_SET_CLOCK): guest time resumes where it stopped, neither going back nor counting the
-  // time the VM was not running (/proc/uptime reads in 10 ms steps).
+  // The vCPU's TSC and the kvmclock are restored as saved (this kernel switches its clocksource from kvm-clock to
+  // tsc during boot): guest time resumes where it stopped and does not go back (/proc/uptime reads in 10 ms steps).
   assert.ok(afterRestore.uptime >= beforeSnap.uptime, `uptime went back: ${beforeSnap.uptime} s before the snapshot, ${afterRestore.uptime} s after restore`);
   const again = await answer(restored.proc, "once-more");
   assert.ok(again.uptime >= afterRestore.uptime, `uptime went back: ${afterRestore.uptime} s, then ${again.uptime} s`);

@@ -1,7 +1,7 @@
 /**
  * Restore time against guest memory size, beside a fresh boot of the same guest in the same run.
  *
- *   node dist/bench/snapshot.js [--runs N] [--sizes 128,1024,4096]
+ *   node dist/bench/snapshot.js [--runs N] [--sizes 128,1024,4096] [--baseline-cli PATH]
  *
  * For each size (MiB): the counter test guest (test/guests/counter.S) is booted through the API, counts a
  * little, is paused and snapshotted (Full) once. Then, interleaved per run:
@@ -13,7 +13,11 @@
  * - restore into a pre-started process: the same, but the load is sent 1 s after the API first answered, once the
  *   process's warm device and vCPU threads have started (how a pool of ready VMM processes is used).
  * Restore maps the memory file MAP_PRIVATE and reads nothing up front, so its time should not grow with size.
+ * With --baseline-cli (another build's dist/src/cli/main.js, e.g. of an older commit: `git archive <commit> | tar -x
+ * -C DIR`, link node_modules, `npx tsc`), each run also restores the same snapshot into a pre-started process of that
+ * build, right after this build's, and prints the ratio of the medians: before/after in one invocation.
  */
+import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -49,8 +53,8 @@ async function lineAfter(p: TimedChild, from: number): Promise<number> {
   }
 }
 
-async function startApi(sock: string): Promise<TimedChild> {
-  const p = spawnTimed(process.execPath, [CLI, "--api-sock", sock]);
+async function startApi(sock: string, cli = CLI): Promise<TimedChild> {
+  const p = spawnTimed(process.execPath, [cli, "--api-sock", sock]);
   await waitForFirstAnswer(sock, p);
   return p;
 }
@@ -77,8 +81,8 @@ async function makeSnapshot(dir: string, kernel: string, mib: number): Promise<{
 /** A pre-started process has had this long to start its warm threads. */
 const PRESTARTED_IDLE_MS = 1000;
 
-async function restore(sock: string, snap: string, mem: string, idleMs = 0): Promise<Timing> {
-  const p = await startApi(sock);
+async function restore(sock: string, snap: string, mem: string, idleMs = 0, cli = CLI): Promise<Timing> {
+  const p = await startApi(sock, cli);
   try {
     await sleep(idleMs);
     const from = p.stdout().length;
@@ -115,6 +119,14 @@ function sizesOption(argv: readonly string[]): number[] {
   return sizes;
 }
 
+function baselineCliOption(argv: readonly string[]): string | undefined {
+  const at = argv.indexOf("--baseline-cli");
+  if (at < 0) return undefined;
+  const cli = argv[at + 1];
+  if (!cli || !existsSync(cli)) throw new BenchError(`--baseline-cli: "${cli ?? ""}" is not a file (another build's dist/src/cli/main.js)`);
+  return path.resolve(cli);
+}
+
 async function main(argv: string[]): Promise<void> {
   const unavailable = kvmUnavailableReason();
   if (unavailable) {
@@ -123,6 +135,7 @@ async function main(argv: string[]): Promise<void> {
   }
   const runs = intOption(argv, "runs", 5);
   const sizes = sizesOption(argv);
+  const baselineCli = baselineCliOption(argv);
   const dir = await mkdtemp(path.join(tmpdir(), "petasan-bench-snapshot-"));
   try {
     const kernel = await buildTestGuest("counter");
@@ -131,12 +144,18 @@ async function main(argv: string[]): Promise<void> {
     const restores = new Map<number, Timing[]>(sizes.map((s) => [s, []]));
     const prestarted = new Map<number, Timing[]>(sizes.map((s) => [s, []]));
     const boots = new Map<number, Timing[]>(sizes.map((s) => [s, []]));
+    const baseline = new Map<number, Timing[]>(sizes.map((s) => [s, []]));
+    const baselineCold = new Map<number, Timing[]>(sizes.map((s) => [s, []]));
     let n = 0;
     for (let run = 0; run < runs; run++) {
       for (const mib of sizes) {
         const { snap, mem } = snaps.get(mib)!;
         restores.get(mib)!.push(await restore(path.join(dir, `r${n++}.sock`), snap, mem));
         prestarted.get(mib)!.push(await restore(path.join(dir, `p${n++}.sock`), snap, mem, PRESTARTED_IDLE_MS));
+        if (baselineCli) {
+          baselineCold.get(mib)!.push(await restore(path.join(dir, `c${n++}.sock`), snap, mem, 0, baselineCli));
+          baseline.get(mib)!.push(await restore(path.join(dir, `q${n++}.sock`), snap, mem, PRESTARTED_IDLE_MS, baselineCli));
+        }
         boots.get(mib)!.push(await boot(path.join(dir, `b${n++}.sock`), kernel, mib));
       }
     }
@@ -155,6 +174,21 @@ async function main(argv: string[]): Promise<void> {
       }),
     ];
     console.log(`snapshot, ${runs} runs per size, medians (restore: PUT /snapshot/load with resume_vm; boot: InstanceStart)\n\n${formatTable(rows)}`);
+    if (baselineCli) {
+      const compared = [
+        ["guest RAM", "load->204 ms", "baseline: load->204 ms", "this/baseline", "pre-started: load->204 ms", "baseline: pre-started", "this/baseline",
+          "pre-started: load->line ms", "baseline: pre-started", "this/baseline"],
+        ...sizes.map((mib) => {
+          const r = restores.get(mib)!;
+          const c = baselineCold.get(mib)!;
+          const p = prestarted.get(mib)!;
+          const b = baseline.get(mib)!;
+          const cells = (x: Timing[], y: Timing[], k: keyof Timing) => [med(x, k).toFixed(1), med(y, k).toFixed(1), (med(x, k) / med(y, k)).toFixed(2)];
+          return [`${mib} MiB`, ...cells(r, c, "answered"), ...cells(p, b, "answered"), ...cells(p, b, "firstLine")];
+        }),
+      ];
+      console.log(`\nagainst the baseline build ${baselineCli} (restores of the same snapshot, one after the other in each run)\n\n${formatTable(compared)}`);
+    }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

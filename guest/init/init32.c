@@ -11,7 +11,8 @@
  * then, with petasan.vsock on the kernel command line, talks to the host over vsock (see vsock_demo); with
  * petasan.mmds, asks the metadata service at 169.254.169.254 for a token and a value (see mmds_demo); if it holds
  * bench.mode=idle, prints "IDLE" and sleeps 5 s; with petasan.balloon, dirties 64 MiB of memory, gives it back to
- * its kernel, prints "BALLOON-READY" and sleeps 300 s (the host inflates the balloon meanwhile); finally reboots
+ * its kernel, prints "BALLOON-READY" and sleeps 300 s (the host inflates the balloon meanwhile); with
+ * petasan.snapshot-demo, writes a file to its root disk and answers console lines (see snapshot_demo); finally reboots
  * (LINUX_REBOOT_CMD_RESTART). Booted with reboot=k the kernel restarts through the i8042 reset line, which
  * ends the VMM.
  *
@@ -25,8 +26,10 @@ enum {
 	SYS_write = 4,
 	SYS_open = 5,
 	SYS_close = 6,
+	SYS_sync = 36,
 	SYS_mount = 21,
 	SYS_brk = 45,
+	SYS_fsync = 118,
 	SYS_reboot = 88,
 	SYS_socket = 359,
 	SYS_bind = 361,
@@ -67,6 +70,11 @@ struct sockaddr_in {
 #define LINUX_REBOOT_MAGIC1 0xfee1dead
 #define LINUX_REBOOT_MAGIC2 672274793
 #define LINUX_REBOOT_CMD_RESTART 0x01234567
+
+/* include/uapi/asm-generic/fcntl.h (octal) */
+#define O_WRONLY 01
+#define O_CREAT 0100
+#define O_TRUNC 01000
 
 /* include/uapi/linux/time.h */
 #define CLOCK_MONOTONIC 1
@@ -258,6 +266,49 @@ static void vsock_echo(void) {
 	out("VSOCK-ECHO-DONE\n");
 }
 
+/* The first field of /proc/uptime (seconds since boot, two decimals) into up. */
+static void uptime(char *up, int max) {
+	readfile("/proc/uptime", up, max);
+	cut(up, ' ');
+}
+
+#define DEMO_FILE "/snapshot-demo.txt"
+
+/*
+ * Proves snapshot and restore of a Linux guest (petasan.snapshot-demo on the command line, with a writable root
+ * file system): writes DEMO_FILE ("written at uptime=<s>") to the root disk, fsyncs and syncs it, prints
+ * "SNAPSHOT-DEMO-READY uptime=<s>", then answers each line read from the console with
+ * "ANSWER line=<line> uptime=<s> file=<DEMO_FILE's first line>", reading the file after dropping the page cache
+ * (so from the disk, through virtio-blk, after a restore). The line "reboot" ends the loop (and the guest).
+ * The host snapshots the guest while it waits in read(), kills the VMM, restores it elsewhere and writes a line.
+ */
+static void snapshot_demo(void) {
+	char up[64], line[128], file[128];
+	int fd;
+
+	uptime(up, sizeof up);
+	fd = sys(SYS_open, (int)DEMO_FILE, O_WRONLY | O_CREAT | O_TRUNC, 0644, 0, 0);
+	if (fd < 0) { out("snapshot-demo: cannot create " DEMO_FILE "\n"); return; }
+	write_str(fd, "written at uptime="); write_str(fd, up); write_str(fd, "\n");
+	sys(SYS_fsync, fd, 0, 0, 0, 0);
+	sys(SYS_close, fd, 0, 0, 0, 0);
+	sys(SYS_sync, 0, 0, 0, 0, 0);
+	out("SNAPSHOT-DEMO-READY uptime="); out(up); out("\n");
+
+	/* fd 0 is /dev/console (ttyS0), opened by the kernel before init runs; canonical mode: read() gives a line. */
+	while (read_line(0, line, sizeof line) > 0) {
+		cut(line, '\r');
+		/* "3": free the page cache, dentries and inodes (Documentation/admin-guide/sysctl/vm.rst, drop_caches). */
+		fd = sys(SYS_open, (int)"/proc/sys/vm/drop_caches", O_WRONLY, 0, 0, 0);
+		if (fd >= 0) { write_str(fd, "3"); sys(SYS_close, fd, 0, 0, 0, 0); }
+		if (readfile(DEMO_FILE, file, sizeof file) == 0) { file[0] = '-'; file[1] = 0; }
+		cut(file, 0);
+		uptime(up, sizeof up);
+		out("ANSWER line="); out(line); out(" uptime="); out(up); out(" file="); out(file); out("\n");
+		if (line[0] == 'r' && line[1] == 'e' && line[2] == 'b' && line[3] == 'o' && line[4] == 'o' && line[5] == 't' && !line[6]) return;
+	}
+}
+
 static int has(const char *h, const char *n) {
 	for (; *h; h++) { int i = 0; while (n[i] && h[i] == n[i]) i++; if (!n[i]) return 1; }
 	return 0;
@@ -316,6 +367,7 @@ void _start(void) {
 		out("BALLOON-READY\n");
 		sys(SYS_clock_nanosleep_time64, CLOCK_MONOTONIC, 0, (int)ts, 0, 0);
 	}
+	if (has(cmd, "petasan.snapshot-demo")) snapshot_demo();
 	if (has(cmd, "bench.mode=idle")) {
 		long long ts[2] = {5, 0}; /* 64-bit timespec: the kernel is built without COMPAT_32BIT_TIME */
 		out("IDLE\n");

@@ -33,9 +33,11 @@ export function createVm(config: FirecrackerVmConfig | string, options?: CreateV
  * was, or leaves it Paused with `resume: false`. The drives and taps it names must be as they were (README).
  */
 export function loadSnapshot(source: SnapshotSource, options?: CreateVmOptions): VirtualMachine {
-  const saved = withOverrides(readSnapshot(source.snapshotPath).config, source.networkOverrides ?? []);
+  const snapshot = readSnapshot(source.snapshotPath);
+  const saved = withOverrides(snapshot.config, source.networkOverrides ?? []);
   const config = { ...saved, "machine-config": { ...saved["machine-config"], track_dirty_pages: source.trackDirtyPages ?? false } };
-  return new VirtualMachine(config, options, source);
+  // start() restores from what was read here: the file is read and checked once, and the VM is the config it shows.
+  return new VirtualMachine(config, options, { ...source, snapshot });
 }
 
 /** Reads and checks a Firecracker config file (as `petasan --config-file` does); pass the result to createVm. */

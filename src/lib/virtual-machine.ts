@@ -12,7 +12,7 @@ import { EventEmitter } from "node:events";
 import { closeSync } from "node:fs";
 import { newPipe, type PipeFds } from "../sys/pipe.js";
 import { buildVm, type HostPlacement } from "../vmm/builder.js";
-import { restoreVm, type NetworkOverride } from "../vmm/restore.js";
+import { restoreVm, type NetworkOverride, type ReadSnapshot } from "../vmm/restore.js";
 import type { SnapshotType } from "../vmm/snapshot/state-codec.js";
 import { openLogTarget, type LogTarget } from "../vmm/log-target.js";
 import { MetricsRecorder } from "../vmm/metrics.js";
@@ -134,8 +134,8 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
   private readonly userDevices: ResolvedUserDevices;
 
   /** Use createVm(). `config` has been validated (resolveVmConfig). */
-  /** `restoreFrom`: made by loadSnapshot(); start() restores the VM instead of booting it. */
-  constructor(readonly config: Readonly<VmConfig>, private readonly options: CreateVmOptions = {}, private readonly restoreFrom?: SnapshotSource) {
+  /** `restoreFrom`: made by loadSnapshot() (with the state file it read); start() restores the VM instead of booting it. */
+  constructor(readonly config: Readonly<VmConfig>, private readonly options: CreateVmOptions = {}, private readonly restoreFrom?: SnapshotSource & { snapshot?: ReadSnapshot }) {
     super();
     this.exited = new Promise((resolve) => (this.settleExit = resolve));
     this.userDevices = resolveUserDevices(options.devices ?? []);
@@ -168,7 +168,7 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
       const from = this.restoreFrom;
       vmm = from
         ? await restoreVm({
-          snapshotPath: from.snapshotPath, memFilePath: from.memFilePath, trackDirtyPages: from.trackDirtyPages ?? false,
+          snapshotPath: from.snapshotPath, snapshot: from.snapshot, memFilePath: from.memFilePath, trackDirtyPages: from.trackDirtyPages ?? false,
           networkOverrides: from.networkOverrides, serialOutputFd, log: log.settings, seccomp: this.options.seccomp,
         })
         : await buildVm(this.config, {

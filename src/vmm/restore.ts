@@ -37,8 +37,13 @@ export interface NetworkOverride {
   host_dev_name: string;
 }
 
+/** A state file as readSnapshot() read and checked it. */
+export type ReadSnapshot = ReturnType<typeof parseSnapshotBody>;
+
 export interface RestoreOptions {
   snapshotPath: string;
+  /** The state file at snapshotPath as readSnapshot() returned it, if the caller has read it already: not read again. */
+  snapshot?: ReadSnapshot;
   memFilePath: string;
   /** Record guest writes in KVM's dirty log, for Diff snapshots of the restored VM. */
   trackDirtyPages: boolean;
@@ -51,7 +56,7 @@ export interface RestoreOptions {
 }
 
 /** Reads and checks a state file: a SnapshotFileError says what is wrong with it (missing, truncated, corrupt, …). */
-export function readSnapshot(path: string): ReturnType<typeof parseSnapshotBody> {
+export function readSnapshot(path: string): ReadSnapshot {
   let size: number;
   try {
     size = statSync(path).size;
@@ -95,7 +100,7 @@ export async function restoreVm(opts: RestoreOptions): Promise<Vmm> {
     }
   };
 
-  const snap = await step("reading the snapshot", () => readSnapshot(opts.snapshotPath));
+  const snap = await step("reading the snapshot", () => opts.snapshot ?? readSnapshot(opts.snapshotPath));
   const base = withOverrides(snap.config, opts.networkOverrides ?? []);
   const config: VmConfig = { ...base, "machine-config": { ...base["machine-config"], track_dirty_pages: opts.trackDirtyPages } };
   const machine = config["machine-config"];

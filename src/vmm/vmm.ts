@@ -78,8 +78,11 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
   }
 
   /**
-   * Starts the device thread, then the vCPUs (boot vCPU first). Resolves once the guest is running, or, with
-   * `paused` (a restored snapshot not resumed yet), once every vCPU thread waits paused.
+   * Starts the device thread and the vCPU threads together, the vCPUs held paused until the device thread reports
+   * its devices ready (restored, for a snapshot), so no guest code runs before them: a held vCPU thread has only
+   * re-entered KVM_RUN with immediate_exit, which returns without running the guest (api.rst). Starting a thread costs
+   * more than the rest of a restore, so the two starts overlap instead of following each other. Resolves once the
+   * guest is running, or, with `paused` (a restored snapshot not resumed yet), once every vCPU thread waits paused.
    */
   async start(opts: { paused?: boolean } = {}): Promise<void> {
     const data: DeviceThreadData = {
@@ -90,7 +93,7 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
     };
     const worker = startWorker("devices", data, { transferList: [this.deviceThreadPort], name: "devices" });
     this.deviceThread = worker;
-    await new Promise<void>((resolve, reject) => {
+    const devicesReady = new Promise<void>((resolve, reject) => {
       worker.on("message", (e: DeviceThreadEvent) => {
         if (e.kind === "ready") resolve();
         else this.onDeviceEvent(e, reject);
@@ -100,10 +103,13 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
         void this.finish({ reason: "internal-error", exitCode: 1, message: `device thread crashed: ${err.stack ?? err}` });
       });
     });
-    if (opts.paused) for (const v of this.parts.vcpus) v.control.command = VcpuCommand.Pause;
+    for (const v of this.parts.vcpus) v.control.command = VcpuCommand.Pause;
     for (const v of this.parts.vcpus) {
       v.start((m) => this.onVcpuMessage(m), (err) => void this.finish({ reason: "internal-error", exitCode: 1, message: `vCPU ${v.vcpu.id} thread crashed: ${err.stack ?? err}` }));
     }
+    await devicesReady;
+    // Boot vCPU first.
+    if (!opts.paused) for (const v of this.parts.vcpus) v.resume();
     // Like Firecracker's resume, "started" means every vCPU thread is in its run loop (or has already ended).
     const until = opts.paused ? VcpuState.Paused : VcpuState.Running;
     await Promise.all(this.parts.vcpus.map(async (v) => {

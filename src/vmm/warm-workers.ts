@@ -2,10 +2,12 @@
  * Worker threads started ahead of need. Starting a Node worker (an isolate, Node's bootstrap, then petasan's
  * modules and koffi) costs tens to hundreds of milliseconds, far more than rebuilding a VM from a snapshot, so a
  * process that will soon start a VM (API mode, waiting for InstanceStart or /snapshot/load) can start its device
- * thread and a vCPU thread first. A warm worker has loaded the modules both kinds use and waits for the
- * workerData of the job it is given; startWorker() hands one out, or starts a cold one when none is left.
+ * thread and a vCPU thread first. A warm worker runs its entry module, which loads everything it imports and then
+ * waits for the data of the job it is given (job-data.ts); startWorker() hands one out, or starts a cold one when
+ * none is left.
  */
 import { Worker, type TransferListItem } from "node:worker_threads";
+import { WARM_WORKER_DATA } from "./job-data.js";
 
 export type WorkerKind = "vcpu" | "devices";
 
@@ -19,7 +21,7 @@ const pool: Record<WorkerKind, Worker[]> = { vcpu: [], devices: [] };
 export function prestartWorkers(counts: Partial<Record<WorkerKind, number>>): void {
   for (const kind of ["devices", "vcpu"] as const) {
     for (let i = 0; i < (counts[kind] ?? 0); i++) {
-      const w = new Worker(new URL("./warm-worker.js", import.meta.url), { workerData: { warmEntry: ENTRY[kind].href }, name: `warm-${kind}` });
+      const w = new Worker(ENTRY[kind], { workerData: WARM_WORKER_DATA, name: `warm-${kind}` });
       // A warm worker that fails before it is used is simply not used.
       w.on("error", () => {
         const at = pool[kind].indexOf(w);

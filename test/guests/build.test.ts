@@ -57,6 +57,7 @@ const EXPECTED: Record<TestGuestName, "real16" | "long64"> = {
   "virtio-blk": "long64",
   "user-device": "long64",
   counter: "long64",
+  "counter-fill": "long64",
 };
 
 for (const name of TEST_GUEST_NAMES) {

@@ -44,6 +44,7 @@ const GUESTS = {
   unmapped: { mode: "long64", sources: ["start64.S", "unmapped.c"], headers: ["guest64.h"] },
   "pio-loop": { mode: "long64", sources: ["pio-loop.S"], headers: ["uart-puts.inc"] },
   counter: { mode: "long64", sources: ["counter.S"] },
+  "counter-fill": { mode: "long64", sources: ["counter-fill.S"], headers: ["counter.S"] },
   "virtio-blk": { mode: "long64", sources: ["start64.S", "virtio-blk.c"], headers: ["guest64.h", "virtio-blk.h"] },
   smp: { mode: "long64", sources: ["start64.S", "smp.c", "smp-trampoline.S"], headers: ["guest64.h", "smp.h"] },
   "user-device": { mode: "long64", sources: ["start64.S", "user-device.c"], headers: ["guest64.h"] },

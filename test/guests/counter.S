@@ -5,7 +5,14 @@
  * TOUCH_PAGES pages, so k lines dirty k more pages (the Diff snapshot test counts them).
  *
  * Ring 3 setup as in pio-loop.S: own page tables (user pages), GDT with user segments, a TSS whose I/O
- * bitmap allows every port, iretq to ring 3 with IOPL 3 and interrupts off. Ring 3 never returns. */
+ * bitmap allows every port, iretq to ring 3 with IOPL 3 and interrupts off. Ring 3 never returns.
+ *
+ * With FILL_MIB defined non-zero (counter-fill.S), ring 3 first writes every page of FILL_MIB MiB from 16 MiB up
+ * (each page its own address, so no two are alike), then reads a word of each of them again before every line:
+ * a read-mostly working set of that size, as a booted guest has, for the clone memory benchmark (bench/clones.ts). */
+#ifndef FILL_MIB
+#define FILL_MIB 0
+#endif
 	.set	USER_CODE_SELECTOR, 0x18 | 3
 	.set	USER_DATA_SELECTOR, 0x20 | 3
 	.set	RFLAGS_IOPL3, 0x3002
@@ -15,6 +22,7 @@
 	.set	TSS_LIMIT, TSS_IO_BITMAP_OFFSET + IO_BITMAP_BYTES
 	.set	PAUSE_LOOPS, 30000000	/* ~10-30 ms natively between lines */
 	.set	TOUCH_PAGES, 256
+	.set	FILL_BASE, 0x1000000
 
 	.section .text.entry, "ax"
 	.globl _start
@@ -38,11 +46,28 @@ _start:
 	push	%rax
 	pushq	$RFLAGS_IOPL3
 	pushq	$USER_CODE_SELECTOR
-	lea	count_forever(%rip), %rax
+	lea	user_entry(%rip), %rax
 	push	%rax
 	iretq
 
+user_entry:
+#if FILL_MIB
+	mov	$FILL_BASE, %rdi
+	mov	$(FILL_MIB * 256), %ecx
+5:	mov	%rdi, (%rdi)
+	add	$4096, %rdi
+	dec	%ecx
+	jnz	5b
+#endif
 count_forever:
+#if FILL_MIB
+	mov	$FILL_BASE, %rdi
+	mov	$(FILL_MIB * 256), %ecx
+6:	mov	(%rdi), %rax
+	add	$4096, %rdi
+	dec	%ecx
+	jnz	6b
+#endif
 	incq	counter(%rip)
 	mov	counter(%rip), %rax
 	and	$(TOUCH_PAGES - 1), %eax

@@ -5,7 +5,8 @@
  * - ten clones restored from one snapshot all run;
  * - a Diff snapshot holds about as many pages as the guest dirtied;
  * - every kind of bad state or memory file is refused with a 400 naming the problem, and the process can still
- *   restore a good snapshot afterwards (nothing half-restored is left running).
+ *   restore a good snapshot afterwards (nothing half-restored is left running);
+ * - through the library, loadSnapshot() reads the state file once: start() restores what it read.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -17,6 +18,7 @@ import { buildTestGuest } from "../guests/build.js";
 import { kvmSkipReason } from "./kvm-available.js";
 import { runPetasan, startPetasan, type Running } from "./petasan-process.js";
 import { faultOf, waitForApi } from "./api-process.js";
+import { createVm, loadSnapshot } from "../../src/lib/index.js";
 
 const skip = kvmSkipReason() ?? false;
 const PROCESS_TIMEOUT_MS = 60_000;
@@ -261,4 +263,38 @@ test("drives are reopened by path: a missing or resized image is refused with a 
   ok(await load());
   await untilCount(p, 2);
   p.proc.child.kill("SIGKILL");
+});
+
+test("the library: loadSnapshot() reads and checks the state file once, and start() restores what it read", { skip }, async () => {
+  const vm = createVm({ "boot-source": { kernel_image_path: kernel }, "machine-config": { vcpu_count: 1, mem_size_mib: MEM_MIB } });
+  let out = "";
+  vm.console.setEncoding("latin1").on("data", (d: string) => (out += d));
+  const until = async (what: () => boolean) => {
+    for (const deadline = Date.now() + 30_000; !what(); await new Promise((r) => setTimeout(r, 20))) {
+      if (Date.now() > deadline) throw new Error(`timed out; console:\n${out}`);
+    }
+  };
+  await vm.start();
+  await until(() => counts(out).length >= 2);
+  await vm.pause();
+  const snap = path.join(workDir, "lib.snap");
+  const mem = path.join(workDir, "lib.mem");
+  await vm.snapshot({ snapshotPath: snap, memFilePath: mem });
+  await new Promise((r) => setTimeout(r, 200));
+  const last = Math.max(...counts(out));
+  await vm.stop();
+
+  const restored = loadSnapshot({ snapshotPath: snap, memFilePath: mem });
+  assert.equal(restored.config["machine-config"].mem_size_mib, MEM_MIB);
+  // Gone after loadSnapshot(): start() must not need it again (it restores the state loadSnapshot checked).
+  rmSync(snap);
+  out = "";
+  restored.console.setEncoding("latin1").on("data", (d: string) => (out += d));
+  await restored.start();
+  try {
+    await until(() => counts(out).length >= 1);
+    assert.ok(counts(out)[0] > last, `the restored guest goes on from ${last}: ${out.slice(0, 200)}`);
+  } finally {
+    await restored.stop();
+  }
 });

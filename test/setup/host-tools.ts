@@ -21,6 +21,7 @@ export const TEST_TOOLS: readonly TestTool[] = [
   { tool: "ip", pkg: "iproute2", usedBy: "the network namespace and tap of the Linux virtio-net test" },
   { tool: "ping", pkg: "iputils-ping", usedBy: "the Linux virtio-net test (the host pings the guest)" },
   { tool: "mke2fs", pkg: "e2fsprogs", usedBy: "the ext4 root file system of the Linux guest tests" },
+  { tool: "debugfs", pkg: "e2fsprogs", usedBy: "the Linux snapshot test (reads the guest's file from its ext4 image)" },
   { tool: "script", pkg: "bsdutils", usedBy: "the console test (a pseudo-terminal for petasan)" },
   { tool: "chromium", pkg: "chromium", usedBy: "the web console's browser tests (puppeteer-core drives it headless)" },
 ];

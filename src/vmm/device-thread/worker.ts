@@ -4,7 +4,8 @@
  * (the controller posted a request), and later the virtio queue eventfds and host fds. The API/CLI thread
  * and the vCPU threads never run device code.
  */
-import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
+import { parentPort, receiveMessageOnPort } from "node:worker_threads";
+import { jobData } from "../job-data.js";
 import { writeSync } from "node:fs";
 import { Vm } from "../../kvm/vm.js";
 import { KvmRunView } from "../../kvm/run.js";
@@ -30,7 +31,7 @@ import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from ".
 import { restoreDevices, takeSnapshot } from "./snapshot.js";
 import { lockDownThread } from "../seccomp/thread-lockdown.js";
 
-const data = workerData as DeviceThreadData;
+const data = await jobData<DeviceThreadData>();
 const emit = (e: DeviceThreadEvent) => parentPort!.postMessage(e);
 const log = createLogger({ ...data.log, origin: "devices" });
 

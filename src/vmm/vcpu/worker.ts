@@ -3,7 +3,8 @@
  * every other PIO/MMIO exit is posted to the device thread, which serves it in this vCPU's kvm_run and
  * wakes us. Commands (pause, stop) arrive through VcpuControl plus a kick: immediate_exit + a signal.
  */
-import { parentPort, workerData } from "node:worker_threads";
+import { parentPort } from "node:worker_threads";
+import { jobData } from "../job-data.js";
 import { ioctlInt, errno, pthreadSelf, strerror } from "../../sys/libc.js";
 import { ExitDoorbell } from "../exit-doorbell.js";
 import { EINTR, EAGAIN } from "../../sys/errors.js";
@@ -32,7 +33,7 @@ const LOCAL_PORTS = new Set([POST_CODE_PORT, ALTERNATE_IO_DELAY_PORT]);
 const EMULATION_FAILED_HINT =
   " (KVM could not emulate an instruction; without VT-x/AMD-V, KVM emulates all guest ring-0 code and lacks some instructions: see the README's section on such hosts)";
 
-const data = workerData as VcpuWorkerData;
+const data = await jobData<VcpuWorkerData>();
 const control = new VcpuControl(data.control);
 const vcpu = new Vcpu(data.fd, data.id, data.mmapSize, data.runAddr);
 const run = new KvmRunView(data.runAddr, data.mmapSize);

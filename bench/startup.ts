@@ -14,10 +14,16 @@
  *     /proc: VmRSS, minus what the guest touched (the resident part of the guest RAM mapping), is the
  *     VMM's own footprint. Beside it, a bare `node -e "setTimeout(()=>{},1000)"`: Node's own floor.
  *     File-backed pages (the node binary, shared by every Node process) are shown apart.
+ * --baseline DIR: also runs DIR's startup-probe (DIR: another petasan checkout, built, e.g. an older commit from
+ *     `git archive <commit> | tar -x -C DIR`, node_modules linked, `npx tsc -p .`), interleaved with this one's, and
+ *     prints both sets of milestones with their ratio, and its `petasan run` beside this one's in (a): a change's
+ *     before and after in the same invocation.
+ * --no-memory: (a) only.
  */
 import { spawn } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
+import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildTestGuest } from "../test/guests/build.js";
 import { BenchError } from "./bench-error.js";
@@ -67,7 +73,11 @@ function timedRun(command: string, args: string[]): Promise<ChildRun> {
 const MILESTONES = ["nodeReady", "imported", "built", "started", "firstExit", "exited"] as const;
 type Milestones = Record<(typeof MILESTONES)[number], number>;
 
-async function startupFigures(runs: number): Promise<string> {
+function milestoneMedians(probes: Milestones[]): Milestones {
+  return Object.fromEntries(MILESTONES.map((m) => [m, median(probes.map((p) => p[m]))])) as Milestones;
+}
+
+async function startupFigures(runs: number, baselineDir?: string): Promise<string> {
   const guest = await pioLoopImage(RESET_GUEST);
   const baseline = await buildCBaseline();
   const commands: [string, string, string[]][] = [
@@ -75,12 +85,16 @@ async function startupFigures(runs: number): Promise<string> {
     ["C baseline, same guest", baseline, [guest, String(C_BASELINE_MEM_MIB), "0x80"]],
     ["petasan run, same guest", process.execPath, [CLI, "run", "--kernel", guest, "--serial", "none"]],
   ];
+  if (baselineDir) commands.push(["petasan run, same guest: baseline", process.execPath, [path.resolve(baselineDir, "dist/src/cli/main.js"), "run", "--kernel", guest, "--serial", "none"]]);
   const walls = commands.map((): number[] => []);
   const probes: Milestones[] = [];
+  const baselineProbes: Milestones[] = [];
+  const baselineProbe = baselineDir && path.resolve(baselineDir, "dist/bench/startup-probe.js");
   // Interleaved, so load from other processes on the machine spreads over all of them.
   for (let i = 0; i < runs; i++) {
     for (const [at, [, command, args]] of commands.entries()) walls[at].push((await timedRun(command, args)).wallMs);
     probes.push(JSON.parse((await timedRun(process.execPath, [PROBE, guest])).stdout) as Milestones);
+    if (baselineProbe) baselineProbes.push(JSON.parse((await timedRun(process.execPath, [baselineProbe, guest])).stdout) as Milestones);
   }
   const wallRows = [["process (guest resets at once)", "wall ms", "x node floor"]];
   const floor = median(walls[0]);
@@ -93,7 +107,24 @@ async function startupFigures(runs: number): Promise<string> {
     probeRows.push([m, at.toFixed(1), (at - previous).toFixed(1)]);
     previous = at;
   }
-  return `Start-up, median of ${runs} runs\n${formatTable(wallRows)}\n\n${formatTable(probeRows)}`;
+  let compared = "";
+  if (baselineProbe) {
+    const ours = milestoneMedians(probes);
+    const theirs = milestoneMedians(baselineProbes);
+    const rows = [["milestone, ms since process start", "baseline", "this build", "this / baseline"]];
+    for (const m of MILESTONES) rows.push([m, theirs[m].toFixed(1), ours[m].toFixed(1), (ours[m] / theirs[m]).toFixed(2)]);
+    compared = `\n\nAgainst the baseline ${baselineDir} (probes interleaved, medians of ${runs})\n${formatTable(rows)}`;
+  }
+  return `Start-up, median of ${runs} runs\n${formatTable(wallRows)}\n\n${formatTable(probeRows)}${compared}`;
+}
+
+/** The value of `--name value`, if given. */
+function stringOption(argv: readonly string[], name: string): string | undefined {
+  const at = argv.indexOf(`--${name}`);
+  if (at < 0) return undefined;
+  const value = argv[at + 1];
+  if (value === undefined) throw new BenchError(`--${name} needs a value`);
+  return value;
 }
 
 interface MemoryReading extends ProcessMemory {
@@ -170,7 +201,9 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const runs = intOption(argv, "runs", 5);
-  console.log(await startupFigures(runs));
+  const baseline = stringOption(argv, "baseline");
+  console.log(await startupFigures(runs, baseline));
+  if (argv.includes("--no-memory")) return;
   console.log();
   console.log(await memoryFigures(Math.min(runs, 3)));
 }

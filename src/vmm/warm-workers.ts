@@ -19,7 +19,7 @@ const pool: Record<WorkerKind, Worker[]> = { vcpu: [], devices: [] };
 export function prestartWorkers(counts: Partial<Record<WorkerKind, number>>): void {
   for (const kind of ["devices", "vcpu"] as const) {
     for (let i = 0; i < (counts[kind] ?? 0); i++) {
-      const w = new Worker(new URL("./warm-worker.js", import.meta.url), { workerData: { warmEntry: ENTRY[kind].href }, name: `warm-${kind}` });
+      const w = new Worker(new URL("./warm-worker.js", import.meta.url), { workerData: { warmEntry: ENTRY[kind].href, kind }, name: `warm-${kind}` });
       // A warm worker that fails before it is used is simply not used.
       w.on("error", () => {
         const at = pool[kind].indexOf(w);

@@ -15,6 +15,9 @@
  *   - QEMU microvm (qemu-system-x86_64 -M microvm, Debian's package), network off, serial to a file; skipped with
  *     one line when qemu-system-x86_64 is not installed;
  *   - Node's floor: `node -e setTimeout`, for scale.
+ * --baseline DIR: also the CLI and library rows of another petasan checkout, built (e.g. an older commit:
+ *   `git archive <commit> | tar -x -C DIR`, node_modules linked, `npx tsc -p .`), in the same run: a change's before
+ *   and after.
  * Ratio columns: petasan / QEMU. A single QEMU's own binary pages count as private (no other qemu process maps
  * them), while node's are shared with this bench's own process; compare the private anonymous column first.
  */
@@ -83,8 +86,8 @@ class Watched {
   }
 }
 
-async function petasanCli(guest: Guest, memMiB: number): Promise<Footprint> {
-  const child = spawn(process.execPath, [CLI, "run", "--kernel", guest.kernel, "--initrd", guest.initrd, "--cmdline", guest.cmdline,
+async function petasanCli(guest: Guest, memMiB: number, cli = CLI): Promise<Footprint> {
+  const child = spawn(process.execPath, [cli, "run", "--kernel", guest.kernel, "--initrd", guest.initrd, "--cmdline", guest.cmdline,
     "--memory", `${memMiB}M`, "--serial", "stdio"], { stdio: ["ignore", "pipe", "pipe"] });
   const w = new Watched(child, "petasan run");
   try {
@@ -97,8 +100,8 @@ async function petasanCli(guest: Guest, memMiB: number): Promise<Footprint> {
 }
 
 /** Footprints of one process with 1, 2, ... `count` VMs (index k-1: k VMs). */
-async function petasanLibrary(guest: Guest, memMiB: number, count: number): Promise<Footprint[]> {
-  const child = spawn(process.execPath, [VMS_CHILD, guest.kernel, guest.initrd, guest.cmdline, String(memMiB), String(count), String(SETTLE_MS)],
+async function petasanLibrary(guest: Guest, memMiB: number, count: number, vmsChild = VMS_CHILD): Promise<Footprint[]> {
+  const child = spawn(process.execPath, [vmsChild, guest.kernel, guest.initrd, guest.cmdline, String(memMiB), String(count), String(SETTLE_MS)],
     { stdio: ["pipe", "pipe", "pipe"] });
   child.stdin!.on("error", () => {});
   const w = new Watched(child, "footprint-vms (library)");
@@ -174,6 +177,9 @@ async function main(argv: string[]): Promise<void> {
   const vms = Math.max(2, intOption(argv, "vms", 2));
   const memMiB = intOption(argv, "memory-mib", 128);
   const runs = intOption(argv, "runs", 1);
+  const baselineAt = argv.indexOf("--baseline");
+  const baseline = baselineAt < 0 ? undefined : argv[baselineAt + 1];
+  if (baselineAt >= 0 && baseline === undefined) throw new BenchError("--baseline needs a directory");
   const qemu = qemuBinary();
   const files = await ensureDefaultGuest({ onProgress: (line) => process.stderr.write(`footprint: ${line}\n`) });
   const hostArgs = detectHostVirtualization().hardware ? [] : EMULATED_RING0_KERNEL_ARGS;
@@ -183,11 +189,17 @@ async function main(argv: string[]): Promise<void> {
   const lib: Footprint[][] = [];
   const qemuRuns: Footprint[] = [];
   const floor: Footprint[] = [];
+  const baseCli: Footprint[] = [];
+  const baseLib: Footprint[][] = [];
   for (let i = 0; i < runs; i++) {
     floor.push(await nodeFloor());
     cli.push(await petasanCli(guest, memMiB));
     lib.push(await petasanLibrary(guest, memMiB, vms));
     if (qemu) qemuRuns.push(await qemuMicrovm(qemu, guest, memMiB));
+    if (baseline) {
+      baseCli.push(await petasanCli(guest, memMiB, path.resolve(baseline, "dist/src/cli/main.js")));
+      baseLib.push(await petasanLibrary(guest, memMiB, vms, path.resolve(baseline, "dist/bench/footprint-vms.js")));
+    }
   }
   const libOne = medianFootprint(lib.map((l) => l[0]));
   const libAll = medianFootprint(lib.map((l) => l[vms - 1]));
@@ -210,6 +222,10 @@ async function main(argv: string[]): Promise<void> {
     row(`petasan library, ${vms} VMs in the process`, libAll, false),
     row("petasan library, each additional VM", extra, true),
     ...(q ? [row("QEMU microvm (one process per VM)", q, true)] : []),
+    ...(baseline ? [
+      row(`baseline ${baseline}: petasan run (CLI), 1 VM`, medianFootprint(baseCli), true),
+      row(`baseline ${baseline}: library, each additional VM`, medianFootprint(baseLib.map((l) => perVm(l[vms - 1], l[0], vms - 1))), true),
+    ] : []),
     row("node -e setTimeout (Node's floor)", medianFootprint(floor), false),
   ];
   console.log(`Footprint: default guest idle (bench.mode=idle), 1 vCPU, ${memMiB} MiB each; ${runs === 1 ? "one run" : `median of ${runs} runs`}`);

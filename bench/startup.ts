@@ -9,7 +9,8 @@
  *       - the C baseline (exit-rate-baseline.c): what KVM itself costs to create and run this VM;
  *       - `petasan run --kernel <guest> --serial none`: what a user waits for.
  *     Then where petasan's time goes, from startup-probe.js (the builder and run loop the CLI uses,
- *     in a fresh process): milestones from process start to the first KVM_RUN's return and to exit.
+ *     in a fresh process): milestones from process start to the first KVM_RUN's return and to exit; and
+ *     the same with the VM's threads started first, before petasan's modules load, as `petasan run` does.
  * (b) Memory. `petasan run` with 256 MiB of guest RAM and the echo guest idling for input, read from
  *     /proc: VmRSS, minus what the guest touched (the resident part of the guest RAM mapping), is the
  *     VMM's own footprint. Beside it, a bare `node -e "setTimeout(()=>{},1000)"`: Node's own floor.
@@ -89,23 +90,28 @@ async function startupFigures(runs: number, baselineDir?: string): Promise<strin
   const walls = commands.map((): number[] => []);
   const probes: Milestones[] = [];
   const baselineProbes: Milestones[] = [];
+  const prestarted: Milestones[] = [];
   const baselineProbe = baselineDir && path.resolve(baselineDir, "dist/bench/startup-probe.js");
   // Interleaved, so load from other processes on the machine spreads over all of them.
   for (let i = 0; i < runs; i++) {
     for (const [at, [, command, args]] of commands.entries()) walls[at].push((await timedRun(command, args)).wallMs);
     probes.push(JSON.parse((await timedRun(process.execPath, [PROBE, guest])).stdout) as Milestones);
+    prestarted.push(JSON.parse((await timedRun(process.execPath, [PROBE, guest, "--prestart"])).stdout) as Milestones);
     if (baselineProbe) baselineProbes.push(JSON.parse((await timedRun(process.execPath, [baselineProbe, guest])).stdout) as Milestones);
   }
   const wallRows = [["process (guest resets at once)", "wall ms", "x node floor"]];
   const floor = median(walls[0]);
   for (const [at, [label]] of commands.entries()) wallRows.push([label, median(walls[at]).toFixed(0), (median(walls[at]) / floor).toFixed(2)]);
 
-  const probeRows = [["petasan milestone (in-process probe)", "ms since process start", "step ms"]];
+  const probeRows = [["petasan milestone (in-process probe)", "ms since process start", "step ms", "threads prestarted (as petasan run)", "step ms"]];
   let previous = 0;
+  let previousPre = 0;
   for (const m of MILESTONES) {
     const at = median(probes.map((p) => p[m]));
-    probeRows.push([m, at.toFixed(1), (at - previous).toFixed(1)]);
+    const pre = median(prestarted.map((p) => p[m]));
+    probeRows.push([m, at.toFixed(1), (at - previous).toFixed(1), pre.toFixed(1), (pre - previousPre).toFixed(1)]);
     previous = at;
+    previousPre = pre;
   }
   let compared = "";
   if (baselineProbe) {

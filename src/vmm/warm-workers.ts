@@ -15,11 +15,30 @@ const ENTRY: Record<WorkerKind, URL> = {
 };
 const pool: Record<WorkerKind, Worker[]> = { vcpu: [], devices: [] };
 
+/**
+ * The modules each kind of thread imports (koffi and libc above all), which a warm worker loads ahead so that
+ * starting its job runs only the entry's own file. Each kind loads only its own: a vCPU thread that also held the
+ * device models' compiled code would cost ~1.7 MiB more than a cold one (bench/footprint.ts).
+ */
+export const PRELOAD: Record<WorkerKind, string[]> = {
+  vcpu: [
+    "../sys/libc.js", "../sys/errors.js", "../sys/affinity.js", "../kvm/vcpu.js", "../kvm/run.js", "../kvm/ioctls.js", "../devices/bus.js",
+    "../devices/legacy/sink.js", "./vcpu/control.js", "./vcpu/register-dump.js", "./exit-doorbell.js", "./io-dispatch.js",
+  ],
+  devices: [
+    "../sys/libc.js", "../sys/eventfd.js", "../kvm/vm.js", "../kvm/run.js", "../devices/bus.js", "../devices/log-rate-limit.js", "../devices/virtio/index.js", "../devices/legacy/serial.js",
+    "../devices/legacy/i8042.js", "../devices/legacy/rtc.js", "../devices/mmds/index.js", "../memory/host-mapping.js",
+    "./vcpu/control.js", "./exit-doorbell.js", "./logger.js", "./device-thread/event-loop.js", "./device-thread/exit-server.js",
+    "./device-thread/legacy-devices.js", "./device-thread/irq-line.js", "./device-thread/virtio-devices.js", "./device-thread/user-devices.js",
+    "./device-thread/snapshot.js",
+  ],
+};
+
 /** Starts `counts` warm workers of each kind (in addition to any still waiting). */
 export function prestartWorkers(counts: Partial<Record<WorkerKind, number>>): void {
   for (const kind of ["devices", "vcpu"] as const) {
     for (let i = 0; i < (counts[kind] ?? 0); i++) {
-      const w = new Worker(new URL("./warm-worker.js", import.meta.url), { workerData: { warmEntry: ENTRY[kind].href, kind }, name: `warm-${kind}` });
+      const w = new Worker(new URL("./warm-worker.js", import.meta.url), { workerData: { warmEntry: ENTRY[kind].href, preload: PRELOAD[kind].map((m) => new URL(m, import.meta.url).href) }, name: `warm-${kind}` });
       // A warm worker that fails before it is used is simply not used.
       w.on("error", () => {
         const at = pool[kind].indexOf(w);

@@ -10,15 +10,19 @@
  *   firstExit  the vCPU's exit counters first seen non-zero: its first KVM_RUN has returned (polled
  *              every millisecond, so up to 1 ms late);
  *   exited     the guest's reset has been handled and everything is torn down.
- * Usage: node dist/bench/startup-probe.js <kernel-elf>
+ * With --prestart, it first starts the VM's threads ahead (prestartWorkers, as `petasan run` does before loading
+ * the rest of petasan), then loads petasan's modules.
+ * Usage: node dist/bench/startup-probe.js <kernel-elf> [--prestart]
  */
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
-import { buildVm } from "../src/vmm/builder.js";
-import { DEFAULT_MACHINE_CONFIG } from "../src/config/machine-config.js";
-import { BenchError } from "./bench-error.js";
+import { prestartWorkers } from "../src/lib/prestart.js";
 
 const POLL_MS = 1;
+if (process.argv.includes("--prestart")) prestartWorkers({ devices: 1, vcpu: 1 });
+const [{ buildVm }, { DEFAULT_MACHINE_CONFIG }, { BenchError }] = await Promise.all([
+  import("../src/vmm/builder.js"), import("../src/config/machine-config.js"), import("./bench-error.js"),
+]);
 const imported = performance.now();
 
 async function probe(kernel: string): Promise<void> {

@@ -9,15 +9,22 @@
  *       - the C baseline (exit-rate-baseline.c): what KVM itself costs to create and run this VM;
  *       - `petasan run --kernel <guest> --serial none`: what a user waits for.
  *     Then where petasan's time goes, from startup-probe.js (the builder and run loop the CLI uses,
- *     in a fresh process): milestones from process start to the first KVM_RUN's return and to exit.
+ *     in a fresh process): milestones from process start to the first KVM_RUN's return and to exit; and
+ *     the same with the VM's threads started first, before petasan's modules load, as `petasan run` does.
  * (b) Memory. `petasan run` with 256 MiB of guest RAM and the echo guest idling for input, read from
  *     /proc: VmRSS, minus what the guest touched (the resident part of the guest RAM mapping), is the
  *     VMM's own footprint. Beside it, a bare `node -e "setTimeout(()=>{},1000)"`: Node's own floor.
  *     File-backed pages (the node binary, shared by every Node process) are shown apart.
+ * --baseline DIR: also runs DIR's startup-probe (DIR: another petasan checkout, built, e.g. an older commit from
+ *     `git archive <commit> | tar -x -C DIR`, node_modules linked, `npx tsc -p .`), interleaved with this one's, and
+ *     prints both sets of milestones with their ratio, and its `petasan run` beside this one's in (a): a change's
+ *     before and after in the same invocation.
+ * --no-memory: (a) only.
  */
 import { spawn } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
+import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildTestGuest } from "../test/guests/build.js";
 import { BenchError } from "./bench-error.js";
@@ -67,7 +74,11 @@ function timedRun(command: string, args: string[]): Promise<ChildRun> {
 const MILESTONES = ["nodeReady", "imported", "built", "started", "firstExit", "exited"] as const;
 type Milestones = Record<(typeof MILESTONES)[number], number>;
 
-async function startupFigures(runs: number): Promise<string> {
+function milestoneMedians(probes: Milestones[]): Milestones {
+  return Object.fromEntries(MILESTONES.map((m) => [m, median(probes.map((p) => p[m]))])) as Milestones;
+}
+
+async function startupFigures(runs: number, baselineDir?: string): Promise<string> {
   const guest = await pioLoopImage(RESET_GUEST);
   const baseline = await buildCBaseline();
   const commands: [string, string, string[]][] = [
@@ -75,25 +86,51 @@ async function startupFigures(runs: number): Promise<string> {
     ["C baseline, same guest", baseline, [guest, String(C_BASELINE_MEM_MIB), "0x80"]],
     ["petasan run, same guest", process.execPath, [CLI, "run", "--kernel", guest, "--serial", "none"]],
   ];
+  if (baselineDir) commands.push(["petasan run, same guest: baseline", process.execPath, [path.resolve(baselineDir, "dist/src/cli/main.js"), "run", "--kernel", guest, "--serial", "none"]]);
   const walls = commands.map((): number[] => []);
   const probes: Milestones[] = [];
+  const baselineProbes: Milestones[] = [];
+  const prestarted: Milestones[] = [];
+  const baselineProbe = baselineDir && path.resolve(baselineDir, "dist/bench/startup-probe.js");
   // Interleaved, so load from other processes on the machine spreads over all of them.
   for (let i = 0; i < runs; i++) {
     for (const [at, [, command, args]] of commands.entries()) walls[at].push((await timedRun(command, args)).wallMs);
     probes.push(JSON.parse((await timedRun(process.execPath, [PROBE, guest])).stdout) as Milestones);
+    prestarted.push(JSON.parse((await timedRun(process.execPath, [PROBE, guest, "--prestart"])).stdout) as Milestones);
+    if (baselineProbe) baselineProbes.push(JSON.parse((await timedRun(process.execPath, [baselineProbe, guest])).stdout) as Milestones);
   }
   const wallRows = [["process (guest resets at once)", "wall ms", "x node floor"]];
   const floor = median(walls[0]);
   for (const [at, [label]] of commands.entries()) wallRows.push([label, median(walls[at]).toFixed(0), (median(walls[at]) / floor).toFixed(2)]);
 
-  const probeRows = [["petasan milestone (in-process probe)", "ms since process start", "step ms"]];
+  const probeRows = [["petasan milestone (in-process probe)", "ms since process start", "step ms", "threads prestarted (as petasan run)", "step ms"]];
   let previous = 0;
+  let previousPre = 0;
   for (const m of MILESTONES) {
     const at = median(probes.map((p) => p[m]));
-    probeRows.push([m, at.toFixed(1), (at - previous).toFixed(1)]);
+    const pre = median(prestarted.map((p) => p[m]));
+    probeRows.push([m, at.toFixed(1), (at - previous).toFixed(1), pre.toFixed(1), (pre - previousPre).toFixed(1)]);
     previous = at;
+    previousPre = pre;
   }
-  return `Start-up, median of ${runs} runs\n${formatTable(wallRows)}\n\n${formatTable(probeRows)}`;
+  let compared = "";
+  if (baselineProbe) {
+    const ours = milestoneMedians(probes);
+    const theirs = milestoneMedians(baselineProbes);
+    const rows = [["milestone, ms since process start", "baseline", "this build", "this / baseline"]];
+    for (const m of MILESTONES) rows.push([m, theirs[m].toFixed(1), ours[m].toFixed(1), (ours[m] / theirs[m]).toFixed(2)]);
+    compared = `\n\nAgainst the baseline ${baselineDir} (probes interleaved, medians of ${runs})\n${formatTable(rows)}`;
+  }
+  return `Start-up, median of ${runs} runs\n${formatTable(wallRows)}\n\n${formatTable(probeRows)}${compared}`;
+}
+
+/** The value of `--name value`, if given. */
+function stringOption(argv: readonly string[], name: string): string | undefined {
+  const at = argv.indexOf(`--${name}`);
+  if (at < 0) return undefined;
+  const value = argv[at + 1];
+  if (value === undefined) throw new BenchError(`--${name} needs a value`);
+  return value;
 }
 
 interface MemoryReading extends ProcessMemory {
@@ -170,7 +207,9 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const runs = intOption(argv, "runs", 5);
-  console.log(await startupFigures(runs));
+  const baseline = stringOption(argv, "baseline");
+  console.log(await startupFigures(runs, baseline));
+  if (argv.includes("--no-memory")) return;
   console.log();
   console.log(await memoryFigures(Math.min(runs, 3)));
 }

@@ -3,15 +3,13 @@
  * The petasan command: `run` boots a VM; `guest build` prepares the default guest; Firecracker's own flags
  * (--api-sock, --config-file, ...) run the Firecracker-compatible mode.
  */
-import { runCommand } from "./run.js";
-import { runApiMode } from "./api-mode.js";
-import { API_MODE_USAGE } from "./api-mode-args.js";
-import { runGuestBuild } from "../guest/cli.js";
-import { runRestoreCommand, runSnapshotCommand, RESTORE_USAGE } from "./snapshot-cli.js";
-import { runJailer } from "../jailer/index.js";
-import { runConsoleCommand } from "./console-command.js";
+// Each command loads its own modules when it runs (dynamic imports below): `petasan run` does not load the API
+// server, and its VM's threads start booting before this thread has loaded the rest of petasan.
+import { prestartWorkers } from "../lib/prestart.js";
 
-const USAGE = `usage: petasan run [options]      boot a VM (petasan run --help for options)
+async function usage(): Promise<string> {
+  const { API_MODE_USAGE } = await import("./api-mode-args.js");
+  return `usage: petasan run [options]      boot a VM (petasan run --help for options)
        petasan guest build        build and cache the default guest
        petasan restore DIR | --snapshot FILE --mem FILE [options]
                                   run a VM restored from a snapshot (petasan restore --help)
@@ -24,11 +22,12 @@ const USAGE = `usage: petasan run [options]      boot a VM (petasan run --help f
                                   Firecracker-compatible mode, options below
 
 ${API_MODE_USAGE}`;
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const isHelp = command === "--help" || command === "-h";
-  if (command?.startsWith("-") && !isHelp) return runApiMode(argv);
+  if (command?.startsWith("-") && !isHelp) return (await import("./api-mode.js")).runApiMode(argv);
   switch (command) {
     case "run":
       if (rest.includes("--help") || rest.includes("-h")) {
@@ -36,29 +35,34 @@ async function main(argv: string[]): Promise<number> {
         process.stdout.write(`${RUN_USAGE}\n`);
         return 0;
       }
-      return runCommand(rest);
-    case "restore":
+      // Starting a worker (an isolate, Node's bootstrap, koffi) takes ~100 ms: the device thread and the boot
+      // vCPU's thread boot while this thread loads petasan and builds the VM (further vCPUs start when needed).
+      prestartWorkers({ devices: 1, vcpu: 1 });
+      return (await import("./run.js")).runCommand(rest);
+    case "restore": {
+      const { runRestoreCommand, RESTORE_USAGE } = await import("./snapshot-cli.js");
       if (rest.includes("--help") || rest.includes("-h")) {
         process.stdout.write(`${RESTORE_USAGE}\n`);
         return 0;
       }
       return runRestoreCommand(rest);
+    }
     case "snapshot":
-      return runSnapshotCommand(rest);
+      return (await import("./snapshot-cli.js")).runSnapshotCommand(rest);
     case "jailer":
-      return runJailer(rest);
+      return (await import("../jailer/index.js")).runJailer(rest);
     case "console":
-      return runConsoleCommand(rest);
+      return (await import("./console-command.js")).runConsoleCommand(rest);
     case "guest":
-      if (rest[0] === "build") return runGuestBuild(rest.slice(1));
+      if (rest[0] === "build") return (await import("../guest/cli.js")).runGuestBuild(rest.slice(1));
       break;
     case "--help":
     case "-h":
     case "help":
-      process.stdout.write(`${USAGE}\n`);
+      process.stdout.write(`${await usage()}\n`);
       return 0;
   }
-  process.stderr.write(`petasan: unknown command "${argv.join(" ")}"\n${USAGE}\n`);
+  process.stderr.write(`petasan: unknown command "${argv.join(" ")}"\n${await usage()}\n`);
   return 2;
 }
 

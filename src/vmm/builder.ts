@@ -4,7 +4,6 @@
  * structures → vCPUs → Vmm. Each step that acquires something registers its release, so a failure at
  * step N undoes steps 1..N-1; every error says which step failed.
  */
-import { readFile } from "node:fs/promises";
 import { close } from "../sys/libc.js";
 import { newEventFd } from "../sys/eventfd.js";
 import { Kvm } from "../kvm/kvm.js";
@@ -16,6 +15,7 @@ import type { MemoryRegionDescriptor } from "../memory/guest-memory.js";
 import { guestRamRegions } from "../arch/x86/memory-layout.js";
 import { KVM_TSS_ADDR, PAGE_SIZE } from "../arch/x86/layout.js";
 import { loadKernel } from "../boot/loader.js";
+import { readFileBytes } from "../memory/file-bytes.js";
 import { Cmdline } from "../boot/cmdline.js";
 import { writeMpTable } from "../boot/mptable.js";
 import { placeVirtioDevices } from "./device-manager.js";
@@ -116,8 +116,12 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
   const machine = config["machine-config"];
   const memBytes = machine.mem_size_mib * MiB;
 
-  const kernel = await step(`reading kernel ${boot.kernel_image_path}`, () => readFile(boot.kernel_image_path));
-  const initrd = boot.initrd_path ? await step(`reading initrd ${boot.initrd_path}`, () => readFile(boot.initrd_path!)) : undefined;
+  // Read into memory freed as soon as the kernel is loaded (readFileBytes: the garbage collector of a thread that
+  // then idles might not free a 16+ MiB image while the VM lives).
+  const kernel = await step(`reading kernel ${boot.kernel_image_path}`, () => readFileBytes(boot.kernel_image_path));
+  undo.push(() => kernel.release());
+  const initrd = boot.initrd_path ? await step(`reading initrd ${boot.initrd_path}`, () => readFileBytes(boot.initrd_path!)) : undefined;
+  if (initrd) undo.push(() => initrd.release());
 
   const kvm = await step("opening /dev/kvm", () => Kvm.open());
   undo.push(() => kvm.close());
@@ -161,8 +165,10 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
   });
 
   const entry = await step(`loading kernel ${boot.kernel_image_path}`, () =>
-    loadKernel(mem, kernel, { initrd, cmdline: cmdline.toString(), memBytes }),
+    loadKernel(mem, kernel.bytes, { initrd: initrd?.bytes, cmdline: cmdline.toString(), memBytes }),
   );
+  kernel.release();
+  initrd?.release();
   // The MP table tells the guest about every vCPU and the IOAPIC that routes the virtio GSIs (as Firecracker).
   await step("writing the MP table", () => writeMpTable(mem, machine.vcpu_count));
 

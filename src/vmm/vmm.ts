@@ -103,13 +103,18 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
         void this.finish({ reason: "internal-error", exitCode: 1, message: `device thread crashed: ${err.stack ?? err}` });
       });
     });
+    // Each thread is a fresh worker that boots an isolate and loads its modules first (tens to hundreds of ms):
+    // the vCPU threads start now, beside the device thread, but held paused, i.e. out of the guest, so no exit
+    // reaches devices that are not attached (or restored) yet. If the device thread fails, finish() stops them.
     for (const v of this.parts.vcpus) v.control.command = VcpuCommand.Pause;
     for (const v of this.parts.vcpus) {
       v.start((m) => this.onVcpuMessage(m), (err) => void this.finish({ reason: "internal-error", exitCode: 1, message: `vCPU ${v.vcpu.id} thread crashed: ${err.stack ?? err}` }));
     }
-    await devicesReady;
-    // Boot vCPU first.
-    if (!opts.paused) for (const v of this.parts.vcpus) v.resume();
+    // A vCPU thread that fails to start ends the VM: then the device thread is stopped and may never say ready.
+    const ended = this.exited.then((e) => Promise.reject(new Error(`the VM ended while starting: ${e.message}`)));
+    ended.catch(() => {});
+    await Promise.race([devicesReady, ended]);
+    if (!opts.paused && this.stopping === undefined) for (const v of this.parts.vcpus) v.resume();
     // Like Firecracker's resume, "started" means every vCPU thread is in its run loop (or has already ended).
     const until = opts.paused ? VcpuState.Paused : VcpuState.Running;
     await Promise.all(this.parts.vcpus.map(async (v) => {

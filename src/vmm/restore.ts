@@ -23,7 +23,7 @@ import { placeVirtioDevices } from "./device-manager.js";
 import { VcpuHandle } from "./vcpu/handle.js";
 import { Vmm } from "./vmm.js";
 import { ExitDoorbell } from "./exit-doorbell.js";
-import { availableParallelism } from "node:os";
+import { claimPollingCores } from "./polling-cores.js";
 import { BuildError, mmdsSpec, type ThreadFilters } from "./builder.js";
 import type { LogSettings } from "./logger.js";
 import { decodeSnapshotFile, MAX_SNAPSHOT_BYTES, SnapshotFileError } from "./snapshot/file-format.js";
@@ -170,7 +170,11 @@ export async function restoreVm(opts: RestoreOptions): Promise<Vmm> {
   const vcpus = await step("restoring vCPUs", () => {
     const exitEventFd = newEventFd();
     undo.push(() => close(exitEventFd));
-    const doorbell = new ExitDoorbell(exitEventFd, availableParallelism() >= machine.vcpu_count + 1);
+    // As buildVm: the polling cores are the process's, claimed while this VM lives, so VMs restored side by side
+    // (or beside built ones) do not all poll on the same cores.
+    const polling = claimPollingCores(machine.vcpu_count + 1);
+    undo.push(() => polling.release());
+    const doorbell = new ExitDoorbell(exitEventFd, polling.poll);
     const handles: VcpuHandle[] = [];
     for (let id = 0; id < machine.vcpu_count; id++) {
       const vcpu = vm.createVcpu(id);

@@ -16,7 +16,7 @@
  */
 import { VirtualMachine, type CreateVmOptions, type SnapshotSource } from "./virtual-machine.js";
 import { readSnapshot, withOverrides } from "../vmm/restore.js";
-import { resolveVmConfig, type FirecrackerVmConfig } from "./config-input.js";
+import { resolveVmConfig, VmConfigError, type FirecrackerVmConfig } from "./config-input.js";
 import { loadConfigFile } from "../config/index.js";
 
 /**
@@ -33,6 +33,10 @@ export function createVm(config: FirecrackerVmConfig | string, options?: CreateV
  * was, or leaves it Paused with `resume: false`. The drives and taps it names must be as they were (README).
  */
 export function loadSnapshot(source: SnapshotSource, options?: CreateVmOptions): VirtualMachine {
+  // Options a restored VM cannot honour are refused by name rather than ignored: its RAM is the memory file mapped
+  // as saved (no host placement), and snapshots never hold devices written by the user (Vmm.snapshot refuses them).
+  if (options?.host !== undefined) throw new VmConfigError("host", "loadSnapshot: the host option (ksm, numaNode) is not supported for a restored VM");
+  if (options?.devices !== undefined && options.devices.length > 0) throw new VmConfigError("devices", "loadSnapshot: devices written by the user are not supported for a restored VM");
   const snapshot = readSnapshot(source.snapshotPath);
   const saved = withOverrides(snapshot.config, source.networkOverrides ?? []);
   const config = { ...saved, "machine-config": { ...saved["machine-config"], track_dirty_pages: source.trackDirtyPages ?? false } };

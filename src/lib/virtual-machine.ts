@@ -64,7 +64,7 @@ export interface CreateVmOptions {
   devices?: UserDevice[];
   /**
    * The MMDS data store the guest reads at the config's `mmds-config` address (Firecracker's PUT /mmds before
-   * boot): any JSON value. Change it later with updateMmds().
+   * boot): any JSON value. Change it later with updateMmds(). For loadSnapshot() too: a snapshot holds no data store.
    */
   mmds?: unknown;
   /**
@@ -170,6 +170,7 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
         ? await restoreVm({
           snapshotPath: from.snapshotPath, snapshot: from.snapshot, memFilePath: from.memFilePath, trackDirtyPages: from.trackDirtyPages ?? false,
           networkOverrides: from.networkOverrides, serialOutputFd, log: log.settings, seccomp: this.options.seccomp,
+          ...(this.options.mmds !== undefined && { mmdsData: JSON.stringify(this.options.mmds) }),
         })
         : await buildVm(this.config, {
           serialOutputFd, log: log.settings, host: this.options.host, seccomp: this.options.seccomp, userDevices: this.userDevices.bus, userVirtioDevices: this.userDevices.virtio,

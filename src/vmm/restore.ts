@@ -53,6 +53,8 @@ export interface RestoreOptions {
   log: LogSettings;
   /** Seccomp filters each thread installs on itself, as buildVm's; absent: none. */
   seccomp?: ThreadFilters;
+  /** The MMDS data store as JSON text (a snapshot holds none, as in Firecracker); absent: MMDS starts empty. */
+  mmdsData?: string;
 }
 
 /** Reads and checks a state file: a SnapshotFileError says what is wrong with it (missing, truncated, corrupt, …). */
@@ -209,8 +211,9 @@ export async function restoreVm(opts: RestoreOptions): Promise<Vmm> {
       restoreDevices: snap.devices,
       userDevices: [],
       seccomp: opts.seccomp?.devices,
-      // As in Firecracker, the MMDS data store is not in the snapshot: the restored guest's MMDS starts empty.
-      mmds: mmdsSpec(config, undefined),
+      // As in Firecracker, the MMDS data store is not in the snapshot: the restored guest's MMDS starts empty
+      // unless the caller gives it one.
+      mmds: mmdsSpec(config, opts.mmdsData),
       trackDirtyPages: machine.track_dirty_pages,
     },
     release: releaseAll,

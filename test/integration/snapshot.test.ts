@@ -298,3 +298,9 @@ test("the library: loadSnapshot() reads and checks the state file once, and star
     await restored.stop();
   }
 });
+
+test("the library: loadSnapshot() refuses the options a restored VM cannot honour (host placement, user devices)", () => {
+  const source = { snapshotPath: path.join(workDir, "none.snap"), memFilePath: path.join(workDir, "none.mem") };
+  assert.throws(() => loadSnapshot(source, { host: { ksm: true } }), { name: "VmConfigError", message: /host option .* not supported for a restored VM/ });
+  assert.throws(() => loadSnapshot(source, { devices: [{ module: "file:///nowhere.js" } as never] }), { name: "VmConfigError", message: /devices written by the user are not supported/ });
+});

@@ -250,11 +250,15 @@ export class Controller {
     if (this.bootResourcesConfigured) throw badRequest("Loading a microVM snapshot not allowed after configuring boot-specific resources.");
     let config;
     try {
-      config = await this.backend.loadSnapshot(params);
+      // A snapshot holds no MMDS data store (as Firecracker's): the one made before the load (--metadata, PUT /mmds)
+      // is what the restored guest reads.
+      const mmdsData = this.resources.existingMmds()?.text;
+      config = await this.backend.loadSnapshot(params, mmdsData === undefined ? undefined : { mmdsData });
     } catch (error) {
       throw badRequest(`Load snapshot error: Failed to restore from snapshot: ${describeError(error)}`, error);
     }
     this.restoredConfig = config;
+    this.resources.adoptRestored(config);
     if (this.currentPhase === "Configuring") this.currentPhase = params.resume_vm ? "Running" : "Paused";
   }
 

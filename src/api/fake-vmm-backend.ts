@@ -10,7 +10,7 @@ export type BackendCall =
   | { method: "updateDrivePath"; driveId: string; path: string }
   | { method: "updateRateLimiters"; update: RateLimiterUpdate }
   | { method: "createSnapshot"; params: SnapshotCreateParams }
-  | { method: "loadSnapshot"; params: SnapshotLoadParams }
+  | { method: "loadSnapshot"; params: SnapshotLoadParams; extras?: BootExtras }
   | { method: "updateBalloon"; amountMib: number }
   | { method: "updateBalloonStatsInterval"; seconds: number }
   | { method: "balloonStatistics" };
@@ -52,8 +52,8 @@ export class FakeVmmBackend implements VmmBackend {
   }
   /** Answers with `loadedConfig` (set it in a test that needs the restored VM's configuration). */
   loadedConfig?: VmConfig;
-  async loadSnapshot(params: SnapshotLoadParams): Promise<VmConfig> {
-    await this.record({ method: "loadSnapshot", params });
+  async loadSnapshot(params: SnapshotLoadParams, extras?: BootExtras): Promise<VmConfig> {
+    await this.record({ method: "loadSnapshot", params, ...(extras && { extras }) });
     if (!this.loadedConfig) throw new Error("FakeVmmBackend.loadedConfig is not set");
     return this.loadedConfig;
   }

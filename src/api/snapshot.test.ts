@@ -77,3 +77,23 @@ test("a loaded snapshot is Paused, or Running with resume_vm, and GET /vm/config
     "Load snapshot error: Failed to restore from snapshot: snapshot file s is corrupted");
   assert.equal(c.phase, "Configuring", "a failed load leaves the process fresh");
 });
+
+test("after PUT /snapshot/load the restored VM's drives and MMDS are the API's: PATCH /drives and PUT /mmds reach it", async () => {
+  const backend = new FakeVmmBackend();
+  backend.loadedConfig = parseVmConfig({
+    "boot-source": { kernel_image_path: "/k" }, "machine-config": { vcpu_count: 1, mem_size_mib: 64 },
+    drives: [{ drive_id: "rootfs", path_on_host: "/disk", is_root_device: true, is_read_only: false }],
+    "network-interfaces": [{ iface_id: "eth0", host_dev_name: "tap0" }],
+    "mmds-config": { version: "V2", network_interfaces: ["eth0"] },
+  });
+  const c = new Controller({ backend, vmmVersion: "0", hostFiles: new FakeHostFiles() });
+  // Data put before the load (as --metadata does) is what the restored guest's MMDS serves: a snapshot holds none.
+  assert.deepEqual(await c.handle({ kind: "putMmds", data: { a: 1 } }), { ok: true });
+  const load = { snapshot_path: "s", mem_file_path: "m", track_dirty_pages: false, resume_vm: true, network_overrides: [] };
+  assert.deepEqual(await c.handle({ kind: "loadSnapshot", params: load }), { ok: true });
+  assert.deepEqual(backend.calls.at(-1), { method: "loadSnapshot", params: load, extras: { mmdsData: '{"a":1}' } });
+  assert.deepEqual(await c.handle({ kind: "patchDrive", update: { drive_id: "rootfs", path_on_host: "/disk2" } }), { ok: true });
+  assert.deepEqual(backend.calls.at(-1), { method: "updateDrivePath", driveId: "rootfs", path: "/disk2" });
+  assert.deepEqual(await c.handle({ kind: "putMmds", data: { b: 2 } }), { ok: true });
+  assert.deepEqual(backend.calls.at(-1), { method: "updateMmds", dataJson: '{"b":2}' });
+});

@@ -27,7 +27,7 @@ export interface VmmBackend {
   /** Writes a snapshot of the paused VM (PUT /snapshot/create). */
   createSnapshot(params: SnapshotCreateParams): Promise<void>;
   /** Builds the VM from a snapshot instead of booting (PUT /snapshot/load); resolves with the VM's config once it is paused or running. */
-  loadSnapshot(params: SnapshotLoadParams): Promise<VmConfig>;
+  loadSnapshot(params: SnapshotLoadParams, extras?: BootExtras): Promise<VmConfig>;
   /** PATCH /balloon: the running balloon's new target. */
   updateBalloon(amountMib: number): Promise<void>;
   /** PATCH /balloon/statistics. */

@@ -50,12 +50,15 @@ export class ApiVmmBackend {
    * PUT /snapshot/load: the VM from the snapshot, started paused unless `resume_vm`. The logger and metrics
    * settings are this process's (Firecracker too takes them from the new process's API calls).
    */
-  async loadSnapshot(params: SnapshotLoadParams): Promise<VmConfig> {
+  async loadSnapshot(params: SnapshotLoadParams, extras: BootExtras = {}): Promise<VmConfig> {
     const startedAt = performance.now();
     const vm = loadSnapshot({
       snapshotPath: params.snapshot_path, memFilePath: params.mem_file_path, trackDirtyPages: params.track_dirty_pages,
       resume: params.resume_vm, networkOverrides: params.network_overrides,
-    }, this.vmOptions());
+    }, {
+      ...this.vmOptions(),
+      ...(extras.mmdsData !== undefined && { mmds: JSON.parse(extras.mmdsData) as unknown }),
+    });
     await this.launch(vm);
     this.options.metrics.record("latencies_us", "load_snapshot", microsecondsSince(startedAt));
     return structuredClone(vm.config) as VmConfig;

@@ -62,6 +62,23 @@ export class VmResources {
     return resources;
   }
 
+  /**
+   * After PUT /snapshot/load: the restored VM's devices become this process's, so PATCH /drives, PATCH
+   * /network-interfaces and /mmds after the load find them (Firecracker restores its VmResources from the
+   * snapshot too). The logger and metrics stay this process's own; an MMDS data store already made is kept.
+   */
+  adoptRestored(config: VmConfig): void {
+    this.setBootSource(config["boot-source"]);
+    this.setMachineConfig(config["machine-config"]);
+    this.drives = config.drives.map((d) => structuredClone(d));
+    this.networkInterfaces = config["network-interfaces"].map((i) => structuredClone(i));
+    this.entropy = config.entropy && structuredClone(config.entropy);
+    this.vsock = config.vsock && structuredClone(config.vsock);
+    this.balloon = config.balloon && structuredClone(config.balloon);
+    const mmds = config["mmds-config"];
+    if (mmds) this.setMmdsConfig(mmds);
+  }
+
   setBootSource(bootSource: BootSourceConfig): void {
     this.bootSource = structuredClone(bootSource);
   }

@@ -1,5 +1,5 @@
 /** `petasan run`: build a VM from flags, attach the console, and exit with the VM's exit code. */
-import { openSync, closeSync } from "node:fs";
+import { openSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createVm, type VirtualMachine } from "../lib/index.js";
 import { MmdsStore, parseJsonText } from "../config/index.js";
@@ -7,9 +7,8 @@ import { detectHostVirtualization } from "../arch/x86/host.js";
 import { ensureDefaultGuest } from "../guest/default-guest.js";
 import type { VmConfig } from "../config/vm-config.js";
 import { parseRunArgs, RUN_USAGE, UsageError, type RunArgs } from "./run-args.js";
-import { attachConsole } from "./console.js";
 import { defaultGuestBootSource } from "./default-guest-boot.js";
-import { snapshotToDir } from "./snapshot-cli.js";
+import { attendVm } from "./snapshot-cli.js";
 import { seccompFilters } from "./seccomp-choice.js";
 import { lockDownMainThread, lockDownProcessThreads } from "../lib/seccomp.js";
 
@@ -88,24 +87,5 @@ export async function runCommand(argv: string[]): Promise<number> {
     return 1;
   }
 
-  const snapshotDir = args.snapshotDir;
-  const console = args.serial.kind === "stdio"
-    ? attachConsole(process.stdin, {
-      input: (b) => vm.console.write(b),
-      quit: () => void vm.stop("quit from the console (Ctrl-A x)"),
-      ...(snapshotDir ? { snapshot: () => snapshotToDir(vm, snapshotDir) } : {}),
-    })
-    : undefined;
-  const onSignal = (sig: NodeJS.Signals) => void vm.stop(`stopped by ${sig}`);
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-
-  const exit = await vm.exited;
-  console?.detach();
-  process.off("SIGINT", onSignal);
-  process.off("SIGTERM", onSignal);
-  if (serialFd !== null && serialFd !== 1) closeSync(serialFd);
-  if (exit.exitCode !== 0) say(`VM failed: ${exit.message}`);
-  else if (exit.reason !== "guest-reset") say(exit.message);
-  return exit.exitCode;
+  return attendVm(vm, { stdioConsole: args.serial.kind === "stdio", serialFd, snapshotDir: args.snapshotDir });
 }

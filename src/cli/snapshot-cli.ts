@@ -50,6 +50,33 @@ export function snapshotToDir(vm: VirtualMachine, dir: string): void {
   })();
 }
 
+/**
+ * What `petasan run` and `petasan restore` do once their VM runs: the console on stdin when the serial port is on
+ * stdio (Ctrl-A s snapshots to `snapshotDir` when given), SIGINT/SIGTERM stop the VM; at its end the serial file is
+ * closed and the end said on stderr. Resolves with the VM's exit code.
+ */
+export async function attendVm(vm: VirtualMachine, opts: { stdioConsole: boolean; serialFd: number | null; snapshotDir?: string }): Promise<number> {
+  const { snapshotDir } = opts;
+  const console = opts.stdioConsole
+    ? attachConsole(process.stdin, {
+      input: (b) => vm.console.write(b),
+      quit: () => void vm.stop("quit from the console (Ctrl-A x)"),
+      ...(snapshotDir ? { snapshot: () => snapshotToDir(vm, snapshotDir) } : {}),
+    })
+    : undefined;
+  const onSignal = (sig: NodeJS.Signals) => void vm.stop(`stopped by ${sig}`);
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  const exit = await vm.exited;
+  console?.detach();
+  process.off("SIGINT", onSignal);
+  process.off("SIGTERM", onSignal);
+  if (opts.serialFd !== null && opts.serialFd !== 1) closeSync(opts.serialFd);
+  if (exit.exitCode !== 0) say(`VM failed: ${exit.message}`);
+  else if (exit.reason !== "guest-reset") say(exit.message);
+  return exit.exitCode;
+}
+
 export async function runSnapshotCommand(argv: string[]): Promise<number> {
   if (argv[0] !== "merge-memory") {
     process.stderr.write(`${SNAPSHOT_USAGE}\n`);
@@ -157,24 +184,5 @@ export async function runRestoreCommand(argv: string[]): Promise<number> {
     say((e as Error).message);
     return 1;
   }
-  const running = vm;
-  const snapshotDir = values["snapshot-dir"];
-  const console = serial === "stdio"
-    ? attachConsole(process.stdin, {
-      input: (b) => running.console.write(b),
-      quit: () => void running.stop("quit from the console (Ctrl-A x)"),
-      ...(snapshotDir ? { snapshot: () => snapshotToDir(running, snapshotDir) } : {}),
-    })
-    : undefined;
-  const onSignal = (sig: NodeJS.Signals) => void running.stop(`stopped by ${sig}`);
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-  const exit = await running.exited;
-  console?.detach();
-  process.off("SIGINT", onSignal);
-  process.off("SIGTERM", onSignal);
-  if (serialFd !== null && serialFd !== 1) closeSync(serialFd);
-  if (exit.exitCode !== 0) say(`VM failed: ${exit.message}`);
-  else if (exit.reason !== "guest-reset") say(exit.message);
-  return exit.exitCode;
+  return attendVm(vm, { stdioConsole: serial === "stdio", serialFd, snapshotDir: values["snapshot-dir"] });
 }

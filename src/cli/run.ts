@@ -1,5 +1,5 @@
 /** `petasan run`: build a VM from flags, attach the console, and exit with the VM's exit code. */
-import { openSync } from "node:fs";
+import { closeSync, openSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createVm, type VirtualMachine } from "../lib/index.js";
 import { MmdsStore, parseJsonText } from "../config/index.js";
@@ -84,6 +84,8 @@ export async function runCommand(argv: string[]): Promise<number> {
     lockDownMainThread(seccomp);
   } catch (e) {
     say((e as Error).message);
+    // The --serial file is ours to close (the VM only borrowed it), on a failed start too.
+    if (serialFd !== null && serialFd !== 1) closeSync(serialFd);
     return 1;
   }
 

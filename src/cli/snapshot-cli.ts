@@ -182,6 +182,8 @@ export async function runRestoreCommand(argv: string[]): Promise<number> {
     lockDownMainThread(seccomp);
   } catch (e) {
     say((e as Error).message);
+    // The --serial file is ours to close (the VM only borrowed it), on a failed restore too.
+    if (serialFd !== null && serialFd !== 1) closeSync(serialFd);
     return 1;
   }
   return attendVm(vm, { stdioConsole: serial === "stdio", serialFd, snapshotDir: values["snapshot-dir"] });

@@ -91,8 +91,12 @@ export interface HostPlacement {
   numaNode?: number;
 }
 
-/** Builds a VM from a validated config, ready to start(). */
-export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm> {
+/**
+ * The steps of a build (buildVm, restoreVm): each release pushed on `undo` runs, last first, when a later step
+ * fails or the Vmm ends (releaseAll); a failed step throws BuildError naming it, or the error itself when
+ * `passThrough` says it already speaks to the caller.
+ */
+export function buildSteps(passThrough: (e: unknown) => boolean = () => false) {
   const undo: (() => void)[] = [];
   const releaseAll = () => {
     while (undo.length) {
@@ -108,9 +112,16 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
       return await fn();
     } catch (e) {
       releaseAll();
+      if (passThrough(e)) throw e;
       throw new BuildError(name, e);
     }
   };
+  return { undo, releaseAll, step };
+}
+
+/** Builds a VM from a validated config, ready to start(). */
+export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm> {
+  const { undo, releaseAll, step } = buildSteps();
 
   const boot = config["boot-source"];
   const machine = config["machine-config"];

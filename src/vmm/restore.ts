@@ -24,7 +24,7 @@ import { VcpuHandle } from "./vcpu/handle.js";
 import { Vmm } from "./vmm.js";
 import { ExitDoorbell } from "./exit-doorbell.js";
 import { claimPollingCores } from "./polling-cores.js";
-import { BuildError, mmdsSpec, type ThreadFilters } from "./builder.js";
+import { buildSteps, mmdsSpec, type ThreadFilters } from "./builder.js";
 import type { LogSettings } from "./logger.js";
 import { decodeSnapshotFile, MAX_SNAPSHOT_BYTES, SnapshotFileError } from "./snapshot/file-format.js";
 import { parseSnapshotBody } from "./snapshot/state-codec.js";
@@ -81,26 +81,8 @@ export function withOverrides(config: VmConfig, overrides: readonly NetworkOverr
 }
 
 export async function restoreVm(opts: RestoreOptions): Promise<Vmm> {
-  const undo: (() => void)[] = [];
-  const releaseAll = () => {
-    while (undo.length) {
-      try {
-        undo.pop()!();
-      } catch {
-        // Keep releasing the rest.
-      }
-    }
-  };
-  const step = async <T>(name: string, fn: () => T | Promise<T>): Promise<T> => {
-    try {
-      return await fn();
-    } catch (e) {
-      releaseAll();
-      // A bad file is the caller's to fix: keep its one-line message as it is.
-      if (e instanceof SnapshotFileError) throw e;
-      throw new BuildError(name, e);
-    }
-  };
+  // A bad file is the caller's to fix: keep its one-line message as it is.
+  const { undo, releaseAll, step } = buildSteps((e) => e instanceof SnapshotFileError);
 
   const snap = await step("reading the snapshot", () => opts.snapshot ?? readSnapshot(opts.snapshotPath));
   const base = withOverrides(snap.config, opts.networkOverrides ?? []);

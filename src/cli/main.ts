@@ -40,6 +40,8 @@ async function main(argv: string[]): Promise<number> {
       prestartWorkers({ devices: 1, vcpu: 1 });
       return (await import("./run.js")).runCommand(rest);
     case "restore": {
+      // As for run, and more so: starting the threads is most of a restore's time (README, Snapshots: Performance).
+      if (!rest.includes("--help") && !rest.includes("-h")) prestartWorkers({ devices: 1, vcpu: 1 });
       const { runRestoreCommand, RESTORE_USAGE } = await import("./snapshot-cli.js");
       if (rest.includes("--help") || rest.includes("-h")) {
         process.stdout.write(`${RESTORE_USAGE}\n`);

@@ -252,8 +252,12 @@ export class Controller {
     try {
       // A snapshot holds no MMDS data store (as Firecracker's): the one made before the load (--metadata, PUT /mmds)
       // is what the restored guest reads.
+      // The logger and metrics are this process's (PUT /logger, /metrics, --log-path, --metrics-path), as in
+      // Firecracker: the snapshot's are those of the process that took it.
       const mmdsData = this.resources.existingMmds()?.text;
-      config = await this.backend.loadSnapshot(params, mmdsData === undefined ? undefined : { mmdsData });
+      const { logger, metrics } = this.resources.snapshot();
+      const extras = { ...(mmdsData !== undefined && { mmdsData }), ...(logger && { logger }), ...(metrics && { metrics }) };
+      config = await this.backend.loadSnapshot(params, Object.keys(extras).length > 0 ? extras : undefined);
     } catch (error) {
       throw badRequest(`Load snapshot error: Failed to restore from snapshot: ${describeError(error)}`, error);
     }

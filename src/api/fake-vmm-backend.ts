@@ -1,6 +1,6 @@
 /** A VmmBackend for tests: records every call, fails or holds a call on request. */
 import type { BalloonStatsData, RateLimiterUpdate, VmConfig } from "../config/index.js";
-import type { BootExtras, VmmBackend } from "./vmm-backend.js";
+import type { BootExtras, LoadExtras, VmmBackend } from "./vmm-backend.js";
 import type { SnapshotCreateParams, SnapshotLoadParams } from "./snapshot-bodies.js";
 
 export type BackendCall =
@@ -10,7 +10,7 @@ export type BackendCall =
   | { method: "updateDrivePath"; driveId: string; path: string }
   | { method: "updateRateLimiters"; update: RateLimiterUpdate }
   | { method: "createSnapshot"; params: SnapshotCreateParams }
-  | { method: "loadSnapshot"; params: SnapshotLoadParams; extras?: BootExtras }
+  | { method: "loadSnapshot"; params: SnapshotLoadParams; extras?: LoadExtras }
   | { method: "updateBalloon"; amountMib: number }
   | { method: "updateBalloonStatsInterval"; seconds: number }
   | { method: "balloonStatistics" };
@@ -52,7 +52,7 @@ export class FakeVmmBackend implements VmmBackend {
   }
   /** Answers with `loadedConfig` (set it in a test that needs the restored VM's configuration). */
   loadedConfig?: VmConfig;
-  async loadSnapshot(params: SnapshotLoadParams, extras?: BootExtras): Promise<VmConfig> {
+  async loadSnapshot(params: SnapshotLoadParams, extras?: LoadExtras): Promise<VmConfig> {
     await this.record({ method: "loadSnapshot", params, ...(extras && { extras }) });
     if (!this.loadedConfig) throw new Error("FakeVmmBackend.loadedConfig is not set");
     return this.loadedConfig;

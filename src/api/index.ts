@@ -8,6 +8,6 @@ export * from "./request-bodies.js";
 export * from "./routes.js";
 export * from "./server.js";
 export * from "./unix-socket.js";
-export type { BootExtras, VmmBackend } from "./vmm-backend.js";
+export type { BootExtras, LoadExtras, VmmBackend } from "./vmm-backend.js";
 export * from "./host-files.js";
 export type { SnapshotCreateParams, SnapshotLoadParams } from "./snapshot-bodies.js";

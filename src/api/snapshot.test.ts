@@ -97,3 +97,17 @@ test("after PUT /snapshot/load the restored VM's drives and MMDS are the API's: 
   assert.deepEqual(await c.handle({ kind: "putMmds", data: { b: 2 } }), { ok: true });
   assert.deepEqual(backend.calls.at(-1), { method: "updateMmds", dataJson: '{"b":2}' });
 });
+
+test("PUT /snapshot/load hands the VMM this process's logger and metrics, not the snapshot's", async () => {
+  const backend = new FakeVmmBackend();
+  backend.loadedConfig = LOADED;
+  const c = new Controller({ backend, vmmVersion: "0", hostFiles: new FakeHostFiles() });
+  assert.deepEqual(await c.handle({ kind: "putLogger", logger: { log_path: "/new.log", level: "Debug" } }), { ok: true });
+  assert.deepEqual(await c.handle({ kind: "putMetrics", metrics: { metrics_path: "/new.metrics", emit_id: false } }), { ok: true });
+  const load = { snapshot_path: "s", mem_file_path: "m", track_dirty_pages: false, resume_vm: true, network_overrides: [] };
+  assert.deepEqual(await c.handle({ kind: "loadSnapshot", params: load }), { ok: true });
+  const call = backend.calls.at(-1);
+  assert.ok(call?.method === "loadSnapshot");
+  assert.equal(call.extras?.logger?.log_path, "/new.log");
+  assert.equal(call.extras?.metrics?.metrics_path, "/new.metrics");
+});

@@ -8,6 +8,12 @@ export interface BootExtras {
   mmdsData?: string;
 }
 
+/** What a snapshot is loaded with besides its files: this process's settings, which a snapshot does not hold. */
+export interface LoadExtras extends BootExtras {
+  logger?: VmConfig["logger"];
+  metrics?: VmConfig["metrics"];
+}
+
 export interface VmmBackend {
   /** Builds and boots the VM, resolving once the vCPUs run; rejects with an Error naming what failed. */
   start(config: VmConfig, extras?: BootExtras): Promise<void>;
@@ -27,7 +33,7 @@ export interface VmmBackend {
   /** Writes a snapshot of the paused VM (PUT /snapshot/create). */
   createSnapshot(params: SnapshotCreateParams): Promise<void>;
   /** Builds the VM from a snapshot instead of booting (PUT /snapshot/load); resolves with the VM's config once it is paused or running. */
-  loadSnapshot(params: SnapshotLoadParams, extras?: BootExtras): Promise<VmConfig>;
+  loadSnapshot(params: SnapshotLoadParams, extras?: LoadExtras): Promise<VmConfig>;
   /** PATCH /balloon: the running balloon's new target. */
   updateBalloon(amountMib: number): Promise<void>;
   /** PATCH /balloon/statistics. */

@@ -8,7 +8,7 @@
  * VirtualMachine does; then `onExit` runs, and the caller tells the Controller and ends the process.
  */
 import type { BalloonStatsData, RateLimiterUpdate, VmConfig } from "../config/index.js";
-import type { BootExtras, SnapshotCreateParams, SnapshotLoadParams } from "../api/index.js";
+import type { BootExtras, LoadExtras, SnapshotCreateParams, SnapshotLoadParams } from "../api/index.js";
 import { createVm, loadSnapshot, type CreateVmOptions, type LogLevel, type MetricsRecorder, type VirtualMachine, type VmExit } from "../lib/index.js";
 
 /** Firecracker's DEFAULT_LEVEL (logger/logging.rs) when the logger config names none. */
@@ -50,11 +50,11 @@ export class ApiVmmBackend {
    * PUT /snapshot/load: the VM from the snapshot, started paused unless `resume_vm`. The logger and metrics
    * settings are this process's (Firecracker too takes them from the new process's API calls).
    */
-  async loadSnapshot(params: SnapshotLoadParams, extras: BootExtras = {}): Promise<VmConfig> {
+  async loadSnapshot(params: SnapshotLoadParams, extras: LoadExtras = {}): Promise<VmConfig> {
     const startedAt = performance.now();
     const vm = loadSnapshot({
       snapshotPath: params.snapshot_path, memFilePath: params.mem_file_path, trackDirtyPages: params.track_dirty_pages,
-      resume: params.resume_vm, networkOverrides: params.network_overrides,
+      resume: params.resume_vm, networkOverrides: params.network_overrides, logger: extras.logger, metrics: extras.metrics,
     }, {
       ...this.vmOptions(),
       ...(extras.mmdsData !== undefined && { mmds: JSON.parse(extras.mmdsData) as unknown }),

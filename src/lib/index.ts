@@ -38,8 +38,13 @@ export function loadSnapshot(source: SnapshotSource, options?: CreateVmOptions):
   if (options?.host !== undefined) throw new VmConfigError("host", "loadSnapshot: the host option (ksm, numaNode) is not supported for a restored VM");
   if (options?.devices !== undefined && options.devices.length > 0) throw new VmConfigError("devices", "loadSnapshot: devices written by the user are not supported for a restored VM");
   const snapshot = readSnapshot(source.snapshotPath);
-  const saved = withOverrides(snapshot.config, source.networkOverrides ?? []);
-  const config = { ...saved, "machine-config": { ...saved["machine-config"], track_dirty_pages: source.trackDirtyPages ?? false } };
+  // The snapshot's logger and metrics are the settings of the process that took it (its log and metrics files):
+  // a restored VM uses the caller's, as Firecracker's takes them from the new process.
+  const { logger: _takerLogger, metrics: _takerMetrics, ...saved } = withOverrides(snapshot.config, source.networkOverrides ?? []);
+  const config = {
+    ...saved, "machine-config": { ...saved["machine-config"], track_dirty_pages: source.trackDirtyPages ?? false },
+    ...(source.logger && { logger: source.logger }), ...(source.metrics && { metrics: source.metrics }),
+  };
   // start() restores from what was read here: the file is read and checked once, and the VM is the config it shows.
   return new VirtualMachine(config, options, { ...source, snapshot });
 }

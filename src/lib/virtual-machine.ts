@@ -93,6 +93,12 @@ export interface SnapshotSource {
   resume?: boolean;
   /** Taps to use instead of the snapshot's (Firecracker's network_overrides). */
   networkOverrides?: readonly NetworkOverride[];
+  /**
+   * The restored VM's logger and metrics config (as a config's `logger` and `metrics`); the snapshot's, those of the
+   * VM it was taken from, are not used. Absent: the log goes where `log` in the options says, and no metrics file.
+   */
+  logger?: VmConfig["logger"];
+  metrics?: VmConfig["metrics"];
 }
 
 /** What snapshot() writes. */

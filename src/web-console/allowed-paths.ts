@@ -44,7 +44,7 @@ export class AllowedPaths {
   /**
    * Checks every host path a VM config names (files read and files created). `bootFiles: false` for a VM
    * restored from a snapshot: it never reads the kernel or initrd its saved config names (the guest is in the
-   * memory file), but reopens its drives and opens its log and metrics files.
+   * memory file), but reopens its drives (its saved log and metrics files are not used: loadSnapshot drops them).
    */
   checkConfig(config: Readonly<VmConfig>, options: { bootFiles?: boolean } = {}): void {
     const boot = config["boot-source"];

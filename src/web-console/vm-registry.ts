@@ -222,7 +222,7 @@ export class VmRegistry extends EventEmitter<RegistryEvents> {
 
   /**
    * Creates a VM from a snapshot (the library's loadSnapshot), listed as any other: both files must be under an
-   * allowed folder, and so must the files its saved config makes it open (drives, log, metrics; not the kernel,
+   * allowed folder, and so must the files its saved config makes it open (drives; not the log and metrics, which loadSnapshot drops, nor the kernel,
    * which a restore does not read). A bad state file is a 400 with the library's SnapshotFileError text; a bad
    * memory file is found as it starts, which fails as a created VM's start does.
    */

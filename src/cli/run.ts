@@ -1,8 +1,7 @@
 /** `petasan run`: build a VM from flags, attach the console, and exit with the VM's exit code. */
 import { closeSync, openSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { createVm, type VirtualMachine } from "../lib/index.js";
-import { MmdsStore, parseJsonText } from "../config/index.js";
+import { readMmdsData } from "./mmds-data.js";
 import { detectHostVirtualization } from "../arch/x86/host.js";
 import { ensureDefaultGuest } from "../guest/default-guest.js";
 import type { VmConfig } from "../config/vm-config.js";
@@ -28,18 +27,6 @@ async function bootSource(args: RunArgs): Promise<VmConfig["boot-source"]> {
   });
   for (const note of choice.notes) say(note);
   return choice.bootSource;
-}
-
-/** --mmds-data: the file's JSON, through the data store's checks (Firecracker's default size limit). */
-async function readMmdsData(path: string): Promise<unknown> {
-  const text = await readFile(path, "utf8").catch((e: Error) => Promise.reject(new Error(`--mmds-data: cannot read ${path}: ${e.message}`)));
-  try {
-    const data = parseJsonText(text);
-    new MmdsStore().put(data);
-    return data;
-  } catch (e) {
-    throw new Error(`--mmds-data ${path}: ${(e as Error).message}`);
-  }
 }
 
 export async function runCommand(argv: string[]): Promise<number> {

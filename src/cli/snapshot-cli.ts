@@ -12,15 +12,17 @@ import { LOG_LEVELS, loadSnapshot, mergeSnapshotMemory, type VirtualMachine } fr
 import { attachConsole } from "./console.js";
 import { SECCOMP_FLAGS_EXCLUSIVE, seccompChoice, seccompFilters } from "./seccomp-choice.js";
 import { lockDownMainThread, lockDownProcessThreads } from "../lib/seccomp.js";
+import { readMmdsData } from "./mmds-data.js";
 
 export const RESTORE_USAGE = `usage: petasan restore DIR | --snapshot FILE --mem FILE [--serial stdio|file:PATH|none]
                        [--log-level LEVEL] [--track-dirty-pages] [--net-override ID=TAP]... [--snapshot-dir DIR]
-                       [--no-seccomp | --seccomp-filter FILE]
+                       [--mmds-data FILE] [--no-seccomp | --seccomp-filter FILE]
   DIR                  a directory holding vm.snap and vm.mem (what Ctrl-A s with --snapshot-dir writes)
   --snapshot FILE      the state file;  --mem FILE  the memory file (mapped copy-on-write, never changed)
   --track-dirty-pages  record dirtied pages, for Diff snapshots of the restored VM (API mode)
   --net-override ID=TAP  use tap TAP for interface ID instead of the snapshot's
   --snapshot-dir DIR   Ctrl-A s writes a new snapshot of the restored VM here
+  --mmds-data FILE     JSON for the MMDS data store (a snapshot holds none; the snapshot's VM needs an mmds-config)
   --no-seccomp, --seccomp-filter FILE   as petasan run: seccomp filters are on by default
 The drives are reopened by the paths in the snapshot: their contents must be what they were when it was taken.`;
 
@@ -118,6 +120,7 @@ export async function runRestoreCommand(argv: string[]): Promise<number> {
         "track-dirty-pages": { type: "boolean", default: false },
         "net-override": { type: "string", multiple: true, default: [] },
         "snapshot-dir": { type: "string" },
+        "mmds-data": { type: "string" },
         "no-seccomp": { type: "boolean" },
         "seccomp-filter": { type: "string" },
       },
@@ -171,10 +174,13 @@ export async function runRestoreCommand(argv: string[]): Promise<number> {
   let vm: VirtualMachine;
   try {
     const seccomp = await seccompFilters(seccompChoice(values["no-seccomp"], values["seccomp-filter"]));
+    const mmds = values["mmds-data"] === undefined ? undefined : await readMmdsData(values["mmds-data"]);
     vm = loadSnapshot(
       { snapshotPath, memFilePath, trackDirtyPages: values["track-dirty-pages"], networkOverrides },
-      { console: serialFd === null ? "none" : { fd: serialFd }, log: { fd: 2, level: logLevel }, seccomp },
+      { console: serialFd === null ? "none" : { fd: serialFd }, log: { fd: 2, level: logLevel }, seccomp, ...(mmds !== undefined && { mmds }) },
     );
+    // As petasan run's --mmds-data needs --mmds-config: data nobody could read is refused, not dropped.
+    if (mmds !== undefined && vm.config["mmds-config"] === undefined) throw new Error("--mmds-data: the snapshot's VM has no mmds-config");
     // As petasan run: the process filter before the VM's threads exist, theirs as they start, the main thread's after.
     if (seccomp !== undefined) lockDownProcessThreads(seccomp);
     // A failed start releases what it had built.

@@ -16,6 +16,8 @@
  * With --baseline-cli (another build's dist/src/cli/main.js, e.g. of an older commit: `git archive <commit> | tar -x
  * -C DIR`, link node_modules, `npx tsc`), each run also restores the same snapshot into a pre-started process of that
  * build, right after this build's, and prints the ratio of the medians: before/after in one invocation.
+ * Last, without the API: loadSnapshot() + start() in a process of its own with warm threads (snapshot-in-process.ts),
+ * this build's and the baseline's taking turns.
  */
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -32,6 +34,11 @@ import { kvmUnavailableReason } from "./kvm-check.js";
 import { formatTable, intOption, median } from "./stats.js";
 
 const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+const IN_PROCESS = fileURLToPath(new URL("./snapshot-in-process.js", import.meta.url));
+const LIB = fileURLToPath(new URL("../src/lib/index.js", import.meta.url));
+/** In-process restores: turns per build, restores per turn. */
+const IN_PROCESS_TURNS = 3;
+const IN_PROCESS_RUNS = 5;
 const LINE = /counter: [0-9a-f]{16}\n/;
 
 interface Timing {
@@ -119,6 +126,13 @@ function sizesOption(argv: readonly string[]): number[] {
   return sizes;
 }
 
+/** Restore times (ms) of loadSnapshot() + start() in a fresh process, through the library at `lib`. */
+async function restoreInProcess(lib: string, snap: string, mem: string): Promise<number[]> {
+  const p = spawnTimed(process.execPath, [IN_PROCESS, lib, snap, mem, String(IN_PROCESS_RUNS)]);
+  await p.finished;
+  return JSON.parse(p.stdout()) as number[];
+}
+
 function baselineCliOption(argv: readonly string[]): string | undefined {
   const at = argv.indexOf("--baseline-cli");
   if (at < 0) return undefined;
@@ -189,6 +203,19 @@ async function main(argv: string[]): Promise<void> {
       ];
       console.log(`\nagainst the baseline build ${baselineCli} (restores of the same snapshot, one after the other in each run)\n\n${formatTable(compared)}`);
     }
+    const baselineLib = baselineCli && path.resolve(path.dirname(baselineCli), "../lib/index.js");
+    const inProcess = [["guest RAM", "in-process: loadSnapshot()+start() ms", ...(baselineLib ? ["baseline build", "this/baseline"] : [])]];
+    for (const mib of sizes) {
+      const { snap, mem } = snaps.get(mib)!;
+      const ours: number[] = [];
+      const theirs: number[] = [];
+      for (let turn = 0; turn < IN_PROCESS_TURNS; turn++) {
+        ours.push(...(await restoreInProcess(LIB, snap, mem)));
+        if (baselineLib) theirs.push(...(await restoreInProcess(baselineLib, snap, mem)));
+      }
+      inProcess.push([`${mib} MiB`, median(ours).toFixed(1), ...(baselineLib ? [median(theirs).toFixed(1), (median(ours) / median(theirs)).toFixed(2)] : [])]);
+    }
+    console.log(`\nwithout the API: the library in a process with warm threads, ${IN_PROCESS_TURNS * IN_PROCESS_RUNS} restores per build and size, medians\n\n${formatTable(inProcess)}`);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -90,3 +90,21 @@ test("dirty tracking records the pages written through every write path, in KVM'
   assert.equal(mem.takeDirtyPages(1)[0], 2n);
   assert.equal(mem.takeDirtyPages(0)[0], 0n, "taking clears the record");
 });
+
+test("a span's host view is made on its first use, once (a restore need not wait for V8 to account for guest RAM)", () => {
+  const buffers = [new ArrayBuffer(MiB), new ArrayBuffer(MiB)];
+  const made: bigint[] = [];
+  const m = new GuestMemory([{ guestAddr: 0, size: MiB, hostAddr: 1n << 40n }, { guestAddr: 4 * MiB, size: MiB, hostAddr: 2n << 40n }], (hostAddr, size) => {
+    made.push(hostAddr);
+    return new Uint8Array(buffers[Number(hostAddr >> 40n) - 1], 0, size);
+  });
+  assert.deepEqual(made, [], "no view at construction");
+  assert.equal(m.size, 2 * MiB);
+  m.writeU32(8, 7);
+  assert.equal(m.readU32(8), 7);
+  assert.deepEqual(made, [1n << 40n], "the first span's view, once");
+  m.writeU8(4 * MiB, 1);
+  assert.deepEqual(made, [1n << 40n, 2n << 40n]);
+  assert.throws(() => m.readU8(2 * MiB), GuestMemoryError);
+  assert.equal(made.length, 2);
+});

@@ -21,18 +21,40 @@ export class GuestMemoryError extends Error {
   }
 }
 
-/** One contiguous guest range, backed by one contiguous host range, seen through one view (<= 4 GiB). */
-interface Span {
-  /** Index of the region this span is part of, and the span's offset in it. */
-  region: number;
-  regionOffset: number;
-  guestAddr: number;
-  size: number;
-  hostAddr: bigint;
-  /** hostAddr as a number, for building iovecs without BigInt arithmetic (exact: see MAX_HOST_ADDRESS). */
-  hostBase: number;
-  bytes: Uint8Array;
-  data: DataView;
+/**
+ * One contiguous guest range, backed by one contiguous host range, seen through one view (<= 4 GiB). The view is made
+ * on first use: V8 counts a view of host memory as external memory and, for one of 128 MiB or more, collects garbage
+ * at once (a scavenge, then marking), which a restore would otherwise wait for before its vCPUs run, and more for
+ * a bigger guest (bench/snapshot.ts). A span the device thread never touches never gets a view.
+ */
+class Span {
+  private view?: { bytes: Uint8Array; data: DataView };
+
+  constructor(
+    /** Index of the region this span is part of, and the span's offset in it. */
+    readonly region: number,
+    readonly regionOffset: number,
+    readonly guestAddr: number,
+    readonly size: number,
+    readonly hostAddr: bigint,
+    /** hostAddr as a number, for building iovecs without BigInt arithmetic (exact: see MAX_HOST_ADDRESS). */
+    readonly hostBase: number,
+    private readonly viewOf: (hostAddr: bigint, size: number) => Uint8Array,
+  ) {}
+
+  get bytes(): Uint8Array {
+    return (this.view ??= this.makeView()).bytes;
+  }
+
+  get data(): DataView {
+    return (this.view ??= this.makeView()).data;
+  }
+
+  private makeView(): { bytes: Uint8Array; data: DataView } {
+    const bytes = this.viewOf(this.hostAddr, this.size);
+    if (bytes.length !== this.size) throw new Error(`host view of ${this.size} bytes came back with ${bytes.length}`);
+    return { bytes, data: new DataView(bytes.buffer, bytes.byteOffset, this.size) };
+  }
 }
 
 /** koffi.view maps at most 4 GiB; 1 GiB spans keep every view well inside that. */
@@ -66,7 +88,7 @@ export class GuestMemory {
 
   /**
    * `regions` are host mappings; `viewOf(hostAddr, size)` returns zero-copy bytes over host
-   * memory (koffi.view in production, part of a plain ArrayBuffer in tests).
+   * memory (koffi.view in production, part of a plain ArrayBuffer in tests), called when a span is first used.
    */
   constructor(readonly regions: readonly MemoryRegionDescriptor[], viewOf: (hostAddr: bigint, size: number) => Uint8Array) {
     const spans: Span[] = [];
@@ -74,11 +96,9 @@ export class GuestMemory {
       for (let off = 0; off < r.size; off += MAX_SPAN) {
         const size = Math.min(MAX_SPAN, r.size - off);
         const hostAddr = r.hostAddr + BigInt(off);
-        const bytes = viewOf(hostAddr, size);
-        if (bytes.length !== size) throw new Error(`host view of ${size} bytes came back with ${bytes.length}`);
         const hostBase = Number(hostAddr);
         if (hostBase + size > MAX_HOST_ADDRESS) throw new Error(`host mapping at 0x${hostAddr.toString(16)} ends above 2^53`);
-        spans.push({ region, regionOffset: off, guestAddr: r.guestAddr + off, size, hostAddr, hostBase, bytes, data: new DataView(bytes.buffer, bytes.byteOffset, size) });
+        spans.push(new Span(region, off, r.guestAddr + off, size, hostAddr, hostBase, viewOf));
       }
     }
     spans.sort((a, b) => a.guestAddr - b.guestAddr);

@@ -7,7 +7,7 @@
 import { close } from "../sys/libc.js";
 import { newEventFd } from "../sys/eventfd.js";
 import { Kvm } from "../kvm/kvm.js";
-import { KVM_MEM_LOG_DIRTY_PAGES } from "../kvm/vm.js";
+import { KVM_MEM_LOG_DIRTY_PAGES, type Vm } from "../kvm/vm.js";
 import { unmap, guestMemoryOver } from "../memory/host-mapping.js";
 import { mapGuestRam } from "../memory/ram-backing.js";
 import { cpusOfNumaNode } from "../sys/affinity.js";
@@ -30,7 +30,8 @@ import { ExitDoorbell } from "./exit-doorbell.js";
 import { claimPollingCores } from "./polling-cores.js";
 import type { LogSettings } from "./logger.js";
 import type { UserDeviceSpec } from "./device-thread/user-devices.js";
-import type { VirtioBackendSpec } from "./device-thread/protocol.js";
+import type { VirtioBackendSpec, VirtioDeviceSpec } from "./device-thread/protocol.js";
+import type { SavedDevices } from "./snapshot/state-codec.js";
 
 /** Compiled seccomp filters for the VM's threads. */
 export interface ThreadFilters {
@@ -205,27 +206,55 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
   const controlEventFd = await step("creating the device thread's control eventfd", newEventFd);
   undo.push(() => close(controlEventFd));
 
+  return assembleVmm({ kvm, vm, config, regions, vcpus, virtio: devices.specs, controlEventFd, release: releaseAll }, {
+    serialOutputFd: opts.serialOutputFd, log: opts.log, seccomp: opts.seccomp, mmdsData: opts.mmdsData, userDevices: opts.userDevices ?? [],
+  });
+}
+
+/** What buildVm and restoreVm made, for assembleVmm. */
+export interface BuiltParts {
+  kvm: Kvm;
+  vm: Vm;
+  config: VmConfig;
+  regions: MemoryRegionDescriptor[];
+  vcpus: { handles: VcpuHandle[]; doorbell: ExitDoorbell };
+  virtio: VirtioDeviceSpec[];
+  controlEventFd: number;
+  /** Undoes every step: closes fds, unmaps memory. */
+  release: () => void;
+}
+
+/**
+ * The Vmm over a VM built or restored: the one place that says what the device thread is given, so a booted and a
+ * restored VM cannot differ in it by oversight. `restoreDevices`: the saved device states of a snapshot.
+ */
+export function assembleVmm(
+  parts: BuiltParts,
+  opts: Pick<BuildOptions, "serialOutputFd" | "log" | "seccomp" | "mmdsData"> & { userDevices: UserDeviceSpec[]; restoreDevices?: SavedDevices },
+): Vmm {
+  const { vcpus, config } = parts;
   return new Vmm({
-    kvm,
-    vm,
+    kvm: parts.kvm,
+    vm: parts.vm,
     vcpus: vcpus.handles,
     exitEventFd: vcpus.doorbell.eventFd,
-    controlEventFd,
+    controlEventFd: parts.controlEventFd,
     config,
     deviceThreadData: {
-      vmFd: vm.fd,
-      memory: regions,
+      vmFd: parts.vm.fd,
+      memory: parts.regions,
       vcpus: vcpus.handles.map((h) => ({ id: h.vcpu.id, runAddr: h.vcpu.runAddr, mmapSize: h.vcpu.mmapSize, control: h.control.buffer })),
       exitDoorbell: vcpus.doorbell.buffer,
       exitDoorbellPoll: vcpus.doorbell.poll,
       serialOutputFd: opts.serialOutputFd,
-      virtio: devices.specs,
-      userDevices: opts.userDevices ?? [],
+      virtio: parts.virtio,
+      userDevices: opts.userDevices,
       mmds: mmdsSpec(config, opts.mmdsData),
       log: opts.log,
-      trackDirtyPages: machine.track_dirty_pages,
+      trackDirtyPages: config["machine-config"].track_dirty_pages,
       seccomp: opts.seccomp?.devices,
+      ...(opts.restoreDevices && { restoreDevices: opts.restoreDevices }),
     },
-    release: releaseAll,
+    release: parts.release,
   });
 }

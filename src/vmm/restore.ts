@@ -24,7 +24,7 @@ import { VcpuHandle } from "./vcpu/handle.js";
 import { Vmm } from "./vmm.js";
 import { ExitDoorbell } from "./exit-doorbell.js";
 import { claimPollingCores } from "./polling-cores.js";
-import { buildSteps, mmdsSpec, type ThreadFilters } from "./builder.js";
+import { assembleVmm, buildSteps, type ThreadFilters } from "./builder.js";
 import type { LogSettings } from "./logger.js";
 import { decodeSnapshotFile, MAX_SNAPSHOT_BYTES, SnapshotFileError } from "./snapshot/file-format.js";
 import { parseSnapshotBody } from "./snapshot/state-codec.js";
@@ -174,30 +174,9 @@ export async function restoreVm(opts: RestoreOptions): Promise<Vmm> {
   const controlEventFd = await step("creating the device thread's control eventfd", newEventFd);
   undo.push(() => close(controlEventFd));
 
-  return new Vmm({
-    kvm,
-    vm,
-    vcpus: vcpus.handles,
-    exitEventFd: vcpus.doorbell.eventFd,
-    controlEventFd,
-    config,
-    deviceThreadData: {
-      vmFd: vm.fd,
-      memory: regions,
-      vcpus: vcpus.handles.map((h) => ({ id: h.vcpu.id, runAddr: h.vcpu.runAddr, mmapSize: h.vcpu.mmapSize, control: h.control.buffer })),
-      exitDoorbell: vcpus.doorbell.buffer,
-      exitDoorbellPoll: vcpus.doorbell.poll,
-      serialOutputFd: opts.serialOutputFd,
-      virtio: devices.specs,
-      log: opts.log,
-      restoreDevices: snap.devices,
-      userDevices: [],
-      seccomp: opts.seccomp?.devices,
-      // As in Firecracker, the MMDS data store is not in the snapshot: the restored guest's MMDS starts empty
-      // unless the caller gives it one.
-      mmds: mmdsSpec(config, opts.mmdsData),
-      trackDirtyPages: machine.track_dirty_pages,
-    },
-    release: releaseAll,
+  // As in Firecracker, the MMDS data store is not in the snapshot: the restored guest's MMDS starts empty unless the
+  // caller gives it one.
+  return assembleVmm({ kvm, vm, config, regions, vcpus, virtio: devices.specs, controlEventFd, release: releaseAll }, {
+    serialOutputFd: opts.serialOutputFd, log: opts.log, seccomp: opts.seccomp, mmdsData: opts.mmdsData, userDevices: [], restoreDevices: snap.devices,
   });
 }

@@ -4,7 +4,7 @@
  * command line does not set them already.
  */
 import type { VmConfig } from "../config/vm-config.js";
-import { missingArgs, splitCmdline } from "../boot/cmdline.js";
+import { missingArgs, splitCmdline, withDefaultArgs } from "../boot/cmdline.js";
 import { EMULATED_RING0_KERNEL_ARGS } from "../arch/x86/host.js";
 
 export interface DefaultGuestFiles {
@@ -35,7 +35,7 @@ export function defaultGuestBootSource(
     const missing = missingArgs(bootArgs, EMULATED_RING0_KERNEL_ARGS);
     if (missing.length > 0) {
       notes.push(`this host's KVM has no VT-x/AMD-V and emulates guest ring-0 code; adding kernel arguments the emulator needs: ${missing.join(" ")}`);
-      bootArgs = [bootArgs.trim(), ...missing].filter((a) => a !== "").join(" ");
+      bootArgs = withDefaultArgs(bootArgs, missing);
     }
   }
   // A root file system of the user's (a root drive, or root= on their command line) is what the kernel must mount

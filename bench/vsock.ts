@@ -23,6 +23,7 @@ import { detectHostVirtualization, EMULATED_RING0_KERNEL_ARGS } from "../src/arc
 import { BenchError } from "./bench-error.js";
 import { kvmUnavailableReason } from "./kvm-check.js";
 import { formatTable, intOption, median } from "./stats.js";
+import { connectToGuest } from "../test/integration/vsock-host.js";
 
 const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const ECHO_PORT = 5002;
@@ -89,25 +90,6 @@ async function connect(socketPath: string): Promise<Socket> {
   return socket;
 }
 
-/** Firecracker's host-initiated handshake: CONNECT <port>, then OK <host port>. */
-async function connectToGuest(udsPath: string): Promise<Socket> {
-  const socket = await connect(udsPath);
-  socket.write(`CONNECT ${ECHO_PORT}\n`);
-  await new Promise<void>((resolve, reject) => {
-    let seen = "";
-    const onData = (d: Buffer) => {
-      seen += d.toString("latin1");
-      if (/^OK \d+\n/.test(seen)) {
-        socket.off("data", onData);
-        resolve();
-      } else if (seen.length > 32 || !"OK ".startsWith(seen.slice(0, 3))) reject(new BenchError(`vsock handshake answered ${JSON.stringify(seen)}`));
-    };
-    socket.on("data", onData);
-    socket.once("close", () => reject(new BenchError(`vsock handshake: connection closed after ${JSON.stringify(seen)}`)));
-  });
-  return socket;
-}
-
 async function measure(socket: Socket, rounds: number, mib: number): Promise<Figures> {
   const message = Buffer.alloc(MESSAGE_BYTES, 0x61);
   const times: number[] = [];
@@ -154,7 +136,7 @@ async function petasanFigures(workDir: string, rounds: number, mib: number): Pro
   });
   try {
     await waitForOutput(vm, "VSOCK-ECHO-READY", BOOT_TIMEOUT_MS);
-    const socket = await connectToGuest(udsPath);
+    const { socket } = await connectToGuest(udsPath, ECHO_PORT);
     const figures = await measure(socket, rounds, mib);
     socket.end();
     return figures;

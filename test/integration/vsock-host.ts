@@ -38,16 +38,27 @@ function readUntil(socket: Socket, pattern: RegExp): Promise<RegExpExecArray> {
   });
 }
 
-/** Connects to guest port `port` through `uds`, sends `line`, and resolves with the host port and the guest's answer. */
-export async function askGuest(uds: string, port: number, line: string): Promise<{ hostPort: number; answer: string }> {
+/** Firecracker's host-initiated handshake through `uds`: CONNECT <port>, then OK <host port>. */
+export async function connectToGuest(uds: string, port: number): Promise<{ socket: Socket; hostPort: number }> {
   const socket = createConnection(uds);
   try {
     await new Promise((resolve, reject) => socket.once("connect", resolve).once("error", reject));
     socket.write(`CONNECT ${port}\n`);
     const ok = await readUntil(socket, /^OK (\d+)\n/);
+    return { socket, hostPort: Number(ok[1]) };
+  } catch (error) {
+    socket.destroy();
+    throw error;
+  }
+}
+
+/** Connects to guest port `port` through `uds`, sends `line`, and resolves with the host port and the guest's answer. */
+export async function askGuest(uds: string, port: number, line: string): Promise<{ hostPort: number; answer: string }> {
+  const { socket, hostPort } = await connectToGuest(uds, port);
+  try {
     socket.write(line);
     const answer = await readUntil(socket, /^[^\n]*\n/);
-    return { hostPort: Number(ok[1]), answer: answer[0] };
+    return { hostPort, answer: answer[0] };
   } finally {
     socket.destroy();
   }

@@ -12,6 +12,7 @@ import { COMMON_FEATURES, DEFAULT_QUEUE_SIZE, silentLogger, type ActivateContext
 import type { DescriptorChain } from "../queue/descriptor-chain.js";
 import { ChainBuffers } from "../queue/chain-buffers.js";
 import type { Queue } from "../queue/queue.js";
+import { LogRateLimiter } from "../../log-rate-limit.js";
 import { emptyBalloonStats, PAGES_PER_MIB, readStats, type BalloonGuestStats } from "./stats.js";
 
 /** virtio 1.2 §5 "Device Types": traditional memory balloon. */
@@ -101,6 +102,10 @@ export class VirtioBalloon implements VirtioDevice {
   readonly metrics: BalloonMetrics = { inflateChains: 0, deflateChains: 0, inflatedPages: 0, reportedBytes: 0, statsUpdates: 0, invalidRequests: 0, discardFailures: 0 };
   private readonly config = new DataView(new ArrayBuffer(CONFIG_SIZE));
   private readonly log: Logger;
+  /** The guest chooses what it puts in the queues: the lines it can trigger are rate limited per call site. */
+  private readonly badInflateLog = new LogRateLimiter();
+  private readonly badReportLog = new LogRateLimiter();
+  private readonly badStatsLog = new LogRateLimiter();
   private readonly discarder: PageDiscarder;
   private readonly timer?: IntervalTimer;
   private readonly guestMemMib: number;
@@ -273,7 +278,7 @@ export class VirtioBalloon implements VirtioDevice {
       }
     } catch (e) {
       this.metrics.invalidRequests++;
-      this.log("warn", `virtio-balloon: bad inflate chain ${chain.head}: ${(e as Error).message}`);
+      this.badInflateLog.log(this.log, "warn", () => `virtio-balloon: bad inflate chain ${chain.head}: ${(e as Error).message}`);
       return;
     }
     pfns.sort();
@@ -294,7 +299,7 @@ export class VirtioBalloon implements VirtioDevice {
       buffers = ChainBuffers.of(chain);
     } catch (e) {
       this.metrics.invalidRequests++;
-      this.log("warn", `virtio-balloon: bad free page report ${chain.head}: ${(e as Error).message}`);
+      this.badReportLog.log(this.log, "warn", () => `virtio-balloon: bad free page report ${chain.head}: ${(e as Error).message}`);
       return;
     }
     for (const seg of [...buffers.readable, ...buffers.writable]) {
@@ -331,7 +336,7 @@ export class VirtioBalloon implements VirtioDevice {
         this.latest = readStats(mem, ChainBuffers.of(chain).readable, this.latest);
       } catch (e) {
         this.metrics.invalidRequests++;
-        this.log("warn", `virtio-balloon: bad stats buffer ${chain.head}: ${(e as Error).message}`);
+        this.badStatsLog.log(this.log, "warn", () => `virtio-balloon: bad stats buffer ${chain.head}: ${(e as Error).message}`);
       }
     }
   }

@@ -13,6 +13,7 @@ import { decodeHeader, encodeHeader, HOST_CID, Op, SHUTDOWN_RCV, SHUTDOWN_SEND, 
 import { UnixVsockHost, type StreamSocket, type VsockHostSide } from "./unix-socket.js";
 import { VirtioVsock } from "./vsock-device.js";
 import { CONNECTION_BUF_ALLOC } from "./connection.js";
+import { LOG_BURST } from "../../log-rate-limit.js";
 
 const GUEST_CID = 3;
 const RX_BUFFER = 4096;
@@ -277,4 +278,11 @@ test("a guest that sends past the buffer it was given is reset; forwarded bytes 
   assert.equal(update?.fwdCnt, CONNECTION_BUF_ALLOC / 2);
   g.device.close();
   h.device.close();
+});
+
+test("config writes a guest makes as often as it likes log a bounded number of lines", () => {
+  const lines: string[] = [];
+  const device = new VirtioVsock({ guestCid: GUEST_CID, host: fakeHost(new FakeStream(0)), logger: (_level, msg) => lines.push(msg) });
+  for (let i = 0; i < 10_000; i++) device.writeConfig(0);
+  assert.ok(lines.length <= LOG_BURST, `${lines.length} lines`);
 });

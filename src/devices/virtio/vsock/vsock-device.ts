@@ -18,6 +18,7 @@ import type { DescriptorChain } from "../queue/descriptor-chain.js";
 import type { Queue } from "../queue/queue.js";
 import { VirtqError } from "../queue/virtq-error.js";
 import { VsockConnection } from "./connection.js";
+import { LogRateLimiter } from "../../log-rate-limit.js";
 import {
   decodeHeader, encodeHeader, HOST_CID, Op, SHUTDOWN_RCV, SHUTDOWN_SEND, TYPE_STREAM, VSOCK_HEADER_SIZE, type VsockHeader,
 } from "./packet.js";
@@ -81,6 +82,8 @@ export class VirtioVsock implements VirtioDevice {
   readonly guestCid: number;
   private readonly host: VsockHostSide;
   private readonly log: Logger;
+  /** A guest can write the config space as often as it likes: the line it triggers is rate limited. */
+  private readonly configWriteLog = new LogRateLimiter();
   private readonly name: string;
   /** le64 guest_cid (virtio 1.2 §5.10.4). */
   private readonly config = new Uint8Array(8);
@@ -118,7 +121,7 @@ export class VirtioVsock implements VirtioDevice {
 
   /** The config space is read-only (virtio 1.2 §5.10.4). */
   writeConfig(offset: number): void {
-    this.log("warn", `${this.name}: ignored config write at ${offset}`);
+    this.configWriteLog.log(this.log, "warn", () => `${this.name}: ignored config write at ${offset}`);
   }
 
   attachHost(io: HostIo): void {

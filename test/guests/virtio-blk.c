@@ -4,9 +4,14 @@
  * it back and compares. A read-only drive refuses the write; that is reported and the run goes on.
  * With the word "hostile" on the kernel command line it also submits two broken descriptor chains (a
  * buffer outside guest RAM, a looping chain), prints what came back, and shows a normal read still
- * works. With "reads=N" it then reads one sector N times, between the lines "virtio-blk: reading" and
- * "virtio-blk: N reads done" (the host times them against a drive rate limiter). Ends with
- * "virtio-blk: done" and halts with interrupts off: the test kills the VMM.
+ * works. Ends with "virtio-blk: done" and halts with interrupts off: the test kills the VMM.
+ *
+ * With the word "phases" on the command line it does none of that I/O and instead runs timed read
+ * phases for the host, which times them against the drive's rate limiter by when the lines arrive:
+ * "virtio-blk: phase P ready", then it waits for a line "COUNT BYTES" on COM1 (polled), prints
+ * "virtio-blk: phase P start", makes COUNT reads of BYTES (a multiple of 512, at most READ_MAX_BYTES)
+ * at sector 0, one request at a time, and prints "virtio-blk: phase P done". A COUNT of 0 ends the
+ * phases. Between phases the host may change the limits (PATCH /drives).
  *
  * No interrupts: requests are completed by polling the used ring (the driver asks for none with
  * VIRTQ_AVAIL_F_NO_INTERRUPT). One request is in flight at a time. */
@@ -26,6 +31,12 @@
 /* Status byte value before the device writes one: tells "not written" from every VIRTIO_BLK_S_*. */
 #define STATUS_UNWRITTEN 0xff
 
+/* The largest read of a timed phase: large enough that a bandwidth limit is reached with few requests,
+ * so the guest's own (emulated, ~1 us an instruction) time per request stays small against the limit. */
+#define READ_MAX_BYTES 65536
+/* Longest line the host sends to start a phase ("COUNT BYTES\n"); the rest of a longer one is dropped. */
+#define COMMAND_MAX 32
+
 /* Polls of the used ring between looks at the device status register (each look is a VM exit). */
 #define POLLS_PER_STATUS_CHECK 1024
 
@@ -39,6 +50,7 @@ static struct virtio_blk_req_header request_header;
 static uint8_t request_status;
 static uint8_t pattern[PATTERN_BYTES] __attribute__((aligned(4096)));
 static uint8_t readback[PATTERN_BYTES] __attribute__((aligned(4096)));
+static uint8_t phase_buffer[READ_MAX_BYTES] __attribute__((aligned(4096)));
 
 struct completion {
 	int ok;		/* 0 when the device failed instead of completing the chain */
@@ -88,30 +100,6 @@ static int has_word(const char *line, const char *word)
 		}
 		if (!*w && (*l == ' ' || !*l))
 			return 1;
-		while (*line && *line != ' ')
-			line++;
-		while (*line == ' ')
-			line++;
-	}
-	return 0;
-}
-
-/* The decimal number after `prefix` (e.g. "reads=") in a word of `line`, or 0 when there is none. */
-static uint64_t word_value(const char *line, const char *prefix)
-{
-	while (*line) {
-		const char *p = prefix;
-		const char *l = line;
-		while (*p && *l == *p) {
-			p++;
-			l++;
-		}
-		if (!*p) {
-			uint64_t value = 0;
-			while (*l >= '0' && *l <= '9')
-				value = value * 10 + (uint64_t)(*l++ - '0');
-			return value;
-		}
 		while (*line && *line != ' ')
 			line++;
 		while (*line == ' ')
@@ -382,36 +370,95 @@ static void submit_hostile_chains(void)
 	read_back_and_compare("after hostile chains");
 }
 
-/* `count` one-sector reads, one request at a time: each is one op for a rate limiter. */
-static void timed_reads(uint64_t count)
+/* A line from COM1, polled (no interrupts), without its '\n'; bytes past COMMAND_MAX - 1 are dropped. */
+static void read_line(char *line)
 {
-	uart_puts("virtio-blk: reading\n");
+	int n = 0;
+	for (;;) {
+		while (!(inb(COM1 + 5) & LSR_DR))
+			;
+		char c = (char)inb(COM1);
+		if (c == '\n' || c == '\r')
+			break;
+		if (n < COMMAND_MAX - 1)
+			line[n++] = c;
+	}
+	line[n] = 0;
+}
+
+/* The decimal number at *text, advancing past it and the spaces after it. */
+static uint64_t take_number(const char **text)
+{
+	uint64_t value = 0;
+	while (**text >= '0' && **text <= '9')
+		value = value * 10 + (uint64_t)(*(*text)++ - '0');
+	while (**text == ' ')
+		(*text)++;
+	return value;
+}
+
+static void phase_line(uint64_t phase, const char *what)
+{
+	uart_puts("virtio-blk: phase ");
+	uart_put_dec(phase);
+	uart_puts(" ");
+	uart_puts(what);
+	uart_puts("\n");
+}
+
+/* `count` reads of `bytes` at sector 0, one request at a time: each is one op and `bytes` bytes for a
+ * rate limiter. 0 on success. */
+static int timed_reads(uint64_t count, uint32_t bytes)
+{
 	for (uint64_t i = 0; i < count; i++) {
 		struct completion done;
-		uint8_t status = block_request(VIRTIO_BLK_T_IN, PATTERN_SECTOR, readback, VIRTIO_BLK_SECTOR_SIZE, &done);
+		uint8_t status = block_request(VIRTIO_BLK_T_IN, 0, phase_buffer, bytes, &done);
 		if (!done.ok || status != VIRTIO_BLK_S_OK) {
 			fail("timed read, status", status);
-			return;
+			return -1;
 		}
 	}
-	uart_puts("virtio-blk: ");
-	uart_put_dec(count);
-	uart_puts(" reads done\n");
+	return 0;
+}
+
+/* The phases the host asks for on COM1, until it asks for 0 reads (or one fails). */
+static void timed_phases(void)
+{
+	char line[COMMAND_MAX];
+	for (uint64_t phase = 1;; phase++) {
+		phase_line(phase, "ready");
+		read_line(line);
+		const char *text = line;
+		uint64_t count = take_number(&text);
+		uint64_t bytes = take_number(&text);
+		if (count == 0)
+			return;
+		if (bytes == 0 || bytes > READ_MAX_BYTES || bytes % VIRTIO_BLK_SECTOR_SIZE) {
+			fail("phase read size, bytes", bytes);
+			return;
+		}
+		phase_line(phase, "start");
+		if (timed_reads(count, (uint32_t)bytes))
+			return;
+		phase_line(phase, "done");
+	}
 }
 
 void main(const uint8_t *zero_page)
 {
 	int hostile = has_word(kernel_cmdline(zero_page), "hostile");
-	uint64_t reads = word_value(kernel_cmdline(zero_page), "reads=");
+	int phases = has_word(kernel_cmdline(zero_page), "phases");
 	if (init_device() == 0) {
 		uart_puts("virtio-blk: capacity ");
 		uart_put_dec(read_capacity());
 		uart_puts(" sectors\n");
-		write_pattern();
-		if (hostile)
-			submit_hostile_chains();
-		if (reads)
-			timed_reads(reads);
+		if (phases) {
+			timed_phases();
+		} else {
+			write_pattern();
+			if (hostile)
+				submit_hostile_chains();
+		}
 	}
 	uart_puts("virtio-blk: done\n");
 	for (;;)

@@ -3,8 +3,8 @@
  * negotiates, sets up a queue, writes a pattern at sector 8, flushes and reads it back by polling the used
  * ring, then halts; the test kills the VMM and looks at the image file itself. Also: a read-only drive
  * refuses the write, and broken descriptor chains from the guest are completed with an error and logged
- * while the device and the VMM carry on. And a drive's ops rate limiter (Firecracker's config file) makes
- * the guest's reads take at least the time the limit implies.
+ * while the device and the VMM carry on. (virtio-blk-rate-limit.test.ts times the same guest's reads
+ * against a drive's rate limiter.)
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -14,7 +14,6 @@ import { join } from "node:path";
 import { buildTestGuest } from "../guests/build.js";
 import { kvmSkipReason } from "./kvm-available.js";
 import { startPetasan, type Finished } from "./petasan-process.js";
-import type { VmConfig } from "../../src/config/index.js";
 
 const skip = kvmSkipReason();
 /** A safety net only: each run takes a few seconds; ring-0 guest code may be emulated and the cores shared. */
@@ -118,38 +117,4 @@ test("broken descriptor chains are completed with an error and logged; the devic
   assert.match(run.stderr, /bad request in chain 3: descriptor-range: descriptor 4 buffer 0x4000000000\+0x200 is outside guest RAM/, explain(run));
   assert.match(run.stderr, /bad request in chain 6: chain-too-long/, explain(run));
   assert.doesNotMatch(run.stderr, /needs reset/, explain(run));
-});
-
-test("a drive's ops rate limiter holds the guest to the rate it implies", { skip, timeout: RUN_TIMEOUT_MS + 10_000 }, async () => {
-  const image = makeImage("limited.img");
-  // 10 ops per second from a full bucket of 10: 40 reads need at least 30 refilled ops, 3 s.
-  const reads = 40;
-  const bucket = { size: 10, refill_time: 1000 };
-  const impliedMs = ((reads - bucket.size) / bucket.size) * bucket.refill_time;
-  const configPath = join(work, "limited.json");
-  const config: Partial<VmConfig> = {
-    "boot-source": { kernel_image_path: guestElf, boot_args: `console=ttyS0 reads=${reads}` },
-    "machine-config": { vcpu_count: 1, mem_size_mib: 128 } as VmConfig["machine-config"],
-    drives: [{ drive_id: "limited", path_on_host: image.path, is_root_device: false, is_read_only: false, rate_limiter: { ops: bucket } } as VmConfig["drives"][number]],
-  };
-  writeFileSync(configPath, JSON.stringify(config));
-  const vm = startPetasan(["--config-file", configPath, "--no-api"], RUN_TIMEOUT_MS);
-  vm.child.stdin!.end();
-  let elapsedMs = 0;
-  try {
-    await vm.waitFor("virtio-blk: reading\n");
-    const start = performance.now();
-    await vm.waitFor(`virtio-blk: ${reads} reads done\n`);
-    elapsedMs = performance.now() - start;
-    await vm.waitFor(DONE);
-  } catch {
-    // The VMM ended early: the assertions below show what it printed.
-  } finally {
-    vm.child.kill("SIGKILL");
-  }
-  const run = await vm.finished;
-  assertSurvivedUntilKilled(run);
-  assert.match(run.stdout, new RegExp(`virtio-blk: ${reads} reads done\n`), explain(run));
-  // A lower bound only (a loaded machine makes it slower, never faster): at least 80% of the implied time.
-  assert.ok(elapsedMs >= 0.8 * impliedMs, `${reads} reads at ${bucket.size} ops/s took ${elapsedMs.toFixed(0)} ms, implied at least ${impliedMs} ms`);
 });

@@ -1,25 +1,23 @@
 /**
  * `petasan jailer`: Firecracker's jailer steps (docs/jailer.md "Jailer Operation") for petasan.
  *
- * Why the last steps go through util-linux's `unshare` (Debian essential) and not through calls made here:
- * Node is multi-threaded (V8's platform threads, libuv's pool), and the kernel refuses unshare(CLONE_NEWNS)
- * to a thread that shares its fs_struct with others (EINVAL), so a Node process cannot enter a new mount
- * namespace, nor chroot without changing the root of threads it does not control. So this process does
- * everything that works from a multi-threaded process — builds the chroot and its device nodes, places itself
- * in the cgroup, joins the network namespace (setns(CLONE_NEWNET) is per thread, and the calling thread is
- * the one that execs), sets the rlimits, marks every inherited fd close-on-exec, clears the environment — then
- * execve()s `unshare`, which is single-threaded: it unshares the mount (and with --new-pid-ns the pid)
- * namespace, makes every mount private, chroots into the jail, sets the gid (dropping supplementary groups)
- * and the uid, and execs Node on petasan inside the jail. As with Firecracker's jailer, the jailed VMM keeps
- * the jailer's pid (with --new-pid-ns it is unshare's child, pid 1 in its namespace).
+ * In order: build the chroot and its device nodes, place this process in the cgroup, join the network
+ * namespace (setns(CLONE_NEWNET) is per thread, and the calling thread is the one that execs), set the rlimits,
+ * mark every inherited fd close-on-exec, then, as Firecracker's chroot.rs, enter a new mount namespace and
+ * pivot_root into the jail (pivot-root.ts: the main thread alone, the rest of Node stays behind), drop to the
+ * gid (no supplementary groups) and uid, and exec Node on petasan inside the jail with an empty environment. As
+ * with Firecracker's jailer, the jailed VMM keeps the jailer's pid; with --new-pid-ns (or --daemonize when this
+ * process leads its process group, so that setsid would fail) it is a child instead, started from the jail, and
+ * its host pid goes to <chroot>/<exec name>.pid.
  */
 import { existsSync, openSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { spawn } from "node:child_process";
 import { dirname, join } from "node:path";
 import { check } from "../sys/errors.js";
-import { dup2, execve, fcntl, getsid, setns, setrlimit, unshare } from "../sys/libc.js";
+import { dup2, errno, execve, fcntl, getsid, setgid, setgroups, setns, setrlimit, setsid, setuid, unshare } from "../sys/libc.js";
 import { buildJail, type JailLayout } from "./chroot.js";
 import { cgroup2Mount, placeInCgroup } from "./cgroup.js";
+import { pivotIntoJail } from "./pivot-root.js";
 import type { JailerArgs } from "./args.js";
 
 const CLONE_NEWNET = 0x40000000;
@@ -28,8 +26,7 @@ const F_SETFD = 2;
 const FD_CLOEXEC = 1;
 const RLIMIT_FSIZE = 1;
 const RLIMIT_NOFILE = 7;
-const UNSHARE = "/usr/bin/unshare";
-const SETSID = "/usr/bin/setsid";
+const EPERM = 1;
 
 export class JailerError extends Error {
   override readonly name = "JailerError";
@@ -41,16 +38,13 @@ export function chrootDir(args: JailerArgs): string {
 }
 
 /**
- * Builds the jail and execs the VMM in it (returns only by throwing); with --new-pid-ns, starts the VMM as
- * this process's child in a new pid namespace and resolves once its pid file is written.
+ * Builds the jail and execs the VMM in it (returns only by throwing); with --new-pid-ns (or --daemonize from a
+ * process group leader), starts the VMM as this process's child and resolves once its pid file is written.
  */
 export function jail(args: JailerArgs): Promise<void> {
   const startUs = process.hrtime.bigint() / 1000n;
   const { user, system } = process.cpuUsage();
   markInheritedFdsCloseOnExec();
-  for (const tool of [UNSHARE, ...(args.daemonize ? [SETSID] : [])]) {
-    if (!existsSync(tool)) throw new JailerError(`${tool} is missing (Debian's util-linux package)`);
-  }
   // Firecracker validates every path first: nothing is made for a command line that cannot work.
   if (!existsSync(args.execFile)) throw new JailerError(`--exec-file: ${args.execFile} does not exist`);
   const netnsFd = args.netns === undefined ? undefined : openNetns(args.netns);
@@ -64,14 +58,7 @@ export function jail(args: JailerArgs): Promise<void> {
     cgroup = placeInCgroup({ id: args.id, parent: args.parentCgroup, settings: args.cgroups, pid: process.pid });
     if (netnsFd !== undefined) check(setns(netnsFd, CLONE_NEWNET), "setns", args.netns);
   } catch (error) {
-    // A failed jailer leaves nothing behind: the chroot it made, and the cgroup it made (it is still in it).
-    rmSync(root, { recursive: true, force: true });
-    try {
-      rmdirSync(dirname(root));
-    } catch {
-      // <id>/ holds something else too: it stays.
-    }
-    if (cgroup !== undefined && args.cgroups.length > 0) leaveCgroup(cgroup, homeCgroup);
+    undo(root, cgroup !== undefined && args.cgroups.length > 0 ? { made: cgroup, home: homeCgroup } : undefined);
     throw error;
   }
   if (args.daemonize) {
@@ -88,27 +75,62 @@ export function jail(args: JailerArgs): Promise<void> {
     // Firecracker's jailer passes its start clocks on (the VMM's api_server.process_startup_time_* metrics).
     "--start-time-us", String(startUs), "--start-time-cpu-us", String(user + system), ...args.vmmArgs,
   ];
-  const argv = [
-    ...(args.daemonize ? [SETSID] : []),
-    UNSHARE, "--mount", "--propagation", "private",
-    "--root", root, "--wd", "/", "--setgid", String(args.gid), "--setuid", String(args.uid), "--", ...vmm,
-  ];
-  if (args.newPidNs) return startInNewPidNamespace(argv, join(root, `${args.execName}.pid`));
+  try {
+    pivotIntoJail(root);
+  } catch (error) {
+    // Before pivot_root this thread still sees the host's paths; after it (nothing is left to fail but the
+    // unmount of the old root) they name nothing and the chroot stays.
+    undo(root, cgroup !== undefined && args.cgroups.length > 0 ? { made: cgroup, home: homeCgroup } : undefined);
+    throw error;
+  }
+  // From here this thread's paths are the jail's: the pid file is at its root.
+  const pidFile = `/${args.execName}.pid`;
+  if (args.newPidNs) {
+    check(unshare(CLONE_NEWPID), "unshare", "CLONE_NEWPID");
+    return startChild(vmm, pidFile, { uid: args.uid, gid: args.gid, newSession: args.daemonize || getsid(0) === process.pid });
+  }
+  // setsid fails for a process group leader; Firecracker forks first, and so does this jailer then (the VMM is
+  // its child, in a new session).
+  if (args.daemonize && setsid() < 0) {
+    if (errno() !== EPERM) check(-1, "setsid");
+    return startChild(vmm, pidFile, { uid: args.uid, gid: args.gid, newSession: true });
+  }
+  dropToUser(args.uid, args.gid);
   // Firecracker clears the environment it was given: the VMM gets none.
-  execve(argv[0], [...argv, null], [null]);
-  throw new JailerError(`cannot exec ${argv[0]}: ${check(-1, "execve", argv[0])}`);
+  execve(vmm[0], [...vmm, null], [null]);
+  check(-1, "execve", `${vmm[0]} in the jail`);
+  throw new JailerError(`cannot exec ${vmm[0]} in the jail`);
+}
+
+/** A failed jailer leaves nothing behind: the chroot it made, and the cgroup it made (it is still in it). */
+function undo(root: string, cgroup: { made: string; home: string } | undefined): void {
+  rmSync(root, { recursive: true, force: true });
+  try {
+    rmdirSync(dirname(root));
+  } catch {
+    // <id>/ holds something else too: it stays.
+  }
+  if (cgroup !== undefined) leaveCgroup(cgroup.made, cgroup.home);
+}
+
+/** No supplementary groups, then the gid, then the uid (after which the first two could no longer be changed). */
+function dropToUser(uid: number, gid: number): void {
+  check(setgroups(0, null), "setgroups", "[]");
+  check(setgid(gid), "setgid", String(gid));
+  check(setuid(uid), "setuid", String(uid));
 }
 
 /**
- * --new-pid-ns (Firecracker's exec_into_new_pid_ns): the chain becomes init of a new pid namespace. If this
- * process leads its session, the child gets a session of its own, so that this process's exit does not send
- * it SIGHUP (Firecracker's reason too).
+ * Starts the VMM as this process's child, from the jail (spawn forks this thread, whose root is the jail), as the
+ * jailed user (libuv drops the supplementary groups, then sets the gid and uid), with an empty environment, and
+ * resolves once its pid file is written. With --new-pid-ns (Firecracker's exec_into_new_pid_ns) the child is init
+ * of the new pid namespace. A child in a new session does not get SIGHUP when this process, a session or process
+ * group leader, ends (Firecracker's reason too).
  */
-function startInNewPidNamespace(argv: string[], pidFile: string): Promise<void> {
-  check(unshare(CLONE_NEWPID), "unshare", "CLONE_NEWPID");
-  const child = spawn(argv[0], argv.slice(1), { stdio: "inherit", env: {}, detached: getsid(0) === process.pid });
+function startChild(argv: string[], pidFile: string, opts: { uid: number; gid: number; newSession: boolean }): Promise<void> {
+  const child = spawn(argv[0], argv.slice(1), { stdio: "inherit", env: {}, uid: opts.uid, gid: opts.gid, detached: opts.newSession });
   return new Promise((resolve, reject) => {
-    child.once("error", (error) => reject(new JailerError(`cannot start ${argv[0]}: ${error.message}`)));
+    child.once("error", (error) => reject(new JailerError(`cannot start ${argv[0]} in the jail: ${error.message}`)));
     child.once("spawn", () => {
       writeFileSync(pidFile, `${child.pid}`);
       child.unref();

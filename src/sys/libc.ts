@@ -96,3 +96,16 @@ export const setsid = libc.func("int setsid()");
 export const dup2 = libc.func("int dup2(int oldfd, int newfd)");
 export const unshare = libc.func("int unshare(int flags)");
 export const getsid = libc.func("int getsid(int pid)");
+// The jailer's pivot into the jail (Firecracker's src/jailer/src/chroot.rs) and its drop to the jailed user.
+export const mount = libc.func("int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)");
+export const umount2 = libc.func("int umount2(const char *target, int flags)");
+export const chdir = libc.func("int chdir(const char *path)");
+export const chroot = libc.func("int chroot(const char *path)");
+export const mkdir = libc.func("int mkdir(const char *path, uint32_t mode)");
+export const rmdir = libc.func("int rmdir(const char *path)");
+/** pivot_root(2) has no glibc wrapper: syscall(SYS_pivot_root, new_root, put_old). */
+export const pivotRootSyscall = libc.func("long syscall(long nr, const char *new_root, const char *put_old)");
+/** glibc's setgroups/setgid/setuid change every thread of the process (its setxid broadcast), as POSIX asks. */
+export const setgroups = libc.func("int setgroups(size_t size, const void *list)");
+export const setgid = libc.func("int setgid(uint32_t gid)");
+export const setuid = libc.func("int setuid(uint32_t uid)");

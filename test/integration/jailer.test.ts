@@ -47,6 +47,20 @@ function status(pid: number, tid?: number): Record<string, string> {
   return Object.fromEntries(text.split("\n").filter(Boolean).map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 1).trim()]));
 }
 
+/**
+ * pivot_root, as Firecracker's jailer (src/jailer/src/chroot.rs): the VMM's mount namespace holds one mount, the
+ * jail's root bound onto itself, at "/"; the host's root was unmounted, so there is nothing outside the jail to
+ * climb back to, even for a process that regains root. (A chroot alone leaves the host's mounts in the namespace:
+ * /proc/<pid>/mountinfo, which lists the mounts the process's root can reach, then shows none, the jail not being
+ * a mount of its own.)
+ */
+function assertOnlyTheJailIsMounted(pid: number, root: string): void {
+  const mounts = readFileSync(`/proc/${pid}/mountinfo`, "utf8").trim().split("\n").filter(Boolean).map((line) => line.split(" "));
+  // mountinfo fields (proc(5)): id, parent id, major:minor, root (within its file system), mount point, ...
+  assert.deepEqual(mounts.map((fields) => fields[4]), ["/"], `one mount, at /:\n${mounts.map((f) => f.join(" ")).join("\n")}`);
+  assert.ok(mounts[0][3].endsWith("/root") && root.endsWith(mounts[0][3]), `the mount at / is the jail ${root}, not ${mounts[0][3]}`);
+}
+
 test("a jailed VMM boots a guest: its root is the chroot, it runs as uid/gid in its cgroup, netns and rlimits, every thread filtered", { skip }, async () => {
   const kernel = await buildTestGuest("echo");
   const base = mkdtempSync(path.join(tmpdir(), "petasan-jail-"));
@@ -89,13 +103,17 @@ test("a jailed VMM boots a guest: its root is the chroot, it runs as uid/gid in 
     assert.equal(readFileSync(path.join(cgroupDir, id, "cgroup.max.descendants"), "utf8").trim(), "2");
     assert.equal(statSync(`/proc/${pid}/ns/net`).ino, statSync(`/run/netns/${netns}`).ino, "in the given network namespace");
     assert.notEqual(statSync(`/proc/${pid}/ns/mnt`).ino, statSync("/proc/self/ns/mnt").ino, "in a mount namespace of its own");
+    assertOnlyTheJailIsMounted(pid, root);
     const limits = readFileSync(`/proc/${pid}/limits`, "utf8");
     assert.match(limits, /^Max open files\s+512\s+512/m);
     assert.match(limits, /^Max file size\s+50000000\s+50000000/m);
-    // No fd reaches outside the jail: the jailer's own were closed at exec (stdio are pipes here).
+    // No fd reaches outside the jail: the jailer's own were closed at exec (stdio are pipes here). A file's path
+    // is the one it has in the VMM's mount namespace, whose root is the jail: it must be that file of the jail.
     for (const fd of readdirSync(`/proc/${pid}/fd`)) {
       const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
-      assert.ok(!target.startsWith("/") || target.startsWith(`${root}/`), `fd ${fd} -> ${target} is outside the jail`);
+      if (!target.startsWith("/")) continue;
+      const [open, inJail] = [statSync(`/proc/${pid}/fd/${fd}`), statSync(path.join(root, target), { throwIfNoEntry: false })];
+      assert.deepEqual([open.dev, open.ino], [inJail?.dev, inJail?.ino], `fd ${fd} -> ${target} is outside the jail`);
     }
 
     const threads = readdirSync(`/proc/${pid}/task`).map(Number);
@@ -142,6 +160,7 @@ test("--new-pid-ns --daemonize: the VMM is pid 1 of a pid namespace, its host pi
     pid = Number(readFileSync(path.join(root, "petasan.pid"), "utf8"));
     assert.ok(pid > 1 && pid !== jailer.child.pid);
     assert.equal(status(pid).NSpid, `${pid}\t1`, "pid 1 in its own pid namespace");
+    assertOnlyTheJailIsMounted(pid, root);
     const socket = path.join(root, "api.sock");
     await waitForFile(socket, 30_000);
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");

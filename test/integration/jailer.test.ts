@@ -8,14 +8,14 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, rmdirSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { buildTestGuest } from "../guests/build.js";
 import { kvmSkipReason } from "./kvm-available.js";
-import { runPetasan, startPetasan } from "./petasan-process.js";
+import { CLI, runPetasan, startPetasan } from "./petasan-process.js";
 import { requestOverSocket } from "../../src/api/api-client.js";
 import { cgroup2Mount } from "../../src/jailer/cgroup.js";
 
@@ -163,9 +163,7 @@ test("--new-pid-ns --daemonize: the VMM is pid 1 of a pid namespace, its host pi
     assertOnlyTheJailIsMounted(pid, root);
     const socket = path.join(root, "api.sock");
     await waitForFile(socket, 30_000);
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const session = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[3]);
-    assert.equal(session, pid, "a session leader (setsid)");
+    assert.equal(sessionOf(pid), pid, "a session leader (setsid)");
     // Opened before the jail, as Firecracker's jailer does: the host's /dev/null.
     for (const fd of [0, 1, 2]) assert.equal(readlinkSync(`/proc/${pid}/fd/${fd}`), "/dev/null");
     assert.equal(status(pid).Uid, `${UID}\t${UID}\t${UID}\t${UID}`);
@@ -181,6 +179,40 @@ test("--new-pid-ns --daemonize: the VMM is pid 1 of a pid namespace, its host pi
     assert.equal(existsSync(`/proc/${pid}`), false, "SIGTERM ended the VMM");
   } finally {
     if (pid !== undefined && existsSync(`/proc/${pid}`)) process.kill(pid, "SIGKILL");
+    rmSync(base, { recursive: true, force: true });
+  }
+});
+
+function sessionOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[3]);
+}
+
+test("--daemonize alone: the VMM leads a new session, as the jailer's own process, or as its child when the jailer leads a process group (setsid would fail)", { skip }, async () => {
+  const base = mkdtempSync(path.join(tmpdir(), "petasan-jail-"));
+  const pids: number[] = [];
+  try {
+    // Not a process group leader (the test's child, in the test's group): setsid succeeds and the jailer execs.
+    const own = startPetasan(["jailer", "--id", "own", "--uid", String(UID), "--gid", String(GID), "--chroot-base-dir", base, "--daemonize", "--", "--api-sock", "/api.sock"], 60_000);
+    pids.push(own.child.pid!);
+    await waitForFile(path.join(base, "petasan", "own", "root", "api.sock"), 30_000);
+    assert.equal(sessionOf(own.child.pid!), own.child.pid, "the jailer's own process, in a session of its own");
+    assertOnlyTheJailIsMounted(own.child.pid!, path.join(base, "petasan", "own", "root"));
+
+    // A process group leader (detached: a session of its own already): the VMM is its child, the jailer exits 0.
+    const leader = spawn(process.execPath, [CLI, "jailer", "--id", "leader", "--uid", String(UID), "--gid", String(GID), "--chroot-base-dir", base, "--daemonize", "--", "--api-sock", "/api.sock"], { detached: true, stdio: "ignore" });
+    const leaderExit = await new Promise<number | null>((resolve) => leader.once("exit", resolve));
+    assert.equal(leaderExit, 0, "the jailer ends once the VMM is started");
+    const root = path.join(base, "petasan", "leader", "root");
+    const pid = Number(readFileSync(path.join(root, "petasan.pid"), "utf8"));
+    pids.push(pid);
+    assert.ok(pid > 1 && pid !== leader.pid);
+    await waitForFile(path.join(root, "api.sock"), 30_000);
+    assert.equal(sessionOf(pid), pid, "a session of its own");
+    assert.equal(status(pid).Uid, `${UID}\t${UID}\t${UID}\t${UID}`);
+    assertOnlyTheJailIsMounted(pid, root);
+  } finally {
+    for (const pid of pids) if (existsSync(`/proc/${pid}`)) process.kill(pid, "SIGKILL");
     rmSync(base, { recursive: true, force: true });
   }
 });

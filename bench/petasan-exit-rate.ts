@@ -29,8 +29,10 @@ export interface PetasanLoopRun {
   elf: string;
   memMib: number;
   iterations: number;
-  /** The counter the loop's exits land in: local_io for ports the vCPU thread serves, io_out otherwise. */
+  /** The counter the loop's exits land in: io_out for a port, mmio_read for an MMIO address. */
   counter: ExitCounter;
+  /** Give the VM an entropy device (the loop then reads its virtio-mmio registers). */
+  entropy?: boolean;
   /** Seccomp filters the VM's threads install (bench/seccomp.ts); default none. */
   seccomp?: ThreadFilters;
 }
@@ -53,6 +55,7 @@ export async function measurePetasanExitRate(run: PetasanLoopRun): Promise<ExitT
     "machine-config": { ...DEFAULT_MACHINE_CONFIG, mem_size_mib: run.memMib },
     drives: [],
     "network-interfaces": [],
+    ...(run.entropy && { entropy: {} }),
   };
   const vmm = await buildVm(config, { serialOutputFd: null, log: { fd: 2, level: "Warning" }, seccomp: run.seccomp });
   let exited = false;

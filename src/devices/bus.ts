@@ -52,6 +52,12 @@ export class Bus {
     return undefined;
   }
 
+  /** The device whose range holds `addr`, and the offset into it; undefined when nothing claims it. */
+  owner(addr: number): { device: BusDevice; offset: number } | undefined {
+    const r = this.find(addr);
+    return r && { device: r.device, offset: addr - r.base };
+  }
+
   /** Dispatches a guest read; returns false when nothing claims `addr` (the caller answers with all-ones, as an open bus does). */
   read(addr: number, data: Uint8Array): boolean {
     const r = this.find(addr);

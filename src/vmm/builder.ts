@@ -25,6 +25,7 @@ import { DEFAULT_MMDS_IPV4_ADDRESS } from "../config/mmds.js";
 import type { MmdsSpec } from "./device-thread/protocol.js";
 import { VcpuHandle } from "./vcpu/handle.js";
 import { configureVcpu, hostCpuFacts, setBootRegisters } from "./vcpu-setup.js";
+import { newLegacyStates } from "./register-states.js";
 import { Vmm } from "./vmm.js";
 import { ExitDoorbell } from "./exit-doorbell.js";
 import { claimPollingCores } from "./polling-cores.js";
@@ -247,6 +248,7 @@ export function assembleVmm(
       exitDoorbell: vcpus.doorbell.buffer,
       exitDoorbellPoll: vcpus.doorbell.poll,
       serialOutputFd: opts.serialOutputFd,
+      legacyStates: newLegacyStates(),
       virtio: parts.virtio,
       userDevices: opts.userDevices,
       mmds: mmdsSpec(config, opts.mmdsData),

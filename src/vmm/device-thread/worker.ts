@@ -6,7 +6,6 @@
  */
 import { parentPort, receiveMessageOnPort } from "node:worker_threads";
 import { jobData } from "../job-data.js";
-import { writeSync } from "node:fs";
 import { Vm } from "../../kvm/vm.js";
 import { KvmRunView } from "../../kvm/run.js";
 import { Bus } from "../../devices/bus.js";
@@ -30,6 +29,7 @@ import type { GuestMemory } from "../../memory/guest-memory.js";
 import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./protocol.js";
 import { restoreDevices, takeSnapshot } from "./snapshot.js";
 import { lockDownThread } from "../seccomp/thread-lockdown.js";
+import { serialSink } from "../serial-sink.js";
 
 const data = await jobData<DeviceThreadData>();
 const emit = (e: DeviceThreadEvent) => parentPort!.postMessage(e);
@@ -46,8 +46,8 @@ function main(userDevices: readonly LoadedUserDevice[], userVirtio: ReadonlyMap<
     const pio = new Bus("pio");
     const mmio = new Bus("mmio");
 
-    const legacy = attachLegacyDevices(pio, vm, {
-      serialOutput: serialSink(data.serialOutputFd),
+    const legacy = attachLegacyDevices(pio, vm, data.legacyStates, {
+      serialOutput: serialSink(data.serialOutputFd, log),
       onReset: () => emit({ kind: "guest-reset" }),
     });
 
@@ -172,38 +172,6 @@ function deviceMetrics(legacy: LegacyDevices, virtio: readonly AttachedVirtioDev
 
 function userDeviceMetrics(user: readonly AttachedUserDevice[]): Record<string, unknown> {
   return Object.fromEntries(user.map((u) => [`user_${u.spec.name}`, { ...u.metrics }]));
-}
-
-/** Where the guest's COM1 bytes go; if that breaks (the reader went away), they are dropped after one log line. */
-function serialSink(fd: number | null): (bytes: Uint8Array) => void {
-  if (fd === null) return () => {};
-  let broken = false;
-  return (bytes) => {
-    if (broken) return;
-    try {
-      writeAll(fd, bytes);
-    } catch (e) {
-      broken = true;
-      log("Error", `serial output stopped: ${(e as Error).message}; further guest console output is dropped`);
-    }
-  };
-}
-
-const sleepCell = new Int32Array(new SharedArrayBuffer(4));
-
-/**
- * Serial output is written synchronously: a slow reader slows the guest rather than losing bytes. The fd
- * may be non-blocking (a terminal shares O_NONBLOCK with the stdin Node reads), so EAGAIN waits a little.
- */
-function writeAll(fd: number, bytes: Uint8Array): void {
-  for (let off = 0; off < bytes.length; ) {
-    try {
-      off += writeSync(fd, bytes, off);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e;
-      Atomics.wait(sleepCell, 0, 0, 1);
-    }
-  }
 }
 
 try {

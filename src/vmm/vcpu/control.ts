@@ -11,7 +11,11 @@ export const enum VcpuState { Starting = 0, Running = 1, Paused = 2, Stopped = 3
 export const enum ExitMailbox { Idle = 0, Pending = 1 }
 
 /** Counter slots (exits by kind), as Firecracker's vcpu metrics. */
-export const EXIT_COUNTERS = ["io_in", "io_out", "mmio_read", "mmio_write", "local_io", "intr", "hlt", "other", "kicks"] as const;
+/**
+ * Exits by kind (every one, as Firecracker's exit_io_in..exit_mmio_write count them), then `handed_over`: the register
+ * accesses among them this thread handed to the device thread rather than serving them itself (registers.ts).
+ */
+export const EXIT_COUNTERS = ["io_in", "io_out", "mmio_read", "mmio_write", "intr", "hlt", "other", "handed_over", "kicks"] as const;
 export type ExitCounter = (typeof EXIT_COUNTERS)[number];
 
 const I32_WORDS = 4; // command, state, mailbox, spare

@@ -14,6 +14,7 @@ import type { Vcpu } from "../../kvm/vcpu.js";
 import type { ExitDoorbell } from "../exit-doorbell.js";
 import { VcpuCommand, VcpuControl, VcpuState } from "./control.js";
 import type { VcpuWorkerData, VcpuWorkerMessage } from "./protocol.js";
+import type { VcpuRegisterData } from "../register-states.js";
 import { startWorker } from "../warm-workers.js";
 
 const KICK_SIGNAL = 12; // SIGUSR2 on x86-64 Linux; SIGUSR1 belongs to Node's inspector
@@ -50,11 +51,14 @@ export class VcpuHandle {
     this.run = new KvmRunView(vcpu.runAddr, vcpu.mmapSize);
   }
 
-  /** Starts the thread; `onMessage` hears started/stopped/fatal/system-event. */
-  start(onMessage: (m: VcpuWorkerMessage) => void, onError: (e: Error) => void): void {
+  /**
+   * Starts the thread, serving device registers from `registers`; `onMessage` hears
+   * started/stopped/fatal/system-event/guest-reset.
+   */
+  start(registers: VcpuRegisterData, { onMessage, onError }: { onMessage: (m: VcpuWorkerMessage) => void; onError: (e: Error) => void }): void {
     this.releaseKickHandler = acquireKickHandler();
     const data: VcpuWorkerData = {
-      id: this.vcpu.id, fd: this.vcpu.fd, mmapSize: this.vcpu.mmapSize, runAddr: this.vcpu.runAddr,
+      id: this.vcpu.id, fd: this.vcpu.fd, mmapSize: this.vcpu.mmapSize, runAddr: this.vcpu.runAddr, registers,
       control: this.control.buffer, exitEventFd: this.doorbell.eventFd, exitDoorbell: this.doorbell.buffer,
       exitDoorbellPoll: this.doorbell.poll, ...(this.placement.cpus && { cpus: [...this.placement.cpus] }), seccomp: this.placement.seccomp,
     };

@@ -1,10 +1,13 @@
 /** What crosses the boundary between a vCPU thread and its controller. */
+import type { VcpuRegisterData } from "../register-states.js";
 
 export interface VcpuWorkerData {
   id: number;
   fd: number;
   mmapSize: number;
   runAddr: bigint;
+  /** The devices' register files, served on this thread. */
+  registers: VcpuRegisterData;
   control: SharedArrayBuffer;
   /** eventfd the device thread polls for posted exits. */
   exitEventFd: number;
@@ -21,4 +24,6 @@ export type VcpuWorkerMessage =
   | { kind: "started"; vcpu: number }
   | { kind: "stopped"; vcpu: number }
   | { kind: "fatal"; vcpu: number; reason: string; registers: string }
-  | { kind: "system-event"; vcpu: number; type: number };
+  | { kind: "system-event"; vcpu: number; type: number }
+  /** The guest pulsed the reset line through the i8042, served on this thread. */
+  | { kind: "guest-reset"; vcpu: number };

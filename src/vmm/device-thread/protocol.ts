@@ -56,9 +56,6 @@ export interface DeviceThreadData {
   vcpus: DeviceThreadVcpu[];
   /** eventfd vCPUs write when they post an exit. */
   exitEventFd: number;
-  /** ExitDoorbell: the shared "device thread is awake" word, and whether threads poll at all. */
-  exitDoorbell: SharedArrayBuffer;
-  exitDoorbellPoll: boolean;
   /** eventfd the controller writes after posting on `port`, to wake epoll_wait. */
   controlEventFd: number;
   /** Requests from the controller, read synchronously (receiveMessageOnPort) when controlEventFd fires. */

@@ -1,8 +1,10 @@
 /**
- * The device thread: owns every device model and both buses, so device state has one owner and needs no
- * locks. It sleeps in epoll_wait on: the exit eventfd (a vCPU posted a PIO/MMIO exit), the control eventfd
- * (the controller posted a request), and later the virtio queue eventfds and host fds. The API/CLI thread
- * and the vCPU threads never run device code.
+ * The device thread: owns every device model and both buses. It runs the data path (virtio queues, disks, taps,
+ * vsock sockets, timers, host input) and the requests of the controller; device registers are served on the vCPU
+ * threads, over register files this thread shares with them (vcpu/registers.ts), except the few accesses a vCPU hands
+ * over (DRIVER_OK, reset, config writes, the user's devices, unclaimed addresses). It sleeps in epoll_wait on: the exit
+ * eventfd (a vCPU handed over an exit), the control eventfd (the controller posted a request), the virtio queue
+ * eventfds and the devices' host fds and timers. The API/CLI thread never runs device code.
  */
 import { parentPort, receiveMessageOnPort } from "node:worker_threads";
 import { jobData } from "../job-data.js";
@@ -14,7 +16,6 @@ import { createLogger } from "../logger.js";
 import { EventLoop } from "./event-loop.js";
 import { drainEventFd } from "../../sys/eventfd.js";
 import { ExitServer } from "./exit-server.js";
-import { ExitDoorbell } from "../exit-doorbell.js";
 import { attachLegacyDevices, type LegacyDevices } from "./legacy-devices.js";
 import { attachVirtioDevices, balloonRequest, closeAttached, swapDriveImage, updateRateLimiters, type AttachedVirtioDevice } from "./virtio-devices.js";
 import { MmdsService } from "../../devices/mmds/index.js";
@@ -64,10 +65,10 @@ function main(userDevices: readonly LoadedUserDevice[], userVirtio: ReadonlyMap<
 
     const vcpus = data.vcpus.map((v) => ({ id: v.id, control: new VcpuControl(v.control), run: new KvmRunView(v.runAddr, v.mmapSize) }));
     const exits = new ExitServer(vcpus, pio, mmio, log);
-    const doorbell = new ExitDoorbell(data.exitEventFd, data.exitDoorbellPoll, data.exitDoorbell);
+    // Exits a vCPU hands over (vcpu/registers.ts says which): rare, so served when woken, with no polling.
     loop.add(data.exitEventFd, () => {
       drainEventFd(data.exitEventFd);
-      doorbell.serveWhileBusy(() => exits.serveAll());
+      exits.serveAll();
     });
 
     loop.add(data.controlEventFd, () => {

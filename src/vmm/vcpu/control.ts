@@ -56,15 +56,13 @@ export class VcpuControl {
 
   get mailbox(): ExitMailbox { return Atomics.load(this.words, 2); }
   /**
-   * vCPU side: post the exit, ring, check briefly (see ExitDoorbell), then sleep until the device thread has
-   * served it. Waking is not proof: the
-   * device thread's notify for the previous exit can land after that exit was seen done and wake this
-   * wait, so the mailbox word itself is the only answer.
+   * vCPU side: post the exit, ring (wake the device thread), then sleep until the device thread has served it.
+   * Waking is not proof: the device thread's notify for the previous exit can land after that exit was seen done
+   * and wake this wait, so the mailbox word itself is the only answer.
    */
-  postExitAndWait(ring: () => void, spinChecks: number): void {
+  postExitAndWait(ring: () => void): void {
     Atomics.store(this.words, 2, ExitMailbox.Pending);
     ring();
-    for (let i = 0; i < spinChecks; i++) if (Atomics.load(this.words, 2) !== ExitMailbox.Pending) return;
     while (Atomics.load(this.words, 2) === ExitMailbox.Pending) Atomics.wait(this.words, 2, ExitMailbox.Pending);
   }
   /** Device-thread side: the exit in kvm_run is served; wake the vCPU. */

@@ -11,9 +11,6 @@ export interface VcpuWorkerData {
   control: SharedArrayBuffer;
   /** eventfd the device thread polls for posted exits. */
   exitEventFd: number;
-  /** ExitDoorbell: the shared "device thread is awake" word, and whether threads poll at all. */
-  exitDoorbell: SharedArrayBuffer;
-  exitDoorbellPoll: boolean;
   /** Host CPUs this vCPU thread pins itself to before its first KVM_RUN (NUMA placement). */
   cpus?: number[];
   /** The vCPU thread's seccomp filter (compiled BPF), installed before its first KVM_RUN; absent: none. */

@@ -7,7 +7,7 @@
 import { parentPort } from "node:worker_threads";
 import { jobData } from "../job-data.js";
 import { ioctlInt, errno, pthreadSelf, strerror } from "../../sys/libc.js";
-import { ExitDoorbell } from "../exit-doorbell.js";
+import { signalEventFd } from "../../sys/eventfd.js";
 import { EINTR, EAGAIN } from "../../sys/errors.js";
 import { KVM_RUN } from "../../kvm/ioctls.js";
 import { KvmRunView, EXIT, EXIT_NAMES, IO_OUT } from "../../kvm/run.js";
@@ -27,9 +27,7 @@ const data = await jobData<VcpuWorkerData>();
 const control = new VcpuControl(data.control);
 const vcpu = new Vcpu(data.fd, data.id, data.mmapSize, data.runAddr);
 const run = new KvmRunView(data.runAddr, data.mmapSize);
-const doorbell = new ExitDoorbell(data.exitEventFd, data.exitDoorbellPoll, data.exitDoorbell);
-const ring = () => doorbell.ring();
-const spinChecks = doorbell.vcpuSpinChecks;
+const ring = () => signalEventFd(data.exitEventFd);
 const post = (m: VcpuWorkerMessage) => parentPort!.postMessage(m);
 const registers = new VcpuRegisters(data.registers, `vcpu${data.id}`, () => post({ kind: "guest-reset", vcpu: data.id }));
 
@@ -42,7 +40,7 @@ const slot = {
 /** The device thread serves this exit in our kvm_run (registers.ts says which); we wait for it. */
 function handOver(): void {
   control.bump(slot.handedOver);
-  control.postExitAndWait(ring, spinChecks);
+  control.postExitAndWait(ring);
 }
 
 function fatal(reason: string): void {

@@ -623,6 +623,8 @@ export class SharedDeviceInfo implements VirtioDevice {
 
   constructor(state: SharedArrayBuffer) {
     const w = new SharedState(state, STATE_WORDS).words;
+    // Device ID 0 is reserved (virtio 1.2 §5): the owner has not described its device yet.
+    if (w[INFO_WORD] === 0) throw new Error("the virtio device's register file is not described yet (its owner must attach it first)");
     this.deviceType = w[INFO_WORD];
     this.features = (BigInt(w[INFO_WORD + 2] >>> 0) << 32n) | BigInt(w[INFO_WORD + 1] >>> 0);
     this.queueMaxSizes = Array.from({ length: w[INFO_WORD + 3] }, (_, i) => w[QUEUE_WORD + i * QUEUE_WORDS + Q_MAX]);

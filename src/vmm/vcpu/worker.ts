@@ -29,7 +29,13 @@ const vcpu = new Vcpu(data.fd, data.id, data.mmapSize, data.runAddr);
 const run = new KvmRunView(data.runAddr, data.mmapSize);
 const ring = () => signalEventFd(data.exitEventFd);
 const post = (m: VcpuWorkerMessage) => parentPort!.postMessage(m);
-const registers = new VcpuRegisters(data.registers, `vcpu${data.id}`, () => post({ kind: "guest-reset", vcpu: data.id }));
+/**
+ * Built at the first register exit, not as the thread starts: this thread starts beside the device thread, which
+ * describes the virtio devices in their register files (type, features, queues) before it says ready, and no guest
+ * code runs before that.
+ */
+let deviceRegisters: VcpuRegisters | undefined;
+const registers = () => (deviceRegisters ??= new VcpuRegisters(data.registers, `vcpu${data.id}`, () => post({ kind: "guest-reset", vcpu: data.id })));
 
 const slot = {
   ioIn: VcpuControl.slot("io_in"), ioOut: VcpuControl.slot("io_out"), mmioRead: VcpuControl.slot("mmio_read"),
@@ -90,11 +96,11 @@ function runLoop(): void {
     switch (run.exitReason) {
       case EXIT.IO:
         control.bump(run.ioDirection === IO_OUT ? slot.ioOut : slot.ioIn);
-        if (!registers.servePio(run)) handOver();
+        if (!registers().servePio(run)) handOver();
         break;
       case EXIT.MMIO:
         control.bump(run.mmioIsWrite ? slot.mmioWrite : slot.mmioRead);
-        if (!registers.serveMmio(run)) handOver();
+        if (!registers().serveMmio(run)) handOver();
         break;
       case EXIT.INTR:
         control.bump(slot.intr);

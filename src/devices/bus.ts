@@ -14,7 +14,7 @@ export class BusError extends Error {
   override readonly name = "BusError";
 }
 
-interface BusRange {
+export interface BusRange {
   base: number;
   length: number;
   device: BusDevice;
@@ -52,10 +52,9 @@ export class Bus {
     return undefined;
   }
 
-  /** The device whose range holds `addr`, and the offset into it; undefined when nothing claims it. */
-  owner(addr: number): { device: BusDevice; offset: number } | undefined {
-    const r = this.find(addr);
-    return r && { device: r.device, offset: addr - r.base };
+  /** The range that holds `addr` (its device, base and length); undefined when nothing claims it. */
+  range(addr: number): Readonly<BusRange> | undefined {
+    return this.find(addr);
   }
 
   /** Dispatches a guest read; returns false when nothing claims `addr` (the caller answers with all-ones, as an open bus does). */

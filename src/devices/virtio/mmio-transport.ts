@@ -98,7 +98,7 @@ const Q_MAX = 8;
 export function mmioWriteNeedsDevice(offset: number, data: Uint8Array): boolean {
   if (offset >= CONFIG_SPACE || offset === VIRTIO_MMIO_QUEUE_NOTIFY) return true;
   if (offset !== REG_STATUS || data.length !== 4) return false;
-  const value = new DataView(data.buffer, data.byteOffset, 4).getUint32(0, true);
+  const value = u32le(data);
   return value === 0 || (value & STATUS_DRIVER_OK) !== 0;
 }
 
@@ -228,7 +228,11 @@ export class MmioTransport implements BusDevice {
       }
       // Registers below the config space are 32-bit, aligned access only (virtio 1.2 §4.2.2.2).
       if (data.length !== 4 || offset % 4 !== 0) return this.invalid(`${data.length}-byte read at register 0x${offset.toString(16)}`);
-      new DataView(data.buffer, data.byteOffset, 4).setUint32(0, this.readRegister(offset), true);
+      const value = this.readRegister(offset);
+      data[0] = value;
+      data[1] = value >>> 8;
+      data[2] = value >>> 16;
+      data[3] = value >>> 24;
     } finally {
       this.shared.unlock();
     }
@@ -244,7 +248,7 @@ export class MmioTransport implements BusDevice {
         return;
       }
       if (data.length !== 4 || offset % 4 !== 0) return this.invalid(`${data.length}-byte write at register 0x${offset.toString(16)}`);
-      this.writeRegister(offset, new DataView(data.buffer, data.byteOffset, 4).getUint32(0, true));
+      this.writeRegister(offset, u32le(data));
     } finally {
       this.shared.unlock();
     }
@@ -649,6 +653,11 @@ export class SharedDeviceInfo implements VirtioDevice {
   reset(): void {
     throw new Error("resets are served by the device's owner");
   }
+}
+
+/** A 4-byte little-endian register value (no DataView: this runs on every register exit). */
+function u32le(data: Uint8Array): number {
+  return (data[0] | (data[1] << 8) | (data[2] << 16) | (data[3] << 24)) >>> 0;
 }
 
 /** A 64-bit guest address from its register halves; beyond 2^53 it cannot be guest RAM, so -1 (rejected by Queue). */

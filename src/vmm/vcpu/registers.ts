@@ -12,7 +12,7 @@ import { PortSink, POST_CODE_PORT, ALTERNATE_IO_DELAY_PORT } from "../../devices
 import { MMIO_DEVICE_WINDOW, MmioTransport, SharedDeviceInfo, mmioWriteNeedsDevice } from "../../devices/virtio/mmio-transport.js";
 import { Vm } from "../../kvm/vm.js";
 import type { KvmRunView } from "../../kvm/run.js";
-import { dispatchMmio, dispatchPio } from "../io-dispatch.js";
+import { dispatchPio } from "../io-dispatch.js";
 import { attachLegacyDevices } from "../device-thread/legacy-devices.js";
 import { virtioLogger } from "../virtio-log.js";
 import { createLogger, type Logger } from "../logger.js";
@@ -43,17 +43,23 @@ export class VcpuRegisters {
 
   /** Serves a KVM_EXIT_IO here if a device of this thread owns the port; false: the device thread's to serve. */
   servePio(run: KvmRunView): boolean {
-    if (!this.pio.owner(run.ioPort)) return false;
+    if (!this.pio.range(run.ioPort)) return false;
     dispatchPio(run, this.pio);
     return true;
   }
 
   /** Serves a KVM_EXIT_MMIO here unless nothing here owns the address or the write is the device owner's. */
   serveMmio(run: KvmRunView): boolean {
-    const owner = this.mmio.owner(run.mmioAddr);
-    if (!owner) return false;
-    if (run.mmioIsWrite && mmioWriteNeedsDevice(owner.offset, run.mmioData())) return false;
-    dispatchMmio(run, this.mmio);
+    const addr = run.mmioAddr;
+    const r = this.mmio.range(addr);
+    if (!r) return false;
+    const data = run.mmioData();
+    if (run.mmioIsWrite) {
+      if (mmioWriteNeedsDevice(addr - r.base, data)) return false;
+      r.device.write(addr - r.base, data);
+    } else {
+      r.device.read(addr - r.base, data);
+    }
     return true;
   }
 }

@@ -17,6 +17,8 @@ export interface PioLoopParams {
   /** 3: the loop runs at ring 3 (native on this host); 0: at ring 0 (emulated on this host). */
   ring: 0 | 3;
   port: number;
+  /** When set, the loop reads 4 bytes at this MMIO address instead of writing to `port`. */
+  mmio?: number;
 }
 
 export const BENCH_DIR = path.join(tmpdir(), "petasan-bench");
@@ -37,9 +39,10 @@ export async function pioLoopImage(params: PioLoopParams): Promise<string> {
   view.setBigUint64(fileOffsetOf(PIO_LOOP_PARAMS.iterationsAddr), BigInt(params.iterations), true);
   view.setBigUint64(fileOffsetOf(PIO_LOOP_PARAMS.ringAddr), BigInt(params.ring), true);
   view.setBigUint64(fileOffsetOf(PIO_LOOP_PARAMS.portAddr), BigInt(params.port), true);
+  view.setBigUint64(fileOffsetOf(PIO_LOOP_PARAMS.mmioAddr), BigInt(params.mmio ?? 0), true);
 
   await mkdir(BENCH_DIR, { recursive: true });
-  const out = path.join(BENCH_DIR, `pio-loop-n${params.iterations}-ring${params.ring}-port${params.port.toString(16)}.elf`);
+  const out = path.join(BENCH_DIR, `pio-loop-n${params.iterations}-ring${params.ring}-port${params.port.toString(16)}${params.mmio ? `-mmio${params.mmio.toString(16)}` : ""}.elf`);
   await writeFile(out, elf);
   return out;
 }

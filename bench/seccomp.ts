@@ -25,8 +25,8 @@ import { compileSeccompPolicy, lockDownProcessThreads } from "../src/lib/seccomp
 const MEM_MIB = 128;
 const COM1_SCRATCH_PORT = 0x3ff;
 const CASES: { label: string; port: number; counter: ExitCounter }[] = [
-  { label: "port 0x80, vCPU thread", port: POST_CODE_PORT, counter: "local_io" },
-  { label: "port 0x3ff, device thread", port: COM1_SCRATCH_PORT, counter: "io_out" },
+  { label: "port 0x80 (io_delay)", port: POST_CODE_PORT, counter: "io_out" },
+  { label: "port 0x3ff (UART scratch)", port: COM1_SCRATCH_PORT, counter: "io_out" },
 ];
 const perSecond = (t: ExitTiming) => t.exits / (t.elapsedNs / 1e9);
 const rate = (n: number) => Math.round(n).toLocaleString("en-US");

@@ -7,7 +7,7 @@ import { ensureDefaultGuest } from "../guest/default-guest.js";
 import type { VmConfig } from "../config/vm-config.js";
 import { parseRunArgs, RUN_USAGE, UsageError, type RunArgs } from "./run-args.js";
 import { defaultGuestBootSource } from "./default-guest-boot.js";
-import { attendVm } from "./snapshot-cli.js";
+import { attendVm, stopOnSignals } from "./snapshot-cli.js";
 import { seccompFilters } from "./seccomp-choice.js";
 import { lockDownMainThread, lockDownProcessThreads } from "../lib/seccomp.js";
 
@@ -54,6 +54,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
 
   let vm: VirtualMachine;
+  let releaseSignals: (() => void) | undefined;
   try {
     const seccomp = await seccompFilters(args.seccomp);
     // The default guest may be built first (apt-get, make: other programs, before any filter).
@@ -66,15 +67,17 @@ export async function runCommand(argv: string[]): Promise<number> {
       console: serialFd === null ? "none" : { fd: serialFd }, log: { fd: 2, level: args.logLevel }, host: args.host, seccomp,
       ...(mmds !== undefined && { mmds }),
     });
+    releaseSignals = stopOnSignals(vm);
     // A failed start releases what it had built.
     await vm.start();
     lockDownMainThread(seccomp);
   } catch (e) {
     say((e as Error).message);
+    releaseSignals?.();
     // The --serial file is ours to close (the VM only borrowed it), on a failed start too.
     if (serialFd !== null && serialFd !== 1) closeSync(serialFd);
     return 1;
   }
 
-  return attendVm(vm, { stdioConsole: args.serial.kind === "stdio", serialFd, snapshotDir: args.snapshotDir });
+  return attendVm(vm, { stdioConsole: args.serial.kind === "stdio", serialFd, snapshotDir: args.snapshotDir, releaseSignals });
 }

@@ -53,11 +53,25 @@ export function snapshotToDir(vm: VirtualMachine, dir: string): void {
 }
 
 /**
- * What `petasan run` and `petasan restore` do once their VM runs: the console on stdin when the serial port is on
- * stdio (Ctrl-A s snapshots to `snapshotDir` when given), SIGINT/SIGTERM stop the VM; at its end the serial file is
- * closed and the end said on stderr. Resolves with the VM's exit code.
+ * SIGINT/SIGTERM stop `vm`, from before its start: its guest may run (and a supervisor see it running) before start()
+ * resolves, and a signal in between must not kill the process with the VM half up. Returns the release.
  */
-export async function attendVm(vm: VirtualMachine, opts: { stdioConsole: boolean; serialFd: number | null; snapshotDir?: string }): Promise<number> {
+export function stopOnSignals(vm: VirtualMachine): () => void {
+  const onSignal = (sig: NodeJS.Signals) => void vm.stop(`stopped by ${sig}`);
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  return () => {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  };
+}
+
+/**
+ * What `petasan run` and `petasan restore` do once their VM runs: the console on stdin when the serial port is on
+ * stdio (Ctrl-A s snapshots to `snapshotDir` when given); at its end the signal handlers (`releaseSignals`, from
+ * stopOnSignals) go, the serial file is closed and the end said on stderr. Resolves with the VM's exit code.
+ */
+export async function attendVm(vm: VirtualMachine, opts: { stdioConsole: boolean; serialFd: number | null; snapshotDir?: string; releaseSignals: () => void }): Promise<number> {
   const { snapshotDir } = opts;
   const console = opts.stdioConsole
     ? attachConsole(process.stdin, {
@@ -66,13 +80,9 @@ export async function attendVm(vm: VirtualMachine, opts: { stdioConsole: boolean
       ...(snapshotDir ? { snapshot: () => snapshotToDir(vm, snapshotDir) } : {}),
     })
     : undefined;
-  const onSignal = (sig: NodeJS.Signals) => void vm.stop(`stopped by ${sig}`);
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
   const exit = await vm.exited;
   console?.detach();
-  process.off("SIGINT", onSignal);
-  process.off("SIGTERM", onSignal);
+  opts.releaseSignals();
   if (opts.serialFd !== null && opts.serialFd !== 1) closeSync(opts.serialFd);
   if (exit.exitCode !== 0) say(`VM failed: ${exit.message}`);
   else if (exit.reason !== "guest-reset") say(exit.message);
@@ -172,6 +182,7 @@ export async function runRestoreCommand(argv: string[]): Promise<number> {
   }
 
   let vm: VirtualMachine;
+  let releaseSignals: (() => void) | undefined;
   try {
     const seccomp = await seccompFilters(seccompChoice(values["no-seccomp"], values["seccomp-filter"]));
     const mmds = values["mmds-data"] === undefined ? undefined : await readMmdsData(values["mmds-data"]);
@@ -179,6 +190,7 @@ export async function runRestoreCommand(argv: string[]): Promise<number> {
       { snapshotPath, memFilePath, trackDirtyPages: values["track-dirty-pages"], networkOverrides },
       { console: serialFd === null ? "none" : { fd: serialFd }, log: { fd: 2, level: logLevel }, seccomp, ...(mmds !== undefined && { mmds }) },
     );
+    releaseSignals = stopOnSignals(vm);
     // As petasan run's --mmds-data needs --mmds-config: data nobody could read is refused, not dropped.
     if (mmds !== undefined && vm.config["mmds-config"] === undefined) throw new Error("--mmds-data: the snapshot's VM has no mmds-config");
     // As petasan run: the process filter before the VM's threads exist, theirs as they start, the main thread's after.
@@ -188,9 +200,10 @@ export async function runRestoreCommand(argv: string[]): Promise<number> {
     lockDownMainThread(seccomp);
   } catch (e) {
     say((e as Error).message);
+    releaseSignals?.();
     // The --serial file is ours to close (the VM only borrowed it), on a failed restore too.
     if (serialFd !== null && serialFd !== 1) closeSync(serialFd);
     return 1;
   }
-  return attendVm(vm, { stdioConsole: serial === "stdio", serialFd, snapshotDir: values["snapshot-dir"] });
+  return attendVm(vm, { stdioConsole: serial === "stdio", serialFd, snapshotDir: values["snapshot-dir"], releaseSignals });
 }

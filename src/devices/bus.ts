@@ -14,7 +14,7 @@ export class BusError extends Error {
   override readonly name = "BusError";
 }
 
-interface BusRange {
+export interface BusRange {
   base: number;
   length: number;
   device: BusDevice;
@@ -50,6 +50,11 @@ export class Bus {
       else return r;
     }
     return undefined;
+  }
+
+  /** The range that holds `addr` (its device, base and length); undefined when nothing claims it. */
+  range(addr: number): Readonly<BusRange> | undefined {
+    return this.find(addr);
   }
 
   /** Dispatches a guest read; returns false when nothing claims `addr` (the caller answers with all-ones, as an open bus does). */

@@ -32,6 +32,8 @@ const o = kvmRun.offsets;
 export class KvmRunView {
   readonly bytes: Uint8Array;
   private readonly dv: DataView;
+  private lastIoData?: Uint8Array;
+  private readonly mmioViews: (Uint8Array | undefined)[] = [];
 
   constructor(runAddr: bigint, mmapSize: number) {
     this.bytes = new Uint8Array(view(runAddr, mmapSize));
@@ -46,18 +48,29 @@ export class KvmRunView {
   get ioSize(): number { return this.dv.getUint8(o["io.size"]); }
   get ioPort(): number { return this.dv.getUint16(o["io.port"], true); }
   get ioCount(): number { return this.dv.getUint32(o["io.count"], true); }
-  /** The PIO data bytes (size * count), inside the mmap'd area (the second page). */
+  /**
+   * The PIO data bytes (size * count), inside the mmap'd area (the second page). The view is reused while offset
+   * and length stay the same, as they do exit after exit: no allocation on the vCPU's hot path.
+   */
   ioData(): Uint8Array {
     // data_offset is a u64 but points inside this small mapping: its low half is the whole value.
     const off = this.dv.getUint32(o["io.data_offset"], true);
-    return this.bytes.subarray(off, off + this.ioSize * this.ioCount);
+    const end = off + this.ioSize * this.ioCount;
+    const last = this.lastIoData;
+    if (last && last.byteOffset === this.bytes.byteOffset + off && last.length === end - off) return last;
+    return (this.lastIoData = this.bytes.subarray(off, end));
   }
 
-  get mmioAddr(): number { return Number(this.dv.getBigUint64(o["mmio.phys_addr"], true)); }
+  /** Below 2^53, as guest physical addresses are; read as two halves (a BigInt would be allocated per exit). */
+  get mmioAddr(): number {
+    return this.dv.getUint32(o["mmio.phys_addr"] + 4, true) * 0x1_0000_0000 + this.dv.getUint32(o["mmio.phys_addr"], true);
+  }
   get mmioLen(): number { return this.dv.getUint32(o["mmio.len"], true); }
   get mmioIsWrite(): boolean { return this.dv.getUint8(o["mmio.is_write"]) !== 0; }
+  /** The MMIO data bytes (len, at most 8), one reused view per length. */
   mmioData(): Uint8Array {
-    return this.bytes.subarray(o["mmio.data"], o["mmio.data"] + Math.min(8, this.mmioLen));
+    const len = Math.min(8, this.mmioLen);
+    return (this.mmioViews[len] ??= this.bytes.subarray(o["mmio.data"], o["mmio.data"] + len));
   }
 
   get failEntryReason(): bigint { return this.dv.getBigUint64(o["fail_entry.hardware_entry_failure_reason"], true); }

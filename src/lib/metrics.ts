@@ -15,7 +15,10 @@ import type { BalloonMetrics } from "../devices/virtio/balloon/balloon-device.js
 
 export type { ExitCounter, SerialMetrics, I8042Metrics, TransportMetrics, BlockMetrics, NetMetrics, RngMetrics, UserDeviceMetrics, BalloonMetrics };
 
-/** One vCPU's exits by kind since boot (io_in, io_out, mmio_read, mmio_write, local_io, intr, hlt, other, kicks). */
+/**
+ * One vCPU's exits by kind since boot (io_in, io_out, mmio_read, mmio_write, intr, hlt, other), how many of the
+ * register accesses among them went to the device thread (handed_over; the rest were served on the vCPU thread), and kicks.
+ */
 export type VcpuExitCounts = Record<ExitCounter, number>;
 
 /** Device counters since boot; virtio devices appear as `block_<drive_id>`, `net_<iface_id>`, `rng_entropy`, `vsock_<id>` and `balloon_balloon`, user devices as `user_<name>`. */

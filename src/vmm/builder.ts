@@ -25,9 +25,8 @@ import { DEFAULT_MMDS_IPV4_ADDRESS } from "../config/mmds.js";
 import type { MmdsSpec } from "./device-thread/protocol.js";
 import { VcpuHandle } from "./vcpu/handle.js";
 import { configureVcpu, hostCpuFacts, setBootRegisters } from "./vcpu-setup.js";
+import { newLegacyStates } from "./register-states.js";
 import { Vmm } from "./vmm.js";
-import { ExitDoorbell } from "./exit-doorbell.js";
-import { claimPollingCores } from "./polling-cores.js";
 import type { LogSettings } from "./logger.js";
 import type { UserDeviceSpec } from "./device-thread/user-devices.js";
 import type { VirtioBackendSpec, VirtioDeviceSpec } from "./device-thread/protocol.js";
@@ -188,19 +187,15 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
     const host = hostCpuFacts(kvm);
     const exitEventFd = newEventFd();
     undo.push(() => close(exitEventFd));
-    // Polling threads need a core each: the vCPUs and the device thread.
-    const polling = claimPollingCores(machine.vcpu_count + 1);
-    undo.push(() => polling.release());
-    const doorbell = new ExitDoorbell(exitEventFd, polling.poll);
     const handles: VcpuHandle[] = [];
     for (let id = 0; id < machine.vcpu_count; id++) {
       const vcpu = vm.createVcpu(id);
       undo.push(() => vcpu.close());
       configureVcpu(vcpu, host, machine.vcpu_count, cpuTemplateOf(machine));
       if (id === 0) setBootRegisters(vcpu, entry);
-      handles.push(new VcpuHandle(vcpu, doorbell, { cpus: vcpuCpus, seccomp: opts.seccomp?.vcpu }));
+      handles.push(new VcpuHandle(vcpu, exitEventFd, { cpus: vcpuCpus, seccomp: opts.seccomp?.vcpu }));
     }
-    return { handles, doorbell };
+    return { handles, exitEventFd };
   });
 
   const controlEventFd = await step("creating the device thread's control eventfd", newEventFd);
@@ -217,7 +212,8 @@ export interface BuiltParts {
   vm: Vm;
   config: VmConfig;
   regions: MemoryRegionDescriptor[];
-  vcpus: { handles: VcpuHandle[]; doorbell: ExitDoorbell };
+  /** `exitEventFd`: what a vCPU writes when it hands an exit to the device thread. */
+  vcpus: { handles: VcpuHandle[]; exitEventFd: number };
   virtio: VirtioDeviceSpec[];
   controlEventFd: number;
   /** Undoes every step: closes fds, unmaps memory. */
@@ -237,16 +233,15 @@ export function assembleVmm(
     kvm: parts.kvm,
     vm: parts.vm,
     vcpus: vcpus.handles,
-    exitEventFd: vcpus.doorbell.eventFd,
+    exitEventFd: vcpus.exitEventFd,
     controlEventFd: parts.controlEventFd,
     config,
     deviceThreadData: {
       vmFd: parts.vm.fd,
       memory: parts.regions,
       vcpus: vcpus.handles.map((h) => ({ id: h.vcpu.id, runAddr: h.vcpu.runAddr, mmapSize: h.vcpu.mmapSize, control: h.control.buffer })),
-      exitDoorbell: vcpus.doorbell.buffer,
-      exitDoorbellPoll: vcpus.doorbell.poll,
       serialOutputFd: opts.serialOutputFd,
+      legacyStates: newLegacyStates(),
       virtio: parts.virtio,
       userDevices: opts.userDevices,
       mmds: mmdsSpec(config, opts.mmdsData),

@@ -8,7 +8,7 @@ import { close } from "../sys/libc.js";
 import { newEventFd } from "../sys/eventfd.js";
 import type { Vm } from "../kvm/vm.js";
 import { VIRTIO_MMIO_START, VIRTIO_MMIO_END } from "../arch/x86/layout.js";
-import { MMIO_DEVICE_WINDOW, VIRTIO_MMIO_QUEUE_NOTIFY, virtioMmioCmdlineEntry } from "../devices/virtio/index.js";
+import { MMIO_DEVICE_WINDOW, MmioTransport, VIRTIO_MMIO_QUEUE_NOTIFY, virtioMmioCmdlineEntry } from "../devices/virtio/index.js";
 import type { VmConfig } from "../config/vm-config.js";
 import type { VirtioDeviceSpec, VirtioBackendSpec } from "./device-thread/protocol.js";
 
@@ -88,7 +88,7 @@ export function placeVirtioDevices(vm: Vm, config: VmConfig, onRelease: (fn: () 
       vm.registerIoeventfd({ fd, addr: base + VIRTIO_MMIO_QUEUE_NOTIFY, length: 4, datamatch: BigInt(q) });
       return fd;
     });
-    specs.push({ backend, base, gsi, irqFd, queueFds });
+    specs.push({ backend, base, gsi, irqFd, queueFds, registers: MmioTransport.newState() });
     cmdlineArgs.push(virtioMmioCmdlineEntry(base, gsi));
   });
   const root = config.drives.find((d) => d.is_root_device);

@@ -7,8 +7,8 @@
  * `latencies_us` values are the latest measurement, as its SharedStoreMetric.
  *
  * What differs from Firecracker: only the components petasan has data for appear; the `vcpu` object
- * sums all vCPUs and adds petasan's other exit kinds (exit_local_io, exit_intr, exit_hlt, exit_other,
- * kicks); device objects are the device thread's own counters under its own names (e.g. "serial"), not
+ * sums all vCPUs and adds petasan's other exit kinds (exit_intr, exit_hlt, exit_other, exit_handed_over:
+ * register accesses the device thread served, and kicks); device objects are the device thread's own counters under its own names (e.g. "serial"), not
  * Firecracker's per-device field sets.
  */
 import { closeSync, constants, openSync, writeSync } from "node:fs";

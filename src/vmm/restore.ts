@@ -22,8 +22,6 @@ import type { VmConfig } from "../config/vm-config.js";
 import { placeVirtioDevices } from "./device-manager.js";
 import { VcpuHandle } from "./vcpu/handle.js";
 import { Vmm } from "./vmm.js";
-import { ExitDoorbell } from "./exit-doorbell.js";
-import { claimPollingCores } from "./polling-cores.js";
 import { assembleVmm, buildSteps, type ThreadFilters } from "./builder.js";
 import type { LogSettings } from "./logger.js";
 import { decodeSnapshotFile, MAX_SNAPSHOT_BYTES, SnapshotFileError } from "./snapshot/file-format.js";
@@ -154,21 +152,16 @@ export async function restoreVm(opts: RestoreOptions): Promise<Vmm> {
   const vcpus = await step("restoring vCPUs", () => {
     const exitEventFd = newEventFd();
     undo.push(() => close(exitEventFd));
-    // As buildVm: the polling cores are the process's, claimed while this VM lives, so VMs restored side by side
-    // (or beside built ones) do not all poll on the same cores.
-    const polling = claimPollingCores(machine.vcpu_count + 1);
-    undo.push(() => polling.release());
-    const doorbell = new ExitDoorbell(exitEventFd, polling.poll);
     const handles: VcpuHandle[] = [];
     for (let id = 0; id < machine.vcpu_count; id++) {
       const vcpu = vm.createVcpu(id);
       undo.push(() => vcpu.close());
-      handles.push(new VcpuHandle(vcpu, doorbell, { seccomp: opts.seccomp?.vcpu }));
+      handles.push(new VcpuHandle(vcpu, exitEventFd, { seccomp: opts.seccomp?.vcpu }));
     }
     // VM-wide state first (the IOAPIC and PICs the LAPICs deliver through), then each vCPU.
     restoreVmState(vm, snap.decodedVm);
     handles.forEach((h, id) => restoreVcpuState(h.vcpu, snap.decodedVcpus[id]));
-    return { handles, doorbell };
+    return { handles, exitEventFd };
   });
 
   const controlEventFd = await step("creating the device thread's control eventfd", newEventFd);

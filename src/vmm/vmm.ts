@@ -8,6 +8,7 @@ import { signalEventFd } from "../sys/eventfd.js";
 import type { Vm } from "../kvm/vm.js";
 import type { Kvm } from "../kvm/kvm.js";
 import { VcpuHandle } from "./vcpu/handle.js";
+import type { VcpuRegisterData } from "./register-states.js";
 import type { VcpuWorkerMessage } from "./vcpu/protocol.js";
 import type { BalloonOp, BalloonState, DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./device-thread/protocol.js";
 import { VcpuCommand, VcpuState } from "./vcpu/control.js";
@@ -46,6 +47,9 @@ export interface VmmParts {
   /** The configuration the VM was built from: saved in snapshots (absent: the VM cannot be snapshotted). */
   config?: VmConfig;
 }
+
+/** The guest reset the machine: the i8042's reset line (served on a vCPU or the device thread) or KVM_SYSTEM_EVENT_RESET. */
+const GUEST_RESET: VmExit = { reason: "guest-reset", exitCode: 0, message: "the guest reset the machine (reboot)" };
 
 export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
   private state: VmState = "Running";
@@ -107,8 +111,12 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
     // the vCPU threads start now, beside the device thread, but held paused, i.e. out of the guest, so no exit
     // reaches devices that are not attached (or restored) yet. If the device thread fails, finish() stops them.
     for (const v of this.parts.vcpus) v.control.command = VcpuCommand.Pause;
+    const registers = this.vcpuRegisterData();
     for (const v of this.parts.vcpus) {
-      v.start((m) => this.onVcpuMessage(m), (err) => void this.finish({ reason: "internal-error", exitCode: 1, message: `vCPU ${v.vcpu.id} thread crashed: ${err.stack ?? err}` }));
+      v.start(registers, {
+        onMessage: (m) => this.onVcpuMessage(m),
+        onError: (err) => void this.finish({ reason: "internal-error", exitCode: 1, message: `vCPU ${v.vcpu.id} thread crashed: ${err.stack ?? err}` }),
+      });
     }
     // A vCPU thread that fails to start ends the VM: then the device thread is stopped and may never say ready.
     const ended = this.exited.then((e) => Promise.reject(new Error(`the VM ended while starting: ${e.message}`)));
@@ -122,6 +130,15 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
       if (v.control.state === VcpuState.Starting) throw new Error(`vCPU ${v.vcpu.id} did not start within ${VCPU_START_TIMEOUT_MS} ms`);
     }));
     if (opts.paused) this.state = "Paused";
+  }
+
+  /** What each vCPU thread needs to serve device registers itself: the register files the device thread owns. */
+  private vcpuRegisterData(): VcpuRegisterData {
+    const d = this.parts.deviceThreadData;
+    return {
+      vmFd: d.vmFd, legacy: d.legacyStates, virtio: d.virtio.map((v) => ({ base: v.base, state: v.registers })),
+      serialOutputFd: d.serialOutputFd, log: d.log,
+    };
   }
 
   /**
@@ -159,7 +176,7 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
   private onDeviceEvent(e: DeviceThreadEvent, reject: (e: Error) => void): void {
     switch (e.kind) {
       case "guest-reset":
-        void this.finish({ reason: "guest-reset", exitCode: 0, message: "the guest reset the machine (reboot)" });
+        void this.finish(GUEST_RESET);
         break;
       case "metrics":
         this.metricsWaiters.get(e.id)?.(e.metrics);
@@ -192,8 +209,11 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
       case "fatal":
         void this.finish({ reason: "vcpu-fault", exitCode: 1, message: `vCPU ${m.vcpu}: ${m.reason}\n${m.registers}` });
         break;
+      case "guest-reset":
+        void this.finish(GUEST_RESET);
+        break;
       case "system-event":
-        if (m.type === SYSTEM_EVENT_RESET) void this.finish({ reason: "guest-reset", exitCode: 0, message: "the guest reset the machine (reboot)" });
+        if (m.type === SYSTEM_EVENT_RESET) void this.finish(GUEST_RESET);
         else if (m.type === SYSTEM_EVENT_SHUTDOWN) void this.finish({ reason: "guest-poweroff", exitCode: 0, message: "the guest powered off" });
         else void this.finish({ reason: "vcpu-fault", exitCode: 1, message: `vCPU ${m.vcpu}: system event ${m.type} (guest crash)` });
         break;

@@ -4,7 +4,7 @@ import { HISTORY, StatsHistory } from "./stats.js";
 import type { VmMetrics } from "../lib/index.js";
 
 function metrics(ioOut: number, readBytes: number, rxBytes: number, cpuUs: number): VmMetrics {
-  const vcpu = { io_in: 1, io_out: ioOut, mmio_read: 0, mmio_write: 0, local_io: 0, intr: 0, hlt: 0, other: 0, kicks: 5 };
+  const vcpu = { io_in: 1, io_out: ioOut, mmio_read: 0, mmio_write: 0, intr: 0, hlt: 0, other: 0, handed_over: 0, kicks: 5 };
   return {
     vcpus: [vcpu, { ...vcpu }],
     vcpuCpuTimeUs: [cpuUs, cpuUs],

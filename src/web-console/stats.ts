@@ -11,7 +11,7 @@ export const SAMPLE_PERIOD_MS = 1000;
 /** Five minutes at one sample a second. */
 export const HISTORY = 300;
 
-export const EXIT_KINDS = ["io_in", "io_out", "mmio_read", "mmio_write", "local_io", "intr", "hlt", "other"] as const;
+export const EXIT_KINDS = ["io_in", "io_out", "mmio_read", "mmio_write", "intr", "hlt", "other"] as const;
 export type ExitKind = (typeof EXIT_KINDS)[number];
 
 export interface StatsSample {

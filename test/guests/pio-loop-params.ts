@@ -14,6 +14,8 @@ export const PIO_LOOP_PARAMS = {
   ringAddr: ENTRY + 0x18,
   /** The I/O port written; default 0x80 (petasan's port-0x80 sink). */
   portAddr: ENTRY + 0x20,
+  /** 0: the loop writes to the port; otherwise the guest physical address the loop reads 4 bytes at (an MMIO exit each). */
+  mmioAddr: ENTRY + 0x28,
 } as const;
 
 /** The line pio-loop prints when its loop is over, just before it resets. */

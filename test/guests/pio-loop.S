@@ -1,5 +1,5 @@
 /* pio-loop: the exit-rate benchmark guest. Writes one byte to an I/O port `iterations` times, each
- * write a VM exit, at ring 3 (natively run here) or ring 0 (emulated here), then prints a line and
+ * write a VM exit (or, with `mmio` set, reads 4 bytes at that MMIO address as many times), at ring 3 (natively run here) or ring 0 (emulated here), then prints a line and
  * resets. The host may poke the parameter block, at a fixed address right after the entry jump,
  * before starting the vCPU; its layout is in pio-loop-params.ts.
  *
@@ -33,6 +33,8 @@ ring:
 	.quad	3			/* +0x18 3 = loop at ring 3, 0 = loop at ring 0 */
 port:
 	.quad	0x80			/* +0x20 I/O port written */
+mmio:
+	.quad	0			/* +0x28 0: the loop writes to `port`; else it reads 4 bytes at this guest address */
 
 start:
 	cli
@@ -66,11 +68,18 @@ start:
 loop_and_report:
 	mov	iterations(%rip), %rcx
 	mov	port(%rip), %rdx
+	mov	mmio(%rip), %rbx
 	test	%rcx, %rcx
 	jz	report
+	test	%rbx, %rbx
+	jnz	3f
 1:	out	%al, %dx
 	dec	%rcx
 	jnz	1b
+	jmp	report
+3:	mov	(%rbx), %eax
+	dec	%rcx
+	jnz	3b
 report:
 	lea	done_message(%rip), %rsi
 	UART_PUTS reset

@@ -8,6 +8,8 @@
 import type { BusDevice } from "../bus.js";
 import type { InterruptLine } from "../interrupt.js";
 import { StateReader, type SavedState } from "../saved-state.js";
+import { SharedCounters, SharedState, sharedFields } from "../shared-state.js";
+import { ByteQueue } from "./byte-queue.js";
 
 /** Data port 0x60 and command/status port 0x64 (PC/AT port map) as one range: offsets 0 and 4. */
 export const I8042_PORT_BASE = 0x60;
@@ -81,10 +83,12 @@ export class I8042Error extends Error {
 }
 
 export interface I8042Options {
-  /** Called when the guest pulses the CPU reset line. */
+  /** Called when the guest pulses the CPU reset line (on the thread that served the write). */
   onReset: () => void;
   /** ISA IRQ 1, raised while keyboard-side data waits and the guest has enabled the keyboard interrupt. */
   kbdIrq?: InterruptLine;
+  /** The controller's registers and buffer, shared with the other threads that serve it (I8042.newState()); its own when absent. */
+  state?: SharedArrayBuffer;
 }
 
 export interface I8042Metrics {
@@ -95,34 +99,50 @@ export interface I8042Metrics {
   droppedBytes: number;
 }
 
-interface OutputByte {
-  value: number;
-  fromAux: boolean;
-}
 
-type ParameterCommand =
-  | typeof CMD_WRITE_CTR
-  | typeof CMD_WRITE_OUTPUT_PORT
-  | typeof CMD_WRITE_KBD_BUFFER
-  | typeof CMD_WRITE_AUX_BUFFER
-  | typeof CMD_WRITE_AUX_DEVICE;
+const METRIC_NAMES = ["resets", "ignoredCommands", "droppedBytes"] as const;
+/** awaitingParameter's value while no command waits for its parameter. */
+const NO_COMMAND = -1;
 
 export class I8042 implements BusDevice {
-  readonly metrics: I8042Metrics = { resets: 0, ignoredCommands: 0, droppedBytes: 0 };
-
+  /** Registers, output buffer and counters, shared by every thread that serves the controller; its lock serializes them. */
+  readonly shared: SharedState;
   private readonly onReset: () => void;
   private readonly kbdIrq?: InterruptLine;
-  private ctr = INITIAL_CTR;
-  private outputPort = INITIAL_OUTPUT_PORT;
-  private lastWriteWasCommand = false;
-  /** A command written to 0x64 that takes its parameter from the next write to 0x60. */
-  private awaitingParameter: ParameterCommand | null = null;
-  private readonly outputBuffer: OutputByte[] = [];
-  private kbdIrqLevel = false;
+  private readonly counters: SharedCounters<(typeof METRIC_NAMES)[number]>;
+  declare private ctr: number;
+  declare private outputPort: number;
+  declare private lastWriteWasCommand: boolean;
+  /** A command written to 0x64 that takes its parameter from the next write to 0x60 (NO_COMMAND: none). */
+  declare private awaitingParameter: number;
+  /** The level this controller last drove IRQ 1 to: whichever thread changes it makes the KVM_IRQ_LINE call. */
+  declare private kbdIrqLevel: boolean;
+  /** The output buffer: the bytes, and beside each whether it came from the AUX port (1) or not (0). */
+  private readonly outputValues: ByteQueue;
+  private readonly outputFromAux: ByteQueue;
+
+  /** A fresh controller's shared state, to hand to every thread that serves it. */
+  static newState(): SharedArrayBuffer {
+    const buffer = SharedState.allocate(STATE_WORDS, 2 * OUTPUT_BUFFER_BYTES);
+    const fresh = new I8042({ onReset() {}, state: buffer });
+    fresh.ctr = INITIAL_CTR;
+    fresh.outputPort = INITIAL_OUTPUT_PORT;
+    fresh.awaitingParameter = NO_COMMAND;
+    return buffer;
+  }
 
   constructor(options: I8042Options) {
+    this.shared = new SharedState(options.state ?? I8042.newState(), STATE_WORDS);
     this.onReset = options.onReset;
     this.kbdIrq = options.kbdIrq;
+    this.counters = new SharedCounters(this.shared, COUNTER_WORD, METRIC_NAMES);
+    this.outputValues = new ByteQueue(OUTPUT_BUFFER_BYTES, { shared: this.shared, word: VALUES_WORD, byte: 0 });
+    this.outputFromAux = new ByteQueue(OUTPUT_BUFFER_BYTES, { shared: this.shared, word: FROM_AUX_WORD, byte: OUTPUT_BUFFER_BYTES });
+  }
+
+  /** Counters, as a fresh object (every thread's accesses counted). */
+  get metrics(): I8042Metrics {
+    return this.counters.read();
   }
 
   /**
@@ -130,33 +150,51 @@ export class I8042 implements BusDevice {
    * guest enabled it. Throws I8042Error when the guest has left no room for the four bytes.
    */
   sendCtrlAltDel(): void {
-    const codes = this.ctr & CTR_XLATE ? CTRL_ALT_DEL_SET1 : CTRL_ALT_DEL_SET2;
-    if (OUTPUT_BUFFER_BYTES - this.outputBuffer.length < codes.length) {
-      throw new I8042Error("cannot send Ctrl-Alt-Del: the i8042 output buffer is full (the guest is not reading its keyboard)");
+    this.shared.lock();
+    try {
+      const codes = this.ctr & CTR_XLATE ? CTRL_ALT_DEL_SET1 : CTRL_ALT_DEL_SET2;
+      if (this.outputValues.free < codes.length) {
+        throw new I8042Error("cannot send Ctrl-Alt-Del: the i8042 output buffer is full (the guest is not reading its keyboard)");
+      }
+      for (const code of codes) this.enqueue(code, false);
+      this.updateKbdIrq();
+    } finally {
+      this.shared.unlock();
     }
-    for (const code of codes) this.enqueue(code, false);
-    this.updateKbdIrq();
   }
 
   /** All i8042 registers are byte-wide; other ports in the range (0x61-0x63) are not this device's and float. */
   read(offset: number, data: Uint8Array): void {
     data.fill(OPEN_BUS);
     if (data.length !== 1) return;
-    if (offset === DATA_OFFSET) data[0] = this.readData();
-    else if (offset === STATUS_COMMAND_OFFSET) data[0] = this.status();
+    this.shared.lock();
+    try {
+      if (offset === DATA_OFFSET) data[0] = this.readData();
+      else if (offset === STATUS_COMMAND_OFFSET) data[0] = this.status();
+    } finally {
+      this.shared.unlock();
+    }
   }
 
   write(offset: number, data: Uint8Array): void {
     if (data.length !== 1) return;
-    if (offset === DATA_OFFSET) this.writeData(data[0]);
-    else if (offset === STATUS_COMMAND_OFFSET) this.writeCommand(data[0]);
+    let reset = false;
+    this.shared.lock();
+    try {
+      if (offset === DATA_OFFSET) this.writeData(data[0]);
+      else if (offset === STATUS_COMMAND_OFFSET) reset = this.writeCommand(data[0]);
+    } finally {
+      this.shared.unlock();
+    }
+    // Outside the lock: what a reset does is the caller's (it may stop this very thread).
+    if (reset) this.onReset();
   }
 
   private status(): number {
-    const head = this.outputBuffer[0];
+    const head = this.outputValues.length > 0;
     return (
       (head ? STR_OBF : 0) |
-      (head?.fromAux ? STR_AUXDATA : 0) |
+      (head && this.outputFromAux.peek() === 1 ? STR_AUXDATA : 0) |
       (this.ctr & CTR_SYS ? STR_SYS : 0) |
       (this.lastWriteWasCommand ? STR_CMDDAT : 0) |
       STR_KEYLOCK
@@ -165,16 +203,18 @@ export class I8042 implements BusDevice {
 
   /** Reading 0x60 takes the waiting byte; an empty buffer reads 0 (as in Firecracker). */
   private readData(): number {
-    const head = this.outputBuffer.shift();
+    const head = this.outputValues.shift();
+    this.outputFromAux.shift();
     // The output buffer empties before the next byte moves in, so IRQ 1 sees a fresh rising edge.
     this.setKbdIrq(false);
     this.updateKbdIrq();
-    return head?.value ?? 0;
+    return head ?? 0;
   }
 
-  private writeCommand(command: number): void {
+  /** Returns true when the command pulses the CPU reset line. */
+  private writeCommand(command: number): boolean {
     this.lastWriteWasCommand = true;
-    this.awaitingParameter = null;
+    this.awaitingParameter = NO_COMMAND;
     switch (command) {
       case CMD_READ_CTR:
         this.reply(this.ctr);
@@ -209,18 +249,19 @@ export class I8042 implements BusDevice {
         break;
       default:
         if (command >= CMD_PULSE_FIRST && (command & PULSE_RESET_LINE) === 0) {
-          this.metrics.resets++;
-          this.onReset();
+          this.counters.bump("resets");
+          return true;
         } else if (command < CMD_PULSE_FIRST) {
-          this.metrics.ignoredCommands++;
+          this.counters.bump("ignoredCommands");
         }
     }
+    return false;
   }
 
   private writeData(value: number): void {
     this.lastWriteWasCommand = false;
     const command = this.awaitingParameter;
-    this.awaitingParameter = null;
+    this.awaitingParameter = NO_COMMAND;
     switch (command) {
       case CMD_WRITE_CTR:
         this.ctr = value;
@@ -238,9 +279,9 @@ export class I8042 implements BusDevice {
         this.enqueue(value, true);
         break;
       case CMD_WRITE_AUX_DEVICE:
-        this.metrics.ignoredCommands++; // no mouse to send it to
+        this.counters.bump("ignoredCommands"); // no mouse to send it to
         break;
-      case null:
+      case NO_COMMAND:
         this.keyboardCommand(value);
         break;
     }
@@ -271,16 +312,16 @@ export class I8042 implements BusDevice {
   }
 
   private enqueue(value: number, fromAux: boolean): void {
-    if (this.outputBuffer.length === OUTPUT_BUFFER_BYTES) {
-      this.metrics.droppedBytes++;
+    if (this.outputValues.free === 0) {
+      this.counters.bump("droppedBytes");
       return;
     }
-    this.outputBuffer.push({ value, fromAux });
+    this.outputValues.push(value);
+    this.outputFromAux.push(fromAux ? 1 : 0);
   }
 
   private updateKbdIrq(): void {
-    const head = this.outputBuffer[0];
-    this.setKbdIrq((this.ctr & CTR_KBDINT) !== 0 && head !== undefined && !head.fromAux);
+    this.setKbdIrq((this.ctr & CTR_KBDINT) !== 0 && this.outputFromAux.peek() === 0);
   }
 
   private setKbdIrq(level: boolean): void {
@@ -291,10 +332,17 @@ export class I8042 implements BusDevice {
 
   /** Controller registers and the output buffer, as plain data (snapshots). */
   saveState(): SavedState {
-    return {
-      ctr: this.ctr, outputPort: this.outputPort, lastWriteWasCommand: this.lastWriteWasCommand,
-      awaitingParameter: this.awaitingParameter, outputBuffer: this.outputBuffer.map((b) => [b.value, b.fromAux ? 1 : 0]),
-    };
+    this.shared.lock();
+    try {
+      const fromAux = this.outputFromAux.toArray();
+      return {
+        ctr: this.ctr, outputPort: this.outputPort, lastWriteWasCommand: this.lastWriteWasCommand,
+        awaitingParameter: this.awaitingParameter === NO_COMMAND ? null : this.awaitingParameter,
+        outputBuffer: this.outputValues.toArray().map((v, i) => [v, fromAux[i]]),
+      };
+    } finally {
+      this.shared.unlock();
+    }
   }
 
   /** Takes back saveState()'s data (checked first, so a bad field changes nothing) and drives IRQ 1 to match. */
@@ -310,12 +358,26 @@ export class I8042 implements BusDevice {
       if (!Array.isArray(e) || e.length !== 2 || !Number.isInteger(e[0]) || e[0] < 0 || e[0] > 0xff || (e[1] !== 0 && e[1] !== 1)) throw new I8042Error("i8042: saved \"outputBuffer\" entries must be [byte, 0|1]");
       return { value: e[0] as number, fromAux: e[1] === 1 };
     });
-    this.ctr = ctr;
-    this.outputPort = outputPort;
-    this.lastWriteWasCommand = lastWriteWasCommand;
-    this.awaitingParameter = awaiting as ParameterCommand | null;
-    this.outputBuffer.splice(0, this.outputBuffer.length, ...buffer);
-    this.kbdIrqLevel = false;
-    this.updateKbdIrq();
+    this.shared.lock();
+    try {
+      this.ctr = ctr;
+      this.outputPort = outputPort;
+      this.lastWriteWasCommand = lastWriteWasCommand;
+      this.awaitingParameter = awaiting === null ? NO_COMMAND : (awaiting as number);
+      this.outputValues.clear();
+      this.outputFromAux.clear();
+      for (const b of buffer) this.enqueue(b.value, b.fromAux);
+      this.kbdIrqLevel = false;
+      this.updateKbdIrq();
+    } finally {
+      this.shared.unlock();
+    }
   }
 }
+
+/** The shared state's layout: the lock, the registers (sharedFields), the output buffer's two queues, the counters. */
+const REGISTER_END = sharedFields(I8042, { ctr: "int", outputPort: "int", lastWriteWasCommand: "bool", awaitingParameter: "int", kbdIrqLevel: "bool" });
+const VALUES_WORD = REGISTER_END;
+const FROM_AUX_WORD = VALUES_WORD + ByteQueue.WORDS;
+const COUNTER_WORD = FROM_AUX_WORD + ByteQueue.WORDS;
+const STATE_WORDS = COUNTER_WORD + SharedCounters.words(METRIC_NAMES);

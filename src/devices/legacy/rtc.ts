@@ -6,6 +6,7 @@
  * and no CMOS RAM are modelled: the other indexes read 0 and ignore writes.
  */
 import type { BusDevice } from "../bus.js";
+import { SharedState, sharedFields } from "../shared-state.js";
 import { StateReader, type SavedState } from "../saved-state.js";
 
 export const RTC_PORT_BASE = 0x70;
@@ -63,41 +64,115 @@ interface ClockFields {
 export interface CmosRtcOptions {
   /** The host's idea of now; read on every time register access. */
   clock: () => Date;
+  /** The clock's registers, shared with the other threads that serve it (CmosRtc.newState()); its own when absent. */
+  state?: SharedArrayBuffer;
 }
 
+/** The alarm registers, in the order of their shared words. */
+const ALARM_REGISTERS = [REG_SECONDS_ALARM, REG_MINUTES_ALARM, REG_HOURS_ALARM];
+
 export class CmosRtc implements BusDevice {
+  /** Registers and the guest's clock offset, shared by every thread that serves the clock; its lock serializes them. */
+  readonly shared: SharedState;
   private readonly clock: () => Date;
-  private index = 0;
-  private statusA = STATUS_A_DEFAULT;
-  private statusB = STATUS_B_DEFAULT;
-  /** The guest's clock minus the injected clock, in milliseconds. */
-  private offsetMs = 0;
-  /** While status B's SET bit is on: the time registers as frozen and edited by the guest. */
-  private frozen: ClockFields | null = null;
-  private readonly alarms = new Map<number, number>([
-    [REG_SECONDS_ALARM, 0],
-    [REG_MINUTES_ALARM, 0],
-    [REG_HOURS_ALARM, 0],
-  ]);
+  /** The offset, in the state's bytes: a float64, as it may exceed 32 bits. */
+  private readonly offset: Float64Array;
+  declare private index: number;
+  declare private statusA: number;
+  declare private statusB: number;
+  /** Whether status B's SET bit froze the time registers (then frozenSeconds..frozenYear hold them, as edited). */
+  declare private isFrozen: boolean;
+  declare private frozenSeconds: number;
+  declare private frozenMinutes: number;
+  declare private frozenHours: number;
+  declare private frozenDay: number;
+  declare private frozenMonth: number;
+  declare private frozenYear: number;
+  declare private secondsAlarm: number;
+  declare private minutesAlarm: number;
+  declare private hoursAlarm: number;
+
+  /** A fresh clock's shared state, to hand to every thread that serves it. */
+  static newState(): SharedArrayBuffer {
+    const buffer = SharedState.allocate(STATE_WORDS, 8);
+    const fresh = new CmosRtc({ clock: () => new Date(), state: buffer });
+    fresh.statusA = STATUS_A_DEFAULT;
+    fresh.statusB = STATUS_B_DEFAULT;
+    return buffer;
+  }
 
   constructor(options: CmosRtcOptions) {
+    this.shared = new SharedState(options.state ?? CmosRtc.newState(), STATE_WORDS);
     this.clock = options.clock;
+    this.offset = new Float64Array(this.shared.buffer, this.shared.words.byteLength, 1);
+  }
+
+  /** The guest's clock minus the injected clock, in milliseconds. */
+  private get offsetMs(): number {
+    return this.offset[0];
+  }
+
+  private set offsetMs(ms: number) {
+    this.offset[0] = ms;
+  }
+
+  /** While status B's SET bit is on: the time registers as frozen and edited by the guest. */
+  private get frozen(): ClockFields | null {
+    if (!this.isFrozen) return null;
+    return { seconds: this.frozenSeconds, minutes: this.frozenMinutes, hours: this.frozenHours, day: this.frozenDay, month: this.frozenMonth, year: this.frozenYear };
+  }
+
+  private set frozen(time: ClockFields | null) {
+    this.isFrozen = time !== null;
+    if (!time) return;
+    this.frozenSeconds = time.seconds;
+    this.frozenMinutes = time.minutes;
+    this.frozenHours = time.hours;
+    this.frozenDay = time.day;
+    this.frozenMonth = time.month;
+    this.frozenYear = time.year;
+  }
+
+  private alarm(reg: number): number | undefined {
+    switch (reg) {
+      case REG_SECONDS_ALARM: return this.secondsAlarm;
+      case REG_MINUTES_ALARM: return this.minutesAlarm;
+      case REG_HOURS_ALARM: return this.hoursAlarm;
+      default: return undefined;
+    }
+  }
+
+  private setAlarm(reg: number, value: number): void {
+    if (reg === REG_SECONDS_ALARM) this.secondsAlarm = value;
+    else if (reg === REG_MINUTES_ALARM) this.minutesAlarm = value;
+    else this.hoursAlarm = value;
   }
 
   /** Port 0x70 is write-only on the PC/AT and reads float; both ports are byte-wide. */
   read(offset: number, data: Uint8Array): void {
     data.fill(OPEN_BUS);
-    if (data.length === 1 && offset === DATA_OFFSET) data[0] = this.readRegister(this.index);
+    if (data.length !== 1 || offset !== DATA_OFFSET) return;
+    this.shared.lock();
+    try {
+      data[0] = this.readRegister(this.index);
+    } finally {
+      this.shared.unlock();
+    }
   }
 
   write(offset: number, data: Uint8Array): void {
     if (data.length !== 1) return;
-    if (offset === INDEX_OFFSET) this.index = data[0] & INDEX_MASK;
-    else if (offset === DATA_OFFSET) this.writeRegister(this.index, data[0]);
+    this.shared.lock();
+    try {
+      if (offset === INDEX_OFFSET) this.index = data[0] & INDEX_MASK;
+      else if (offset === DATA_OFFSET) this.writeRegister(this.index, data[0]);
+    } finally {
+      this.shared.unlock();
+    }
   }
 
   private readRegister(reg: number): number {
-    const alarm = this.alarms.get(reg);
+    const alarm = this.alarm(reg);
     if (alarm !== undefined) return alarm;
     switch (reg) {
       case REG_STATUS_A:
@@ -133,8 +208,8 @@ export class CmosRtc implements BusDevice {
   }
 
   private writeRegister(reg: number, value: number): void {
-    if (this.alarms.has(reg)) {
-      this.alarms.set(reg, value);
+    if (ALARM_REGISTERS.includes(reg)) {
+      this.setAlarm(reg, value);
       return;
     }
     switch (reg) {
@@ -145,10 +220,12 @@ export class CmosRtc implements BusDevice {
         this.writeStatusB(value);
         return;
     }
-    const time = this.frozen ?? this.now();
+    const frozen = this.frozen;
+    const time = frozen ?? this.now();
     if (!this.setField(time, reg, value)) return;
     // Without SET the clock takes the new value at once; with SET it waits for SET to clear.
-    if (!this.frozen) this.commit(time);
+    if (frozen) this.frozen = time;
+    else this.commit(time);
   }
 
   /** Applies a guest write to one time register; false for indexes that are not settable time fields. */
@@ -214,10 +291,15 @@ export class CmosRtc implements BusDevice {
    * restored guest's wall clock follows the host's, as a real RTC keeps running while the machine is off.
    */
   saveState(): SavedState {
-    return {
-      index: this.index, statusA: this.statusA, statusB: this.statusB, offsetMs: this.offsetMs, frozen: this.frozen,
-      alarms: [...this.alarms.entries()],
-    };
+    this.shared.lock();
+    try {
+      return {
+        index: this.index, statusA: this.statusA, statusB: this.statusB, offsetMs: this.offsetMs, frozen: this.frozen,
+        alarms: ALARM_REGISTERS.map((reg) => [reg, this.alarm(reg)!]),
+      };
+    } finally {
+      this.shared.unlock();
+    }
   }
 
   /** Takes back saveState()'s data, checked first, so a bad field changes nothing. */
@@ -233,16 +315,21 @@ export class CmosRtc implements BusDevice {
       const f = new StateReader(frozenRaw, "rtc frozen time");
       frozen = { seconds: f.int("seconds", 0, 255), minutes: f.int("minutes", 0, 255), hours: f.int("hours", 0, 255), day: f.int("day", 0, 255), month: f.int("month", 0, 255), year: f.int("year", 0, 9999) };
     }
-    const alarms = r.array("alarms", this.alarms.size).map((e) => {
-      if (!Array.isArray(e) || e.length !== 2 || !this.alarms.has(e[0]) || !Number.isInteger(e[1]) || e[1] < 0 || e[1] > 0xff) throw new Error("rtc: saved \"alarms\" entries must be [alarm register, byte]");
+    const alarms = r.array("alarms", ALARM_REGISTERS.length).map((e) => {
+      if (!Array.isArray(e) || e.length !== 2 || !ALARM_REGISTERS.includes(e[0]) || !Number.isInteger(e[1]) || e[1] < 0 || e[1] > 0xff) throw new Error("rtc: saved \"alarms\" entries must be [alarm register, byte]");
       return e as [number, number];
     });
-    this.index = index;
-    this.statusA = statusA;
-    this.statusB = statusB;
-    this.offsetMs = offsetMs;
-    this.frozen = frozen;
-    for (const [reg, v] of alarms) this.alarms.set(reg, v);
+    this.shared.lock();
+    try {
+      this.index = index;
+      this.statusA = statusA;
+      this.statusB = statusB;
+      this.offsetMs = offsetMs;
+      this.frozen = frozen;
+      for (const [reg, v] of alarms) this.setAlarm(reg, v);
+    } finally {
+      this.shared.unlock();
+    }
   }
 
   private get binary(): boolean {
@@ -279,3 +366,11 @@ function toBcd(value: number): number {
 function fromBcd(value: number): number {
   return (value >> 4) * 10 + (value & 0x0f);
 }
+
+/** The shared state's layout: the lock, then the registers (sharedFields); the offset follows in the bytes. */
+const REGISTER_END = sharedFields(CmosRtc, {
+  index: "int", statusA: "int", statusB: "int", isFrozen: "bool", frozenSeconds: "int", frozenMinutes: "int", frozenHours: "int",
+  frozenDay: "int", frozenMonth: "int", frozenYear: "int", secondsAlarm: "int", minutesAlarm: "int", hoursAlarm: "int",
+});
+/** Rounded up to an even count: the float64 offset after the words must be 8-byte aligned. */
+const STATE_WORDS = (REGISTER_END + 1) & ~1;

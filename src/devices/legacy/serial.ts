@@ -9,6 +9,7 @@ import type { BusDevice } from "../bus.js";
 import type { InterruptLine } from "../interrupt.js";
 import { ByteQueue } from "./byte-queue.js";
 import { StateReader, type SavedState } from "../saved-state.js";
+import { SharedCounters, SharedState, sharedFields } from "../shared-state.js";
 
 /** COM1 on the PC: I/O ports 0x3f8-0x3ff, ISA IRQ 4 (the legacy PC port map; Linux's asm/serial.h). */
 export const COM1_PORT_BASE = 0x3f8;
@@ -99,6 +100,11 @@ export interface Serial16550Options {
   output: (bytes: Uint8Array) => void;
   /** Host input held beyond the receive FIFO before further input is dropped; default 64 KiB. */
   inputBufferBytes?: number;
+  /**
+   * The UART's registers and buffers, shared with the other threads that serve it (Serial16550.newState()); a
+   * UART of its own when absent. The input buffer's size is the state's.
+   */
+  state?: SharedArrayBuffer;
 }
 
 export interface SerialMetrics {
@@ -112,45 +118,83 @@ export interface SerialMetrics {
   overruns: number;
 }
 
-export class Serial16550 implements BusDevice {
-  readonly metrics: SerialMetrics = { txBytes: 0, rxBytes: 0, inputDropped: 0, overruns: 0 };
+const METRIC_NAMES = ["txBytes", "rxBytes", "inputDropped", "overruns"] as const;
 
+export class Serial16550 implements BusDevice {
+  /** Registers, FIFOs and counters, shared by every thread that serves this UART; its lock serializes them. */
+  readonly shared: SharedState;
   private readonly irq: InterruptLine;
   private readonly output: (bytes: Uint8Array) => void;
+  private readonly counters: SharedCounters<(typeof METRIC_NAMES)[number]>;
 
-  // Registers as reset by the MR pin (datasheet Table VIII).
-  private ier = 0;
-  private lcr = 0;
-  private mcr = 0;
-  private scr = 0;
-  private dll = RESET_DIVISOR & 0xff;
-  private dlm = RESET_DIVISOR >> 8;
-  private fifosEnabled = false;
-  private rxTriggerLevel: number = RX_TRIGGER_LEVELS[0];
+  // Registers as reset by the MR pin (datasheet Table VIII); shared fields (sharedFields below).
+  declare private ier: number;
+  declare private lcr: number;
+  declare private mcr: number;
+  declare private scr: number;
+  declare private dll: number;
+  declare private dlm: number;
+  declare private fifosEnabled: boolean;
+  declare private rxTriggerLevel: number;
   /** LSR error bits latched until the guest reads LSR (only OE can happen here). */
-  private lineErrors = 0;
-  private modemLines = MSR_HOST_CONNECTED;
-  private modemDeltas = 0;
+  declare private lineErrors: number;
+  declare private modemLines: number;
+  declare private modemDeltas: number;
   /**
    * The THRE interrupt is an event, not a level: it is raised when THR becomes empty or when IER.ETBEI
    * is newly set while THR is empty, and cleared by reading IIR while it is the reported source or by
    * writing THR. Linux's 8250 driver relies on this (serial8250_do_startup's UART_BUG_THRE test, and
    * start_tx setting ETBEI to get a fresh interrupt).
    */
-  private thrEmptyEvent = false;
-  private irqLevel = false;
+  declare private thrEmptyEvent: boolean;
+  /** The level this UART last drove its line to: whichever thread changes it makes the KVM_IRQ_LINE call. */
+  declare private irqLevel: boolean;
 
-  private readonly rxFifo = new ByteQueue(FIFO_DEPTH);
+  private readonly rxFifo: ByteQueue;
   private readonly hostInput: ByteQueue;
 
-  constructor(options: Serial16550Options) {
-    const bufferBytes = options.inputBufferBytes ?? DEFAULT_INPUT_BUFFER_BYTES;
-    if (!Number.isSafeInteger(bufferBytes) || bufferBytes <= 0) {
-      throw new SerialError(`serial input buffer size must be a positive integer, got ${bufferBytes}`);
+  /** A fresh UART's shared state, to hand to every thread that serves it. */
+  static newState(inputBufferBytes = DEFAULT_INPUT_BUFFER_BYTES): SharedArrayBuffer {
+    if (!Number.isSafeInteger(inputBufferBytes) || inputBufferBytes <= 0) {
+      throw new SerialError(`serial input buffer size must be a positive integer, got ${inputBufferBytes}`);
     }
+    const buffer = SharedState.allocate(STATE_WORDS, FIFO_DEPTH + inputBufferBytes);
+    new Serial16550({ irq: { setLevel() {}, trigger() {} }, output() {}, state: buffer }).reset();
+    return buffer;
+  }
+
+  constructor(options: Serial16550Options) {
+    const state = options.state ?? Serial16550.newState(options.inputBufferBytes);
+    this.shared = new SharedState(state, STATE_WORDS);
     this.irq = options.irq;
     this.output = options.output;
-    this.hostInput = new ByteQueue(bufferBytes);
+    this.counters = new SharedCounters(this.shared, COUNTER_WORD, METRIC_NAMES);
+    this.rxFifo = new ByteQueue(FIFO_DEPTH, { shared: this.shared, word: RX_FIFO_WORD, byte: 0 });
+    this.hostInput = new ByteQueue(this.shared.bytes.length - FIFO_DEPTH, { shared: this.shared, word: HOST_INPUT_WORD, byte: FIFO_DEPTH });
+  }
+
+  /** Counters, as a fresh object (every thread's accesses counted). */
+  get metrics(): SerialMetrics {
+    return this.counters.read();
+  }
+
+  /** The registers as the MR pin leaves them (datasheet Table VIII). */
+  private reset(): void {
+    this.ier = 0;
+    this.lcr = 0;
+    this.mcr = 0;
+    this.scr = 0;
+    this.dll = RESET_DIVISOR & 0xff;
+    this.dlm = RESET_DIVISOR >> 8;
+    this.fifosEnabled = false;
+    this.rxTriggerLevel = RX_TRIGGER_LEVELS[0];
+    this.lineErrors = 0;
+    this.modemLines = MSR_HOST_CONNECTED;
+    this.modemDeltas = 0;
+    this.thrEmptyEvent = false;
+    this.irqLevel = false;
+    this.rxFifo.clear();
+    this.hostInput.clear();
   }
 
   /**
@@ -158,6 +202,15 @@ export class Serial16550 implements BusDevice {
    * counted in `metrics.inputDropped`.
    */
   enqueueInput(bytes: Uint8Array): number {
+    this.shared.lock();
+    try {
+      return this.enqueueLocked(bytes);
+    } finally {
+      this.shared.unlock();
+    }
+  }
+
+  private enqueueLocked(bytes: Uint8Array): number {
     let accepted = 0;
     for (const byte of bytes) {
       if (!this.hostInput.push(byte)) {
@@ -166,7 +219,7 @@ export class Serial16550 implements BusDevice {
       }
       accepted++;
     }
-    this.metrics.inputDropped += bytes.length - accepted;
+    this.counters.bump("inputDropped", bytes.length - accepted);
     this.feedReceiver();
     this.updateInterrupt();
     return accepted;
@@ -174,22 +227,37 @@ export class Serial16550 implements BusDevice {
 
   /** How many bytes `enqueueInput` would accept now without dropping any. */
   get inputSpace(): number {
-    const receiverRoom = this.loopback ? 0 : this.receiverCapacity - this.rxFifo.length;
-    return this.hostInput.free + receiverRoom;
+    this.shared.lock();
+    try {
+      const receiverRoom = this.loopback ? 0 : this.receiverCapacity - this.rxFifo.length;
+      return this.hostInput.free + receiverRoom;
+    } finally {
+      this.shared.unlock();
+    }
   }
 
   /** An ISA bus splits a wide access into byte cycles on consecutive ports; ports past the UART float. */
   read(offset: number, data: Uint8Array): void {
-    for (let i = 0; i < data.length; i++) {
-      const reg = offset + i;
-      data[i] = reg < SERIAL_PORT_COUNT ? this.readRegister(reg) : OPEN_BUS;
+    this.shared.lock();
+    try {
+      for (let i = 0; i < data.length; i++) {
+        const reg = offset + i;
+        data[i] = reg < SERIAL_PORT_COUNT ? this.readRegister(reg) : OPEN_BUS;
+      }
+    } finally {
+      this.shared.unlock();
     }
   }
 
   write(offset: number, data: Uint8Array): void {
-    for (let i = 0; i < data.length; i++) {
-      const reg = offset + i;
-      if (reg < SERIAL_PORT_COUNT) this.writeRegister(reg, data[i]);
+    this.shared.lock();
+    try {
+      for (let i = 0; i < data.length; i++) {
+        const reg = offset + i;
+        if (reg < SERIAL_PORT_COUNT) this.writeRegister(reg, data[i]);
+      }
+    } finally {
+      this.shared.unlock();
     }
   }
 
@@ -253,7 +321,7 @@ export class Serial16550 implements BusDevice {
   private readReceiveBuffer(): number {
     const byte = this.rxFifo.shift();
     if (byte === undefined) return 0;
-    this.metrics.rxBytes++;
+    this.counters.bump("rxBytes");
     this.feedReceiver();
     this.updateInterrupt();
     return byte;
@@ -286,7 +354,7 @@ export class Serial16550 implements BusDevice {
     if (this.loopback) {
       this.receive(byte);
     } else {
-      this.metrics.txBytes++;
+      this.counters.bump("txBytes");
       this.output(Uint8Array.of(byte));
     }
     // Writing THR clears the THRE interrupt, but the byte leaves at once, so THR is empty again and
@@ -301,7 +369,7 @@ export class Serial16550 implements BusDevice {
       this.rxFifo.push(byte);
     } else {
       this.lineErrors |= LSR_OE;
-      this.metrics.overruns++;
+      this.counters.bump("overruns");
     }
   }
 
@@ -383,6 +451,15 @@ export class Serial16550 implements BusDevice {
 
   /** Registers, FIFO contents and pending host input, as plain data (snapshots). */
   saveState(): SavedState {
+    this.shared.lock();
+    try {
+      return this.saveLocked();
+    } finally {
+      this.shared.unlock();
+    }
+  }
+
+  private saveLocked(): SavedState {
     return {
       ier: this.ier, lcr: this.lcr, mcr: this.mcr, scr: this.scr, dll: this.dll, dlm: this.dlm, fifosEnabled: this.fifosEnabled,
       rxTriggerLevel: this.rxTriggerLevel, lineErrors: this.lineErrors, modemLines: this.modemLines, modemDeltas: this.modemDeltas,
@@ -392,6 +469,15 @@ export class Serial16550 implements BusDevice {
 
   /** Takes back saveState()'s data (checked first, so a bad field changes nothing) and drives the IRQ line to match. */
   restoreState(saved: unknown): void {
+    this.shared.lock();
+    try {
+      this.restoreLocked(saved);
+    } finally {
+      this.shared.unlock();
+    }
+  }
+
+  private restoreLocked(saved: unknown): void {
     const r = new StateReader(saved, "serial");
     const next = {
       ier: r.byte("ier"), lcr: r.byte("lcr"), mcr: r.byte("mcr"), scr: r.byte("scr"), dll: r.byte("dll"), dlm: r.byte("dlm"),
@@ -411,6 +497,16 @@ export class Serial16550 implements BusDevice {
     this.updateInterrupt();
   }
 }
+
+/** The shared state's layout: the lock, the registers (sharedFields), the two byte queues' words, the counters. */
+const REGISTER_END = sharedFields(Serial16550, {
+  ier: "int", lcr: "int", mcr: "int", scr: "int", dll: "int", dlm: "int", fifosEnabled: "bool", rxTriggerLevel: "int",
+  lineErrors: "int", modemLines: "int", modemDeltas: "int", thrEmptyEvent: "bool", irqLevel: "bool",
+});
+const RX_FIFO_WORD = REGISTER_END;
+const HOST_INPUT_WORD = RX_FIFO_WORD + ByteQueue.WORDS;
+const COUNTER_WORD = HOST_INPUT_WORD + ByteQueue.WORDS;
+const STATE_WORDS = COUNTER_WORD + SharedCounters.words(METRIC_NAMES);
 
 /** In loopback the modem outputs feed the inputs: DTR->DSR, RTS->CTS, OUT1->RI, OUT2->DCD (datasheet MCR4). */
 function loopbackModemLines(mcr: number): number {

@@ -1,5 +1,7 @@
 /** The virtio API the VMM wires: transport, devices, their backends, and the queue types devices see. */
-export { MMIO_DEVICE_WINDOW, VIRTIO_MMIO_QUEUE_NOTIFY, MmioTransport, virtioMmioCmdlineEntry, type MmioTransportOptions, type TransportMetrics } from "./mmio-transport.js";
+export {
+  MMIO_DEVICE_WINDOW, VIRTIO_MMIO_QUEUE_NOTIFY, MmioTransport, SharedDeviceInfo, mmioWriteNeedsDevice, virtioMmioCmdlineEntry, type MmioTransportOptions, type TransportMetrics,
+} from "./mmio-transport.js";
 export { DEFAULT_QUEUE_SIZE, silentLogger, type ActivateContext, type DeviceTimer, type HostEvents, type HostIo, type Logger, type LogLevel, type VirtioDevice } from "./device.js";
 export { Queue, type QueueFeatures, type QueueLayout } from "./queue/queue.js";
 export { DescriptorChain, type Descriptor } from "./queue/descriptor-chain.js";

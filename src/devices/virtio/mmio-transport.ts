@@ -10,6 +10,7 @@ import type { GuestMemory } from "../../memory/guest-memory.js";
 import { silentLogger, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, type Logger, type VirtioDevice } from "./device.js";
 import { Queue } from "./queue/queue.js";
 import { StateReader, DeviceStateError, type SavedState } from "../saved-state.js";
+import { FIRST_FIELD_WORD, SharedCounters, SharedState, sharedFields } from "../shared-state.js";
 
 /** Size of one device's register window: Linux's virtio_mmio.device=4K@..., Firecracker's MMIO_LEN. */
 export const MMIO_DEVICE_WINDOW = 0x1000;
@@ -66,13 +67,39 @@ export function virtioMmioCmdlineEntry(base: number, irq: number): string {
   return `virtio_mmio.device=4K@0x${base.toString(16)}:${irq}`;
 }
 
-/** What the driver programmed for one queue before DRIVER_OK. */
+/** What the driver programmed for one queue before DRIVER_OK (a view of the queue's shared words). */
 interface QueueRegisters {
   size: number;
   ready: boolean;
   desc: [low: number, high: number];
   driver: [low: number, high: number];
   device: [low: number, high: number];
+}
+
+/** Queues a transport's shared state has room for: every petasan device and a user's (at most 8) fit. */
+export const MAX_QUEUES = 16;
+/** Device config space: from CONFIG_SPACE to the end of the device's window (virtio 1.2 §4.2.2). */
+const CONFIG_SPACE_BYTES = MMIO_DEVICE_WINDOW - CONFIG_SPACE;
+/** Words per queue: size, ready, desc low/high, driver low/high, device low/high, QueueNumMax. */
+const QUEUE_WORDS = 9;
+const Q_SIZE = 0;
+const Q_READY = 1;
+const Q_DESC = 2;
+const Q_DRIVER = 4;
+const Q_DEVICE = 6;
+const Q_MAX = 8;
+
+/**
+ * Whether a register write must be served where the device runs, the device thread, rather than on the vCPU thread
+ * that exited: it starts or stops the data path (Status: DRIVER_OK activates the queues, 0 resets the device), feeds
+ * it (a QueueNotify that did not match an ioeventfd) or goes to the device model itself (config space). Every other
+ * access, reads included, is served on the vCPU thread from the shared registers.
+ */
+export function mmioWriteNeedsDevice(offset: number, data: Uint8Array): boolean {
+  if (offset >= CONFIG_SPACE || offset === VIRTIO_MMIO_QUEUE_NOTIFY) return true;
+  if (offset !== REG_STATUS || data.length !== 4) return false;
+  const value = u32le(data);
+  return value === 0 || (value & STATUS_DRIVER_OK) !== 0;
 }
 
 export interface TransportMetrics {
@@ -90,10 +117,19 @@ export interface MmioTransportOptions {
   logger?: Logger;
   /** Name for log lines, e.g. "virtio-blk rootfs". */
   name?: string;
+  /**
+   * The register file, shared with the threads that serve register accesses (MmioTransport.newState()); the
+   * transport that owns the device fills in what the device offers. Its own when absent.
+   */
+  state?: SharedArrayBuffer;
 }
 
+const METRIC_NAMES = ["notifies", "interrupts", "deviceFailures", "invalidAccesses"] as const;
+
 export class MmioTransport implements BusDevice {
-  readonly metrics: TransportMetrics = { notifies: 0, interrupts: 0, deviceFailures: 0, invalidAccesses: 0 };
+  /** The register file, shared with every thread that serves its registers; its lock serializes them. */
+  readonly shared: SharedState;
+  private readonly counters: SharedCounters<(typeof METRIC_NAMES)[number]>;
   private readonly mem: GuestMemory;
   private readonly irq: InterruptLine;
   private readonly log: Logger;
@@ -104,46 +140,118 @@ export class MmioTransport implements BusDevice {
   private readonly deviceFailureLog = new LogRateLimiter();
   private readonly invalidLog = new LogRateLimiter();
   private readonly name: string;
-  private status = 0;
-  private deviceFeaturesSel = 0;
-  private driverFeaturesSel = 0;
-  private ackedFeatures = 0n;
-  private queueSel = 0;
-  private queues: QueueRegisters[];
-  private interruptStatus = 0;
-  private active = false;
+  declare private status: number;
+  declare private deviceFeaturesSel: number;
+  declare private driverFeaturesSel: number;
+  declare private ackedLow: number;
+  declare private ackedHigh: number;
+  declare private queueSel: number;
+  declare private active: boolean;
   /** Changes whenever the device's config space does, so the driver can read it consistently (§4.2.2). */
-  private configGeneration = 0;
-  /** The queues handed to the device at activation (their ring positions go into a snapshot). */
+  declare private configGeneration: number;
+  private queues: QueueRegisters[];
+  /** The queues handed to the device at activation (their ring positions go into a snapshot); the owner's only. */
   private activeQueues: Queue[] = [];
+  /** The config space as the driver reads it, kept by the owner whenever the device's changes. */
+  private readonly configMirror: Uint8Array;
 
+  /** A blank register file, to hand to the transport that owns the device and to the threads that serve its registers. */
+  static newState(): SharedArrayBuffer {
+    return SharedState.allocate(STATE_WORDS, CONFIG_SPACE_BYTES);
+  }
+
+  /**
+   * `device`: the device model, on the thread that owns it; elsewhere (a vCPU thread serving registers) a
+   * SharedDeviceInfo over the same state, and then writes for which mmioWriteNeedsDevice() is true must not come here.
+   */
   constructor(readonly device: VirtioDevice, options: MmioTransportOptions) {
+    this.shared = new SharedState(options.state ?? MmioTransport.newState(), STATE_WORDS);
+    this.counters = new SharedCounters(this.shared, COUNTER_WORD, METRIC_NAMES);
+    this.configMirror = this.shared.bytes.subarray(0, CONFIG_SPACE_BYTES);
     this.mem = options.mem;
     this.irq = options.interrupt;
     this.log = options.logger ?? silentLogger;
     this.name = options.name ?? `virtio device ${device.deviceType}`;
-    this.queues = this.freshQueueRegisters();
+    this.queues = queueViews(this.shared, device.queueMaxSizes.length);
+    if (!(device instanceof SharedDeviceInfo)) this.describeDevice();
+  }
+
+  /** The owner writes what the device offers into the shared state, for the threads that serve registers. */
+  private describeDevice(): void {
+    const d = this.device;
+    if (d.queueMaxSizes.length > MAX_QUEUES) throw new Error(`${this.name}: ${d.queueMaxSizes.length} queues, at most ${MAX_QUEUES} are supported`);
+    const w = this.shared.words;
+    w[INFO_WORD] = d.deviceType;
+    w[INFO_WORD + 1] = Number(d.features & 0xffff_ffffn);
+    w[INFO_WORD + 2] = Number((d.features >> 32n) & 0xffff_ffffn);
+    w[INFO_WORD + 3] = d.queueMaxSizes.length;
+    d.queueMaxSizes.forEach((max, i) => { w[QUEUE_WORD + i * QUEUE_WORDS + Q_MAX] = max; });
+    this.mirrorConfig();
+  }
+
+  /** Copies the device's config space into the shared state (the owner, whenever it may have changed). */
+  private mirrorConfig(): void {
+    this.device.readConfig(0, this.configMirror);
+  }
+
+  /** Counters, as a fresh object (every thread's accesses counted). */
+  get metrics(): TransportMetrics {
+    return this.counters.read();
+  }
+
+  private get ackedFeatures(): bigint {
+    return (BigInt(this.ackedHigh >>> 0) << 32n) | BigInt(this.ackedLow >>> 0);
+  }
+
+  private set ackedFeatures(v: bigint) {
+    this.ackedLow = Number(v & 0xffff_ffffn);
+    this.ackedHigh = Number((v >> 32n) & 0xffff_ffffn);
+  }
+
+  private get interruptStatus(): number {
+    return Atomics.load(this.shared.words, INTERRUPT_STATUS_WORD);
+  }
+
+  private set interruptStatus(v: number) {
+    Atomics.store(this.shared.words, INTERRUPT_STATUS_WORD, v);
   }
 
   read(offset: number, data: Uint8Array): void {
     data.fill(0);
-    if (offset >= CONFIG_SPACE) {
-      this.device.readConfig(offset - CONFIG_SPACE, data);
-      return;
+    this.shared.lock();
+    try {
+      if (offset >= CONFIG_SPACE) {
+        // From the mirror, which the owner keeps equal to the device's config space.
+        const at = offset - CONFIG_SPACE;
+        if (at < CONFIG_SPACE_BYTES) data.set(this.configMirror.subarray(at, at + data.length));
+        return;
+      }
+      // Registers below the config space are 32-bit, aligned access only (virtio 1.2 §4.2.2.2).
+      if (data.length !== 4 || offset % 4 !== 0) return this.invalid(`${data.length}-byte read at register 0x${offset.toString(16)}`);
+      const value = this.readRegister(offset);
+      data[0] = value;
+      data[1] = value >>> 8;
+      data[2] = value >>> 16;
+      data[3] = value >>> 24;
+    } finally {
+      this.shared.unlock();
     }
-    // Registers below the config space are 32-bit, aligned access only (virtio 1.2 §4.2.2.2).
-    if (data.length !== 4 || offset % 4 !== 0) return this.invalid(`${data.length}-byte read at register 0x${offset.toString(16)}`);
-    new DataView(data.buffer, data.byteOffset, 4).setUint32(0, this.readRegister(offset), true);
   }
 
   write(offset: number, data: Uint8Array): void {
-    if (offset >= CONFIG_SPACE) {
-      if (this.status & STATUS_FAILED) return this.invalid("config write after FAILED");
-      this.device.writeConfig(offset - CONFIG_SPACE, data);
-      return;
+    this.shared.lock();
+    try {
+      if (offset >= CONFIG_SPACE) {
+        if (this.status & STATUS_FAILED) return this.invalid("config write after FAILED");
+        this.device.writeConfig(offset - CONFIG_SPACE, data);
+        this.mirrorConfig();
+        return;
+      }
+      if (data.length !== 4 || offset % 4 !== 0) return this.invalid(`${data.length}-byte write at register 0x${offset.toString(16)}`);
+      this.writeRegister(offset, u32le(data));
+    } finally {
+      this.shared.unlock();
     }
-    if (data.length !== 4 || offset % 4 !== 0) return this.invalid(`${data.length}-byte write at register 0x${offset.toString(16)}`);
-    this.writeRegister(offset, new DataView(data.buffer, data.byteOffset, 4).getUint32(0, true));
   }
 
   /**
@@ -151,7 +259,7 @@ export class MmioTransport implements BusDevice {
    * QueueNotify write that arrived as an MMIO exit.
    */
   notify(queueIndex: number): void {
-    this.metrics.notifies++;
+    this.counters.bump("notifies");
     if (!this.running()) return;
     if (!Number.isInteger(queueIndex) || queueIndex < 0 || queueIndex >= this.queues.length) {
       return this.invalid(`notify for queue ${queueIndex}, device has ${this.queues.length}`);
@@ -189,11 +297,13 @@ export class MmioTransport implements BusDevice {
 
   /** Current device status register (for tests and diagnostics). */
   get deviceStatus(): number {
-    return this.status;
+    return Atomics.load(this.shared.words, STATUS_WORD);
   }
 
+  /** Read by the data path without the lock: each word is read atomically, and a stale answer only delays work a kick repeats. */
   private running(): boolean {
-    return this.active && (this.status & (STATUS_DEVICE_NEEDS_RESET | STATUS_FAILED)) === 0;
+    const w = this.shared.words;
+    return Atomics.load(w, ACTIVE_WORD) !== 0 && (Atomics.load(w, STATUS_WORD) & (STATUS_DEVICE_NEEDS_RESET | STATUS_FAILED)) === 0;
   }
 
   private readRegister(offset: number): number {
@@ -226,14 +336,14 @@ export class MmioTransport implements BusDevice {
       case REG_QUEUE_SEL: this.queueSel = value; return;
       case REG_QUEUE_NUM: return this.writeQueue("QueueNum", (q) => { q.size = value; });
       case REG_QUEUE_READY: return this.writeQueue("QueueReady", (q) => { q.ready = value === 1; }, true);
-      case REG_QUEUE_DESC_LOW: return this.writeQueue("QueueDescLow", (q) => { q.desc[0] = value; });
-      case REG_QUEUE_DESC_HIGH: return this.writeQueue("QueueDescHigh", (q) => { q.desc[1] = value; });
-      case REG_QUEUE_DRIVER_LOW: return this.writeQueue("QueueDriverLow", (q) => { q.driver[0] = value; });
-      case REG_QUEUE_DRIVER_HIGH: return this.writeQueue("QueueDriverHigh", (q) => { q.driver[1] = value; });
-      case REG_QUEUE_DEVICE_LOW: return this.writeQueue("QueueDeviceLow", (q) => { q.device[0] = value; });
-      case REG_QUEUE_DEVICE_HIGH: return this.writeQueue("QueueDeviceHigh", (q) => { q.device[1] = value; });
+      case REG_QUEUE_DESC_LOW: return this.writeQueue("QueueDescLow", (q) => { q.desc = [value, q.desc[1]]; });
+      case REG_QUEUE_DESC_HIGH: return this.writeQueue("QueueDescHigh", (q) => { q.desc = [q.desc[0], value]; });
+      case REG_QUEUE_DRIVER_LOW: return this.writeQueue("QueueDriverLow", (q) => { q.driver = [value, q.driver[1]]; });
+      case REG_QUEUE_DRIVER_HIGH: return this.writeQueue("QueueDriverHigh", (q) => { q.driver = [q.driver[0], value]; });
+      case REG_QUEUE_DEVICE_LOW: return this.writeQueue("QueueDeviceLow", (q) => { q.device = [value, q.device[1]]; });
+      case REG_QUEUE_DEVICE_HIGH: return this.writeQueue("QueueDeviceHigh", (q) => { q.device = [q.device[0], value]; });
       case VIRTIO_MMIO_QUEUE_NOTIFY: return this.notify(value);
-      case REG_INTERRUPT_ACK: this.interruptStatus &= ~value; return;
+      case REG_INTERRUPT_ACK: Atomics.and(this.shared.words, INTERRUPT_STATUS_WORD, ~value); return;
       case REG_STATUS: return this.writeStatus(value);
       default:
         return this.invalid(`write of read-only or unknown register 0x${offset.toString(16)}`);
@@ -268,8 +378,9 @@ export class MmioTransport implements BusDevice {
    */
   private writeStatus(value: number): void {
     if (value === 0) return this.reset();
+    // Bits are added atomically: the owner may set DEVICE_NEEDS_RESET from the data path, outside the lock.
     if (value & STATUS_FAILED) {
-      this.status |= STATUS_FAILED;
+      Atomics.or(this.shared.words, STATUS_WORD, STATUS_FAILED);
       this.failedLog.log(this.log, "warn", `${this.name}: driver set FAILED`);
       return;
     }
@@ -284,7 +395,7 @@ export class MmioTransport implements BusDevice {
         (current === (STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK) && added === STATUS_DRIVER_OK));
     if (!legalStep) return this.invalid(`status write 0x${value.toString(16)} from 0x${this.status.toString(16)}`);
     if (added === STATUS_FEATURES_OK && !this.featuresAcceptable()) return;
-    this.status |= added;
+    Atomics.or(this.shared.words, STATUS_WORD, added);
     if (added === STATUS_DRIVER_OK) this.activate();
   }
 
@@ -336,6 +447,15 @@ export class MmioTransport implements BusDevice {
    * data (snapshots). The device's own state is its config (rebuilt from the VM's configuration) and guest RAM.
    */
   saveState(): SavedState {
+    this.shared.lock();
+    try {
+      return this.saveLocked();
+    } finally {
+      this.shared.unlock();
+    }
+  }
+
+  private saveLocked(): SavedState {
     return {
       deviceType: this.device.deviceType, status: this.status, deviceFeaturesSel: this.deviceFeaturesSel, driverFeaturesSel: this.driverFeaturesSel,
       ackedFeatures: `0x${this.ackedFeatures.toString(16)}`, queueSel: this.queueSel, interruptStatus: this.interruptStatus,
@@ -359,6 +479,15 @@ export class MmioTransport implements BusDevice {
    * anything changes, or on a device that does not match or cannot start.
    */
   restoreState(saved: unknown): void {
+    this.shared.lock();
+    try {
+      this.restoreLocked(saved);
+    } finally {
+      this.shared.unlock();
+    }
+  }
+
+  private restoreLocked(saved: unknown): void {
     const r = new StateReader(saved, this.name);
     if (r.int("deviceType", 0, 0xffff_ffff) !== this.device.deviceType) throw new DeviceStateError(`${this.name}: the snapshot holds a different device type here`);
     const u32 = (n: string) => r.int(n, 0, 0xffff_ffff);
@@ -382,7 +511,8 @@ export class MmioTransport implements BusDevice {
     if (r.raw("deviceConfig") !== Buffer.from(this.deviceConfigBytes()).toString("hex")) {
       throw new DeviceStateError(`${this.name}: its configuration differs from the snapshot's (a drive image of another size? another MAC?)`);
     }
-    Object.assign(this, next, { active: false, queues });
+    Object.assign(this, next, { active: false });
+    queues.forEach((q, i) => Object.assign(this.queues[i], q));
     if (positions) {
       try {
         this.startDevice(positions as Parameters<Queue["restoreState"]>[0][]);
@@ -402,21 +532,28 @@ export class MmioTransport implements BusDevice {
 
   /** The device changed its config space (e.g. a block device's capacity after an image swap): tell the driver. */
   configChanged(): void {
-    this.configGeneration = (this.configGeneration + 1) >>> 0;
-    if (this.active) this.raise(INTERRUPT_CONFIG_CHANGE);
+    this.shared.lock();
+    try {
+      this.mirrorConfig();
+      this.configGeneration = (this.configGeneration + 1) >>> 0;
+    } finally {
+      this.shared.unlock();
+    }
+    if (this.running()) this.raise(INTERRUPT_CONFIG_CHANGE);
   }
 
   /** Stops this device only and tells the driver (DEVICE_NEEDS_RESET + configuration change, virtio 1.2 §2.1.1). */
   private failDevice(reason: string): void {
-    this.metrics.deviceFailures++;
+    this.counters.bump("deviceFailures");
     this.deviceFailureLog.log(this.log, "error", `${this.name}: ${reason}; device needs reset`);
-    this.status |= STATUS_DEVICE_NEEDS_RESET;
+    Atomics.or(this.shared.words, STATUS_WORD, STATUS_DEVICE_NEEDS_RESET);
     this.raise(INTERRUPT_CONFIG_CHANGE);
   }
 
+  /** Sets the InterruptStatus bit (an atomic OR: a vCPU thread may be acknowledging another bit) and signals the driver. */
   private raise(bit: number): void {
-    this.interruptStatus |= bit;
-    this.metrics.interrupts++;
+    Atomics.or(this.shared.words, INTERRUPT_STATUS_WORD, bit);
+    this.counters.bump("interrupts");
     this.irq.trigger();
   }
 
@@ -430,17 +567,97 @@ export class MmioTransport implements BusDevice {
     this.ackedFeatures = 0n;
     this.queueSel = 0;
     this.interruptStatus = 0;
-    this.queues = this.freshQueueRegisters();
-  }
-
-  private freshQueueRegisters(): QueueRegisters[] {
-    return this.device.queueMaxSizes.map(() => ({ size: 0, ready: false, desc: [0, 0], driver: [0, 0], device: [0, 0] }));
+    for (const q of this.queues) Object.assign(q, { size: 0, ready: false, desc: [0, 0], driver: [0, 0], device: [0, 0] });
   }
 
   private invalid(what: string): void {
-    this.metrics.invalidAccesses++;
+    this.counters.bump("invalidAccesses");
     this.invalidLog.log(this.log, "warn", `${this.name}: ignored ${what}`);
   }
+}
+
+/**
+ * The shared state's layout: the lock, the registers (sharedFields), InterruptStatus (atomic), what the device offers
+ * (type, features, queue count; written by the owner), the counters, then each queue's words; the config mirror is in
+ * the bytes after the words.
+ */
+const REGISTER_END = sharedFields(MmioTransport, {
+  status: "int", deviceFeaturesSel: "uint", driverFeaturesSel: "uint", ackedLow: "uint", ackedHigh: "uint", queueSel: "uint",
+  active: "bool", configGeneration: "uint",
+}, FIRST_FIELD_WORD);
+const STATUS_WORD = FIRST_FIELD_WORD;
+const ACTIVE_WORD = FIRST_FIELD_WORD + 6;
+const INTERRUPT_STATUS_WORD = REGISTER_END;
+const INFO_WORD = INTERRUPT_STATUS_WORD + 1;
+const COUNTER_WORD = INFO_WORD + 4;
+const QUEUE_WORD = COUNTER_WORD + SharedCounters.words(METRIC_NAMES);
+const STATE_WORDS = QUEUE_WORD + MAX_QUEUES * QUEUE_WORDS;
+
+/** Queue `i`'s registers as an object whose fields are its shared words. */
+function queueViews(shared: SharedState, count: number): QueueRegisters[] {
+  const w = shared.words;
+  return Array.from({ length: count }, (_, i) => {
+    const at = QUEUE_WORD + i * QUEUE_WORDS;
+    const pair = (o: number): [number, number] => [w[at + o] >>> 0, w[at + o + 1] >>> 0];
+    const setPair = (o: number, [low, high]: [number, number]) => { w[at + o] = low; w[at + o + 1] = high; };
+    return {
+      get size() { return w[at + Q_SIZE]; },
+      set size(v: number) { w[at + Q_SIZE] = v; },
+      get ready() { return w[at + Q_READY] !== 0; },
+      set ready(v: boolean) { w[at + Q_READY] = v ? 1 : 0; },
+      get desc() { return pair(Q_DESC); },
+      set desc(v: [number, number]) { setPair(Q_DESC, v); },
+      get driver() { return pair(Q_DRIVER); },
+      set driver(v: [number, number]) { setPair(Q_DRIVER, v); },
+      get device() { return pair(Q_DEVICE); },
+      set device(v: [number, number]) { setPair(Q_DEVICE, v); },
+    };
+  });
+}
+
+/**
+ * What a thread that serves registers but does not own the device knows of it, read from the shared state the owner
+ * filled in: type, features, queue sizes and config space. The device's work is not here: mmioWriteNeedsDevice()
+ * writes go to the owner, so these methods are never reached; they throw if they are.
+ */
+export class SharedDeviceInfo implements VirtioDevice {
+  readonly deviceType: number;
+  readonly features: bigint;
+  readonly queueMaxSizes: readonly number[];
+
+  constructor(state: SharedArrayBuffer) {
+    const w = new SharedState(state, STATE_WORDS).words;
+    // Device ID 0 is reserved (virtio 1.2 §5): the owner has not described its device yet.
+    if (w[INFO_WORD] === 0) throw new Error("the virtio device's register file is not described yet (its owner must attach it first)");
+    this.deviceType = w[INFO_WORD];
+    this.features = (BigInt(w[INFO_WORD + 2] >>> 0) << 32n) | BigInt(w[INFO_WORD + 1] >>> 0);
+    this.queueMaxSizes = Array.from({ length: w[INFO_WORD + 3] }, (_, i) => w[QUEUE_WORD + i * QUEUE_WORDS + Q_MAX]);
+  }
+
+  readConfig(): void {
+    throw new Error("config space is read from the shared mirror");
+  }
+
+  writeConfig(): void {
+    throw new Error("config writes are served by the device's owner");
+  }
+
+  activate(): void {
+    throw new Error("activation is served by the device's owner");
+  }
+
+  processQueue(): void {
+    throw new Error("queues are served by the device's owner");
+  }
+
+  reset(): void {
+    throw new Error("resets are served by the device's owner");
+  }
+}
+
+/** A 4-byte little-endian register value (no DataView: this runs on every register exit). */
+function u32le(data: Uint8Array): number {
+  return (data[0] | (data[1] << 8) | (data[2] << 16) | (data[3] << 24)) >>> 0;
 }
 
 /** A 64-bit guest address from its register halves; beyond 2^53 it cannot be guest RAM, so -1 (rejected by Queue). */

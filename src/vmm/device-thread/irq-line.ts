@@ -20,6 +20,21 @@ export function kvmIrqLine(vm: Vm, gsi: number): InterruptLine {
   };
 }
 
+/**
+ * A legacy ISA line for a device whose registers several threads serve: every level change the device reports goes
+ * to KVM. The device remembers its level in its shared state, so no thread may keep its own copy (one thread's copy
+ * would go stale when another changes the line).
+ */
+export function kvmLevelLine(vm: Vm, gsi: number): InterruptLine {
+  return {
+    setLevel: (high: boolean) => vm.setIrqLine(gsi, high),
+    trigger() {
+      vm.setIrqLine(gsi, true);
+      vm.setIrqLine(gsi, false);
+    },
+  };
+}
+
 /** An edge line through an irqfd registered with KVM by the builder. */
 export function irqfdLine(fd: number): InterruptLine {
   return {

@@ -2,6 +2,7 @@
 import type { MessagePort } from "node:worker_threads";
 import type { MemoryRegionDescriptor } from "../../memory/guest-memory.js";
 import type { LogSettings } from "../logger.js";
+import type { LegacyStates } from "../register-states.js";
 import type { RateLimiterUpdate } from "../../config/rate-limiter.js";
 import type { RateLimiterSettings } from "../../devices/rate-limiter.js";
 import type { UserDeviceSpec } from "./user-devices.js";
@@ -34,6 +35,8 @@ export interface VirtioDeviceSpec {
   irqFd: number;
   /** One ioeventfd per queue, registered at base + QueueNotify with the queue index as datamatch. */
   queueFds: number[];
+  /** The transport's register file (MmioTransport.newState()), served by the vCPU threads too. */
+  registers: SharedArrayBuffer;
 }
 
 /** MMDS for the guest (PUT /mmds/config), and the data store's contents at boot. */
@@ -53,15 +56,14 @@ export interface DeviceThreadData {
   vcpus: DeviceThreadVcpu[];
   /** eventfd vCPUs write when they post an exit. */
   exitEventFd: number;
-  /** ExitDoorbell: the shared "device thread is awake" word, and whether threads poll at all. */
-  exitDoorbell: SharedArrayBuffer;
-  exitDoorbellPoll: boolean;
   /** eventfd the controller writes after posting on `port`, to wake epoll_wait. */
   controlEventFd: number;
   /** Requests from the controller, read synchronously (receiveMessageOnPort) when controlEventFd fires. */
   port: MessagePort;
   /** Where the guest's COM1 output goes, or null to discard it. */
   serialOutputFd: number | null;
+  /** The PC devices' register files, served by the vCPU threads too. */
+  legacyStates: LegacyStates;
   virtio: VirtioDeviceSpec[];
   /** Devices written by the user, loaded from their modules onto this thread. */
   userDevices: UserDeviceSpec[];

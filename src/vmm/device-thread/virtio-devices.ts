@@ -14,6 +14,7 @@ import type { RateLimiterUpdate } from "../../config/rate-limiter.js";
 import { close as closeFd } from "../../sys/libc.js";
 import { armTimerFd, drainTimerFd, newTimerFd } from "../../sys/timerfd.js";
 import type { Logger } from "../logger.js";
+import { virtioLogger } from "../virtio-log.js";
 import { VirtioBalloon, madviseDiscarder } from "../../devices/virtio/index.js";
 import { TimerFd } from "../../sys/timerfd.js";
 import type { BalloonOp, BalloonState } from "./protocol.js";
@@ -45,7 +46,7 @@ function timerOver(fd: number): DeviceTimer {
   return { arm: (delayMs) => armTimerFd(fd, delayMs), disarm: () => armTimerFd(fd, null) };
 }
 
-const LEVELS = { error: "Error", warn: "Warning", info: "Info", debug: "Debug" } as const;
+
 
 /** MMDS and the interfaces that detour to it. */
 export interface MmdsAttachment {
@@ -196,7 +197,7 @@ export function attachVirtioDevices(
   specs: readonly VirtioDeviceSpec[], mmio: Bus, loop: EventLoop, mem: GuestMemory, logger: Logger,
   options: { userFactories?: ReadonlyMap<string, UserVirtioDeviceFactory>; mmds?: MmdsAttachment } = {},
 ): AttachedVirtioDevice[] {
-  const log: VirtioLogger = (level, msg) => logger(LEVELS[level], msg);
+  const log = virtioLogger(logger);
   const attached: AttachedVirtioDevice[] = [];
   for (const spec of specs) {
     const name = `virtio-${spec.backend.kind} ${spec.backend.id}`;
@@ -212,7 +213,7 @@ export function attachVirtioDevices(
       for (const a of attached) closeAttached(a);
       throw new Error(`${name}: ${(e as Error).message}`, { cause: e });
     }
-    const transport = new MmioTransport(created.device, { mem, interrupt: irqfdLine(spec.irqFd), logger: log, name });
+    const transport = new MmioTransport(created.device, { mem, interrupt: irqfdLine(spec.irqFd), logger: log, name, state: spec.registers });
     mmio.insert(transport, spec.base, MMIO_DEVICE_WINDOW, name);
     const a: AttachedVirtioDevice = { spec, transport, timerFd, ...created };
     attached.push(a);

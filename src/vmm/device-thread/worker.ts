@@ -1,12 +1,13 @@
 /**
- * The device thread: owns every device model and both buses, so device state has one owner and needs no
- * locks. It sleeps in epoll_wait on: the exit eventfd (a vCPU posted a PIO/MMIO exit), the control eventfd
- * (the controller posted a request), and later the virtio queue eventfds and host fds. The API/CLI thread
- * and the vCPU threads never run device code.
+ * The device thread: owns every device model and both buses. It runs the data path (virtio queues, disks, taps,
+ * vsock sockets, timers, host input) and the requests of the controller; device registers are served on the vCPU
+ * threads, over register files this thread shares with them (vcpu/registers.ts), except the few accesses a vCPU hands
+ * over (DRIVER_OK, reset, config writes, the user's devices, unclaimed addresses). It sleeps in epoll_wait on: the exit
+ * eventfd (a vCPU handed over an exit), the control eventfd (the controller posted a request), the virtio queue
+ * eventfds and the devices' host fds and timers. The API/CLI thread never runs device code.
  */
 import { parentPort, receiveMessageOnPort } from "node:worker_threads";
 import { jobData } from "../job-data.js";
-import { writeSync } from "node:fs";
 import { Vm } from "../../kvm/vm.js";
 import { KvmRunView } from "../../kvm/run.js";
 import { Bus } from "../../devices/bus.js";
@@ -15,7 +16,6 @@ import { createLogger } from "../logger.js";
 import { EventLoop } from "./event-loop.js";
 import { drainEventFd } from "../../sys/eventfd.js";
 import { ExitServer } from "./exit-server.js";
-import { ExitDoorbell } from "../exit-doorbell.js";
 import { attachLegacyDevices, type LegacyDevices } from "./legacy-devices.js";
 import { attachVirtioDevices, balloonRequest, closeAttached, swapDriveImage, updateRateLimiters, type AttachedVirtioDevice } from "./virtio-devices.js";
 import { MmdsService } from "../../devices/mmds/index.js";
@@ -30,6 +30,7 @@ import type { GuestMemory } from "../../memory/guest-memory.js";
 import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./protocol.js";
 import { restoreDevices, takeSnapshot } from "./snapshot.js";
 import { lockDownThread } from "../seccomp/thread-lockdown.js";
+import { serialSink } from "../serial-sink.js";
 
 const data = await jobData<DeviceThreadData>();
 const emit = (e: DeviceThreadEvent) => parentPort!.postMessage(e);
@@ -46,8 +47,8 @@ function main(userDevices: readonly LoadedUserDevice[], userVirtio: ReadonlyMap<
     const pio = new Bus("pio");
     const mmio = new Bus("mmio");
 
-    const legacy = attachLegacyDevices(pio, vm, {
-      serialOutput: serialSink(data.serialOutputFd),
+    const legacy = attachLegacyDevices(pio, vm, data.legacyStates, {
+      serialOutput: serialSink(data.serialOutputFd, log),
       onReset: () => emit({ kind: "guest-reset" }),
     });
 
@@ -64,10 +65,10 @@ function main(userDevices: readonly LoadedUserDevice[], userVirtio: ReadonlyMap<
 
     const vcpus = data.vcpus.map((v) => ({ id: v.id, control: new VcpuControl(v.control), run: new KvmRunView(v.runAddr, v.mmapSize) }));
     const exits = new ExitServer(vcpus, pio, mmio, log);
-    const doorbell = new ExitDoorbell(data.exitEventFd, data.exitDoorbellPoll, data.exitDoorbell);
+    // Exits a vCPU hands over (vcpu/registers.ts says which): rare, so served when woken, with no polling.
     loop.add(data.exitEventFd, () => {
       drainEventFd(data.exitEventFd);
-      doorbell.serveWhileBusy(() => exits.serveAll());
+      exits.serveAll();
     });
 
     loop.add(data.controlEventFd, () => {
@@ -172,38 +173,6 @@ function deviceMetrics(legacy: LegacyDevices, virtio: readonly AttachedVirtioDev
 
 function userDeviceMetrics(user: readonly AttachedUserDevice[]): Record<string, unknown> {
   return Object.fromEntries(user.map((u) => [`user_${u.spec.name}`, { ...u.metrics }]));
-}
-
-/** Where the guest's COM1 bytes go; if that breaks (the reader went away), they are dropped after one log line. */
-function serialSink(fd: number | null): (bytes: Uint8Array) => void {
-  if (fd === null) return () => {};
-  let broken = false;
-  return (bytes) => {
-    if (broken) return;
-    try {
-      writeAll(fd, bytes);
-    } catch (e) {
-      broken = true;
-      log("Error", `serial output stopped: ${(e as Error).message}; further guest console output is dropped`);
-    }
-  };
-}
-
-const sleepCell = new Int32Array(new SharedArrayBuffer(4));
-
-/**
- * Serial output is written synchronously: a slow reader slows the guest rather than losing bytes. The fd
- * may be non-blocking (a terminal shares O_NONBLOCK with the stdin Node reads), so EAGAIN waits a little.
- */
-function writeAll(fd: number, bytes: Uint8Array): void {
-  for (let off = 0; off < bytes.length; ) {
-    try {
-      off += writeSync(fd, bytes, off);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e;
-      Atomics.wait(sleepCell, 0, 0, 1);
-    }
-  }
 }
 
 try {

@@ -79,10 +79,11 @@ const EVERY_THREAD = [
 
 export const DEFAULT_SECCOMP_POLICY: SeccompPolicy = {
   // Measured: epoll_pwait (a worker's idle libuv loop), KVM_RUN; KVM_GET_REGS/SREGS for the register dump
-  // when the vCPU fails.
+  // when the vCPU fails. Device registers served on this thread (vcpu/registers.ts): write (the UART's
+  // output, the log), futex (a device's lock), KVM_IRQ_LINE (the UART's and the i8042's lines).
   vcpu: {
     syscalls: [...EVERY_THREAD],
-    ioctls: [IOCTL_NAMES.KVM_RUN, IOCTL_NAMES.KVM_GET_REGS, IOCTL_NAMES.KVM_GET_SREGS],
+    ioctls: [IOCTL_NAMES.KVM_RUN, IOCTL_NAMES.KVM_GET_REGS, IOCTL_NAMES.KVM_GET_SREGS, IOCTL_NAMES.KVM_IRQ_LINE],
   },
   // Measured: epoll_wait/epoll_ctl, disk I/O (pread64/pwrite64/fdatasync/lseek), PATCH /drives (openat,
   // newfstatat, readlink), vsock's uds_path (unlink), KVM_IRQ_LINE for the legacy lines. Read in the code,

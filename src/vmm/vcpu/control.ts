@@ -11,7 +11,11 @@ export const enum VcpuState { Starting = 0, Running = 1, Paused = 2, Stopped = 3
 export const enum ExitMailbox { Idle = 0, Pending = 1 }
 
 /** Counter slots (exits by kind), as Firecracker's vcpu metrics. */
-export const EXIT_COUNTERS = ["io_in", "io_out", "mmio_read", "mmio_write", "local_io", "intr", "hlt", "other", "kicks"] as const;
+/**
+ * Exits by kind (every one, as Firecracker's exit_io_in..exit_mmio_write count them), then `handed_over`: the register
+ * accesses among them this thread handed to the device thread rather than serving them itself (registers.ts).
+ */
+export const EXIT_COUNTERS = ["io_in", "io_out", "mmio_read", "mmio_write", "intr", "hlt", "other", "handed_over", "kicks"] as const;
 export type ExitCounter = (typeof EXIT_COUNTERS)[number];
 
 const I32_WORDS = 4; // command, state, mailbox, spare
@@ -52,15 +56,13 @@ export class VcpuControl {
 
   get mailbox(): ExitMailbox { return Atomics.load(this.words, 2); }
   /**
-   * vCPU side: post the exit, ring, check briefly (see ExitDoorbell), then sleep until the device thread has
-   * served it. Waking is not proof: the
-   * device thread's notify for the previous exit can land after that exit was seen done and wake this
-   * wait, so the mailbox word itself is the only answer.
+   * vCPU side: post the exit, ring (wake the device thread), then sleep until the device thread has served it.
+   * Waking is not proof: the device thread's notify for the previous exit can land after that exit was seen done
+   * and wake this wait, so the mailbox word itself is the only answer.
    */
-  postExitAndWait(ring: () => void, spinChecks: number): void {
+  postExitAndWait(ring: () => void): void {
     Atomics.store(this.words, 2, ExitMailbox.Pending);
     ring();
-    for (let i = 0; i < spinChecks; i++) if (Atomics.load(this.words, 2) !== ExitMailbox.Pending) return;
     while (Atomics.load(this.words, 2) === ExitMailbox.Pending) Atomics.wait(this.words, 2, ExitMailbox.Pending);
   }
   /** Device-thread side: the exit in kvm_run is served; wake the vCPU. */

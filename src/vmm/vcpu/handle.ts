@@ -11,9 +11,9 @@ import { pthreadKill } from "../../sys/libc.js";
 import { threadCpuTimeNs } from "../../sys/thread-cpu-time.js";
 import { KvmRunView } from "../../kvm/run.js";
 import type { Vcpu } from "../../kvm/vcpu.js";
-import type { ExitDoorbell } from "../exit-doorbell.js";
 import { VcpuCommand, VcpuControl, VcpuState } from "./control.js";
 import type { VcpuWorkerData, VcpuWorkerMessage } from "./protocol.js";
+import type { VcpuRegisterData } from "../register-states.js";
 import { startWorker } from "../warm-workers.js";
 
 const KICK_SIGNAL = 12; // SIGUSR2 on x86-64 Linux; SIGUSR1 belongs to Node's inspector
@@ -46,17 +46,19 @@ export class VcpuHandle {
   private releaseKickHandler?: () => void;
 
   /** `cpus`: the host CPUs the vCPU thread is pinned to (all, when undefined); `seccomp`: its filter (none, when undefined). */
-  constructor(readonly vcpu: Vcpu, private readonly doorbell: ExitDoorbell, private readonly placement: { cpus?: readonly number[]; seccomp?: Uint8Array } = {}) {
+  constructor(readonly vcpu: Vcpu, private readonly exitEventFd: number, private readonly placement: { cpus?: readonly number[]; seccomp?: Uint8Array } = {}) {
     this.run = new KvmRunView(vcpu.runAddr, vcpu.mmapSize);
   }
 
-  /** Starts the thread; `onMessage` hears started/stopped/fatal/system-event. */
-  start(onMessage: (m: VcpuWorkerMessage) => void, onError: (e: Error) => void): void {
+  /**
+   * Starts the thread, serving device registers from `registers`; `onMessage` hears
+   * started/stopped/fatal/system-event/guest-reset.
+   */
+  start(registers: VcpuRegisterData, { onMessage, onError }: { onMessage: (m: VcpuWorkerMessage) => void; onError: (e: Error) => void }): void {
     this.releaseKickHandler = acquireKickHandler();
     const data: VcpuWorkerData = {
-      id: this.vcpu.id, fd: this.vcpu.fd, mmapSize: this.vcpu.mmapSize, runAddr: this.vcpu.runAddr,
-      control: this.control.buffer, exitEventFd: this.doorbell.eventFd, exitDoorbell: this.doorbell.buffer,
-      exitDoorbellPoll: this.doorbell.poll, ...(this.placement.cpus && { cpus: [...this.placement.cpus] }), seccomp: this.placement.seccomp,
+      id: this.vcpu.id, fd: this.vcpu.fd, mmapSize: this.vcpu.mmapSize, runAddr: this.vcpu.runAddr, registers,
+      control: this.control.buffer, exitEventFd: this.exitEventFd, ...(this.placement.cpus && { cpus: [...this.placement.cpus] }), seccomp: this.placement.seccomp,
     };
     this.worker = startWorker("vcpu", data, { name: `vcpu${this.vcpu.id}` });
     this.worker.on("message", onMessage);

@@ -1,33 +1,23 @@
 /**
- * A vCPU thread: loops on KVM_RUN. Port 0x80/0xed (the io_delay ports, stateless) are served here;
- * every other PIO/MMIO exit is posted to the device thread, which serves it in this vCPU's kvm_run and
- * wakes us. Commands (pause, stop) arrive through VcpuControl plus a kick: immediate_exit + a signal.
+ * A vCPU thread: loops on KVM_RUN. Device register accesses are served here, from the register files the device
+ * thread owns (registers.ts); the few that are the device thread's (registers.ts says which) are posted to it, and
+ * it serves them in this vCPU's kvm_run and wakes us. Commands (pause, stop) arrive through VcpuControl plus a kick:
+ * immediate_exit + a signal.
  */
 import { parentPort } from "node:worker_threads";
 import { jobData } from "../job-data.js";
 import { ioctlInt, errno, pthreadSelf, strerror } from "../../sys/libc.js";
-import { ExitDoorbell } from "../exit-doorbell.js";
+import { signalEventFd } from "../../sys/eventfd.js";
 import { EINTR, EAGAIN } from "../../sys/errors.js";
 import { KVM_RUN } from "../../kvm/ioctls.js";
 import { KvmRunView, EXIT, EXIT_NAMES, IO_OUT } from "../../kvm/run.js";
-import { dispatchPio } from "../io-dispatch.js";
 import { Vcpu } from "../../kvm/vcpu.js";
 import { VcpuCommand, VcpuControl, VcpuState } from "./control.js";
 import { registerDump } from "./register-dump.js";
 import { pinThisThread } from "../../sys/affinity.js";
 import type { VcpuWorkerData, VcpuWorkerMessage } from "./protocol.js";
-import { Bus } from "../../devices/bus.js";
-import { PortSink, POST_CODE_PORT, ALTERNATE_IO_DELAY_PORT } from "../../devices/legacy/sink.js";
+import { VcpuRegisters } from "./registers.js";
 import { lockDownThread } from "../seccomp/thread-lockdown.js";
-
-/**
- * Stateless ports served on this thread, without a hop to the device thread: Linux's io_delay writes
- * to port 0x80 after many PIC/PIT accesses, and a hop costs more than the exit itself.
- */
-const localBus = new Bus("pio");
-localBus.insert(new PortSink(), POST_CODE_PORT, 1, "POST code / io_delay port");
-localBus.insert(new PortSink(), ALTERNATE_IO_DELAY_PORT, 1, "alternate io_delay port");
-const LOCAL_PORTS = new Set([POST_CODE_PORT, ALTERNATE_IO_DELAY_PORT]);
 
 /** KVM_INTERNAL_ERROR_EMULATION: most often met on hosts whose KVM emulates guest ring 0 (see README). */
 const EMULATION_FAILED_HINT =
@@ -37,16 +27,27 @@ const data = await jobData<VcpuWorkerData>();
 const control = new VcpuControl(data.control);
 const vcpu = new Vcpu(data.fd, data.id, data.mmapSize, data.runAddr);
 const run = new KvmRunView(data.runAddr, data.mmapSize);
-const doorbell = new ExitDoorbell(data.exitEventFd, data.exitDoorbellPoll, data.exitDoorbell);
-const ring = () => doorbell.ring();
-const spinChecks = doorbell.vcpuSpinChecks;
+const ring = () => signalEventFd(data.exitEventFd);
 const post = (m: VcpuWorkerMessage) => parentPort!.postMessage(m);
+/**
+ * Built at the first register exit, not as the thread starts: this thread starts beside the device thread, which
+ * describes the virtio devices in their register files (type, features, queues) before it says ready, and no guest
+ * code runs before that.
+ */
+let deviceRegisters: VcpuRegisters | undefined;
+const registers = () => (deviceRegisters ??= new VcpuRegisters(data.registers, `vcpu${data.id}`, () => post({ kind: "guest-reset", vcpu: data.id })));
 
 const slot = {
   ioIn: VcpuControl.slot("io_in"), ioOut: VcpuControl.slot("io_out"), mmioRead: VcpuControl.slot("mmio_read"),
-  mmioWrite: VcpuControl.slot("mmio_write"), localIo: VcpuControl.slot("local_io"), intr: VcpuControl.slot("intr"),
+  mmioWrite: VcpuControl.slot("mmio_write"), handedOver: VcpuControl.slot("handed_over"), intr: VcpuControl.slot("intr"),
   hlt: VcpuControl.slot("hlt"), other: VcpuControl.slot("other"),
 };
+
+/** The device thread serves this exit in our kvm_run (registers.ts says which); we wait for it. */
+function handOver(): void {
+  control.bump(slot.handedOver);
+  control.postExitAndWait(ring);
+}
 
 function fatal(reason: string): void {
   post({ kind: "fatal", vcpu: data.id, reason, registers: registerDump(vcpu) });
@@ -93,19 +94,13 @@ function runLoop(): void {
       return;
     }
     switch (run.exitReason) {
-      case EXIT.IO: {
-        if (LOCAL_PORTS.has(run.ioPort)) {
-          dispatchPio(run, localBus);
-          control.bump(slot.localIo);
-          break;
-        }
+      case EXIT.IO:
         control.bump(run.ioDirection === IO_OUT ? slot.ioOut : slot.ioIn);
-        control.postExitAndWait(ring, spinChecks);
+        if (!registers().servePio(run)) handOver();
         break;
-      }
       case EXIT.MMIO:
         control.bump(run.mmioIsWrite ? slot.mmioWrite : slot.mmioRead);
-        control.postExitAndWait(ring, spinChecks);
+        if (!registers().serveMmio(run)) handOver();
         break;
       case EXIT.INTR:
         control.bump(slot.intr);

@@ -20,7 +20,7 @@ export interface VmSummary {
   lastSnapshot?: { snapshotPath: string; memFilePath: string; type: "Full" | "Diff"; at: number };
 }
 
-export const EXIT_KINDS = ["io_in", "io_out", "mmio_read", "mmio_write", "local_io", "intr", "hlt", "other"] as const;
+export const EXIT_KINDS = ["io_in", "io_out", "mmio_read", "mmio_write", "intr", "hlt", "other"] as const;
 
 export interface StatsSample {
   t: number;

@@ -1,0 +1,32 @@
+/**
+ * The shared register files of a VM's devices (src/devices/shared-state.ts): allocated here, on the thread that builds
+ * the VM, and handed to the device thread, which owns the devices, and to every vCPU thread, which serves register
+ * accesses where the exit happens.
+ */
+import { Serial16550 } from "../devices/legacy/serial.js";
+import { I8042 } from "../devices/legacy/i8042.js";
+import { CmosRtc } from "../devices/legacy/rtc.js";
+import type { LogSettings } from "./logger.js";
+
+export interface LegacyStates {
+  serial: SharedArrayBuffer;
+  i8042: SharedArrayBuffer;
+  rtc: SharedArrayBuffer;
+}
+
+/** Fresh (reset) register files for the PC devices. */
+export function newLegacyStates(): LegacyStates {
+  return { serial: Serial16550.newState(), i8042: I8042.newState(), rtc: CmosRtc.newState() };
+}
+
+/** What a vCPU thread needs to serve registers itself. */
+export interface VcpuRegisterData {
+  /** For KVM_IRQ_LINE: the UART and the i8042 drive their lines from whichever thread changes them. */
+  vmFd: number;
+  legacy: LegacyStates;
+  /** Each virtio-mmio transport: its window's base and its register file. */
+  virtio: { base: number; state: SharedArrayBuffer }[];
+  /** Where the UART's transmitted bytes go (null: nowhere). */
+  serialOutputFd: number | null;
+  log: LogSettings;
+}

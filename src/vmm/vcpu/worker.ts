@@ -10,7 +10,8 @@ import { ioctlInt, errno, pthreadSelf, strerror } from "../../sys/libc.js";
 import { signalEventFd } from "../../sys/eventfd.js";
 import { EINTR, EAGAIN } from "../../sys/errors.js";
 import { KVM_RUN } from "../../kvm/ioctls.js";
-import { KvmRunView, EXIT, EXIT_NAMES, IO_OUT } from "../../kvm/run.js";
+import { KvmRunView } from "../../kvm/run.js";
+import { handleExit, type ExitServices } from "./exit-handler.js";
 import { Vcpu } from "../../kvm/vcpu.js";
 import { VcpuCommand, VcpuControl, VcpuState } from "./control.js";
 import { registerDump } from "./register-dump.js";
@@ -19,15 +20,10 @@ import type { VcpuWorkerData, VcpuWorkerMessage } from "./protocol.js";
 import { VcpuRegisters } from "./registers.js";
 import { lockDownThread } from "../seccomp/thread-lockdown.js";
 
-/** KVM_INTERNAL_ERROR_EMULATION: most often met on hosts whose KVM emulates guest ring 0 (see README). */
-const EMULATION_FAILED_HINT =
-  " (KVM could not emulate an instruction; without VT-x/AMD-V, KVM emulates all guest ring-0 code and lacks some instructions: see the README's section on such hosts)";
-
 const data = await jobData<VcpuWorkerData>();
 const control = new VcpuControl(data.control);
 const vcpu = new Vcpu(data.fd, data.id, data.mmapSize, data.runAddr);
 const run = new KvmRunView(data.runAddr, data.mmapSize);
-const ring = () => signalEventFd(data.exitEventFd);
 const post = (m: VcpuWorkerMessage) => parentPort!.postMessage(m);
 /**
  * Built at the first register exit, not as the thread starts: this thread starts beside the device thread, which
@@ -37,17 +33,16 @@ const post = (m: VcpuWorkerMessage) => parentPort!.postMessage(m);
 let deviceRegisters: VcpuRegisters | undefined;
 const registers = () => (deviceRegisters ??= new VcpuRegisters(data.registers, `vcpu${data.id}`, () => post({ kind: "guest-reset", vcpu: data.id })));
 
-const slot = {
-  ioIn: VcpuControl.slot("io_in"), ioOut: VcpuControl.slot("io_out"), mmioRead: VcpuControl.slot("mmio_read"),
-  mmioWrite: VcpuControl.slot("mmio_write"), handedOver: VcpuControl.slot("handed_over"), intr: VcpuControl.slot("intr"),
-  hlt: VcpuControl.slot("hlt"), other: VcpuControl.slot("other"),
-};
+const intrSlot = VcpuControl.slot("intr");
 
-/** The device thread serves this exit in our kvm_run (registers.ts says which); we wait for it. */
-function handOver(): void {
-  control.bump(slot.handedOver);
-  control.postExitAndWait(ring);
-}
+/** What handleExit uses: this thread's counters and registers, and the hand-over to the device thread. */
+const services: ExitServices = {
+  counters: control,
+  servePio: (r) => registers().servePio(r),
+  serveMmio: (r) => registers().serveMmio(r),
+  // The device thread serves the exit in our kvm_run (registers.ts says which) and wakes us.
+  handOver: () => control.postExitAndWait(() => signalEventFd(data.exitEventFd)),
+};
 
 function fatal(reason: string): void {
   post({ kind: "fatal", vcpu: data.id, reason, registers: registerDump(vcpu) });
@@ -87,45 +82,17 @@ function runLoop(): void {
       const e = errno();
       if (e === EINTR || e === EAGAIN) {
         run.immediateExit = false;
-        control.bump(slot.intr);
+        control.bump(intrSlot);
         continue;
       }
       fatal(`KVM_RUN failed: ${strerror(e)} (errno ${e})`);
       return;
     }
-    switch (run.exitReason) {
-      case EXIT.IO:
-        control.bump(run.ioDirection === IO_OUT ? slot.ioOut : slot.ioIn);
-        if (!registers().servePio(run)) handOver();
-        break;
-      case EXIT.MMIO:
-        control.bump(run.mmioIsWrite ? slot.mmioWrite : slot.mmioRead);
-        if (!registers().serveMmio(run)) handOver();
-        break;
-      case EXIT.INTR:
-        control.bump(slot.intr);
-        break;
-      case EXIT.HLT:
-        // The in-kernel LAPIC keeps HLT in the kernel; counted in case a KVM reports one anyway, then re-entered.
-        control.bump(slot.hlt);
-        break;
-      case EXIT.SHUTDOWN:
-        fatal("the guest shut the vCPU down (triple fault: an exception while delivering a double fault)");
-        return;
-      case EXIT.FAIL_ENTRY:
-        fatal(`KVM could not enter the guest (hardware entry failure reason 0x${run.failEntryReason.toString(16)})`);
-        return;
-      case EXIT.INTERNAL_ERROR:
-        fatal(`KVM internal error, suberror ${run.internalSuberror}${run.internalSuberror === 1 ? EMULATION_FAILED_HINT : ""}; data: ${run.internalData().map((d) => "0x" + d.toString(16)).join(" ")}`);
-        return;
-      case EXIT.SYSTEM_EVENT:
-        post({ kind: "system-event", vcpu: data.id, type: run.systemEventType });
-        return;
-      default:
-        control.bump(slot.other);
-        fatal(`unexpected KVM exit ${EXIT_NAMES[run.exitReason] ?? run.exitReason}`);
-        return;
-    }
+    const outcome = handleExit(run, services);
+    if (outcome.kind === "continue") continue;
+    if (outcome.kind === "fatal") fatal(outcome.reason);
+    else post({ kind: "system-event", vcpu: data.id, type: outcome.type });
+    return;
   }
 }
 

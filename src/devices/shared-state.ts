@@ -53,6 +53,16 @@ export class SharedState {
     }
   }
 
+  /** Runs `work` holding the lock (for the cold entry points: snapshots, host input; register accesses lock inline). */
+  locked<T>(work: () => T): T {
+    this.lock();
+    try {
+      return work();
+    } finally {
+      this.unlock();
+    }
+  }
+
   unlock(): void {
     if (Atomics.sub(this.words, LOCK_WORD, 1) !== HELD) {
       Atomics.store(this.words, LOCK_WORD, FREE);

@@ -202,12 +202,7 @@ export class Serial16550 implements BusDevice {
    * counted in `metrics.inputDropped`.
    */
   enqueueInput(bytes: Uint8Array): number {
-    this.shared.lock();
-    try {
-      return this.enqueueLocked(bytes);
-    } finally {
-      this.shared.unlock();
-    }
+    return this.shared.locked(() => this.enqueueLocked(bytes));
   }
 
   private enqueueLocked(bytes: Uint8Array): number {
@@ -451,12 +446,7 @@ export class Serial16550 implements BusDevice {
 
   /** Registers, FIFO contents and pending host input, as plain data (snapshots). */
   saveState(): SavedState {
-    this.shared.lock();
-    try {
-      return this.saveLocked();
-    } finally {
-      this.shared.unlock();
-    }
+    return this.shared.locked(() => this.saveLocked());
   }
 
   private saveLocked(): SavedState {
@@ -469,12 +459,7 @@ export class Serial16550 implements BusDevice {
 
   /** Takes back saveState()'s data (checked first, so a bad field changes nothing) and drives the IRQ line to match. */
   restoreState(saved: unknown): void {
-    this.shared.lock();
-    try {
-      this.restoreLocked(saved);
-    } finally {
-      this.shared.unlock();
-    }
+    return this.shared.locked(() => this.restoreLocked(saved));
   }
 
   private restoreLocked(saved: unknown): void {

@@ -447,12 +447,7 @@ export class MmioTransport implements BusDevice {
    * data (snapshots). The device's own state is its config (rebuilt from the VM's configuration) and guest RAM.
    */
   saveState(): SavedState {
-    this.shared.lock();
-    try {
-      return this.saveLocked();
-    } finally {
-      this.shared.unlock();
-    }
+    return this.shared.locked(() => this.saveLocked());
   }
 
   private saveLocked(): SavedState {
@@ -479,12 +474,7 @@ export class MmioTransport implements BusDevice {
    * anything changes, or on a device that does not match or cannot start.
    */
   restoreState(saved: unknown): void {
-    this.shared.lock();
-    try {
-      this.restoreLocked(saved);
-    } finally {
-      this.shared.unlock();
-    }
+    return this.shared.locked(() => this.restoreLocked(saved));
   }
 
   private restoreLocked(saved: unknown): void {

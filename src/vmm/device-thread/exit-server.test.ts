@@ -1,25 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Bus } from "../../devices/bus.js";
-import { EXIT, IO_OUT, type KvmRunView } from "../../kvm/run.js";
+import { EXIT, type KvmRunView } from "../../kvm/run.js";
+import { FakeRun } from "../testing/fake-run.js";
 import { ExitMailbox, type VcpuControl } from "../vcpu/control.js";
 import { ExitServer, type ServedVcpu } from "./exit-server.js";
 import type { LogLevel } from "../logger.js";
-
-/** A kvm_run stand-in: one exit at a time, set by the test. */
-class FakeRun {
-  exitReason: number = EXIT.MMIO;
-  mmioAddr = 0;
-  mmioLen = 4;
-  mmioIsWrite = true;
-  ioDirection = IO_OUT;
-  ioPort = 0;
-  ioSize = 1;
-  ioCount = 1;
-  private readonly data = new Uint8Array(8);
-  mmioData(): Uint8Array { return this.data.subarray(0, this.mmioLen); }
-  ioData(): Uint8Array { return this.data.subarray(0, this.ioSize * this.ioCount); }
-}
 
 function server() {
   const run = new FakeRun();

@@ -3,39 +3,13 @@ import assert from "node:assert/strict";
 import { mkdtempSync, openSync, readFileSync, closeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { EXIT, IO_IN, IO_OUT, type KvmRunView } from "../../kvm/run.js";
+import { FakeRun } from "../testing/fake-run.js";
 import { MmioTransport, VIRTIO_MMIO_QUEUE_NOTIFY } from "../../devices/virtio/mmio-transport.js";
 import { Serial16550 } from "../../devices/legacy/serial.js";
 import { COMMON_FEATURES, type VirtioDevice } from "../../devices/virtio/device.js";
 import type { GuestMemory } from "../../memory/guest-memory.js";
 import { newLegacyStates } from "../register-states.js";
 import { VcpuRegisters } from "./registers.js";
-
-/** A kvm_run stand-in: one exit at a time, set by the test. */
-class FakeRun {
-  exitReason: number = EXIT.IO;
-  mmioAddr = 0;
-  mmioLen = 4;
-  mmioIsWrite = false;
-  ioDirection = IO_OUT;
-  ioPort = 0;
-  ioSize = 1;
-  ioCount = 1;
-  readonly data = new Uint8Array(8);
-  mmioData(): Uint8Array { return this.data.subarray(0, this.mmioLen); }
-  ioData(): Uint8Array { return this.data.subarray(0, this.ioSize * this.ioCount); }
-  pio(port: number, out: boolean, byte = 0): KvmRunView {
-    Object.assign(this, { exitReason: EXIT.IO, ioPort: port, ioDirection: out ? IO_OUT : IO_IN, ioSize: 1, ioCount: 1 });
-    this.data[0] = byte;
-    return this as unknown as KvmRunView;
-  }
-  mmio(addr: number, write: boolean, value = 0): KvmRunView {
-    Object.assign(this, { exitReason: EXIT.MMIO, mmioAddr: addr, mmioIsWrite: write, mmioLen: 4 });
-    new DataView(this.data.buffer).setUint32(0, value, true);
-    return this as unknown as KvmRunView;
-  }
-  get u32(): number { return new DataView(this.data.buffer).getUint32(0, true); }
-}
 
 /** A device with a recognisable config space and two queues; activation is the owner's alone. */
 const device: VirtioDevice = {

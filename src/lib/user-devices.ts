@@ -5,7 +5,7 @@
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { IOAPIC_ADDR, IOAPIC_SIZE, LAPIC_ADDR, LAPIC_SIZE, MMIO_HOLE_END, MMIO_HOLE_START, VIRTIO_MMIO_END, VIRTIO_MMIO_START } from "../arch/x86/layout.js";
-import type { UserDeviceSpec } from "../vmm/device-thread/user-devices.js";
+import { newSharedUserDevice, type UserDeviceSpec } from "../vmm/device-thread/user-devices.js";
 import type { VirtioBackendSpec } from "../vmm/device-thread/protocol.js";
 
 /** A device written by the user: on the port-I/O or MMIO bus (BusDevice), or a virtio device on petasan's transport. */
@@ -24,6 +24,13 @@ export interface UserBusDevice<Options = unknown> {
   irq?: number;
   /** Handed to the factory (structured-cloneable data). */
   options?: Options;
+  /**
+   * Opt in to the register fast path: the device keeps all its state in `context.shared`, a SharedArrayBuffer of this
+   * many bytes (1 to 1 MiB, zeroed), and petasan makes it on every vCPU thread too, which then serve the guest's
+   * accesses where the exit happens instead of handing them to the device thread. petasan serializes the
+   * accesses of all threads with one lock. Without it, the device lives on the device thread alone.
+   */
+  sharedStateBytes?: number;
 }
 
 /**
@@ -48,6 +55,7 @@ export interface ResolvedUserDevices {
 }
 
 const MAX_USER_QUEUES = 8;
+const MAX_SHARED_STATE_BYTES = 1 << 20;
 
 /** A user device that cannot be placed as asked. */
 export class UserDeviceConfigError extends Error {
@@ -92,7 +100,14 @@ export function resolveUserDevices(devices: readonly UserDevice[]): ResolvedUser
     const clash = reserved.find(([base, length]) => d.base < base + length && base < d.base + d.length);
     if (clash) throw new UserDeviceConfigError(`${what}: ${range} overlaps ${clash[2]} at 0x${clash[0].toString(16)}`);
     if (d.irq !== undefined && !FREE_IRQS.has(d.irq)) throw new UserDeviceConfigError(`${what}.irq: must be 3 or 5 to 23 except 8`);
-    resolved.bus.push({ module: moduleUrl(d.module, what), bus: d.bus, base: d.base, length: d.length, name: d.name, irq: d.irq, options: d.options });
+    const bytes = d.sharedStateBytes;
+    if (bytes !== undefined && (!Number.isInteger(bytes) || bytes < 1 || bytes > MAX_SHARED_STATE_BYTES)) {
+      throw new UserDeviceConfigError(`${what}.sharedStateBytes: must be an integer from 1 to ${MAX_SHARED_STATE_BYTES}`);
+    }
+    resolved.bus.push({
+      module: moduleUrl(d.module, what), bus: d.bus, base: d.base, length: d.length, name: d.name, irq: d.irq, options: d.options,
+      ...(bytes !== undefined && { shared: newSharedUserDevice(bytes) }),
+    });
   });
   return resolved;
 }

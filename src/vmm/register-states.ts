@@ -7,6 +7,8 @@ import { Serial16550 } from "../devices/legacy/serial.js";
 import { I8042 } from "../devices/legacy/i8042.js";
 import { CmosRtc } from "../devices/legacy/rtc.js";
 import type { LogSettings } from "./logger.js";
+import type { UserDeviceSpec } from "./device-thread/user-devices.js";
+import type { MemoryRegionDescriptor } from "../memory/guest-memory.js";
 
 export interface LegacyStates {
   serial: SharedArrayBuffer;
@@ -29,4 +31,8 @@ export interface VcpuRegisterData {
   /** Where the UART's transmitted bytes go (null: nowhere). */
   serialOutputFd: number | null;
   log: LogSettings;
+  /** The user's devices that keep their state in shared memory (UserDeviceSpec.shared), made on this thread too. */
+  userDevices: UserDeviceSpec[];
+  /** Guest RAM, for those devices' DMA (empty when there are none). */
+  memory: MemoryRegionDescriptor[];
 }

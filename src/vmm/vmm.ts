@@ -138,6 +138,8 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
     return {
       vmFd: d.vmFd, legacy: d.legacyStates, virtio: d.virtio.map((v) => ({ base: v.base, state: v.registers })),
       serialOutputFd: d.serialOutputFd, log: d.log,
+      userDevices: d.userDevices.filter((u) => u.shared !== undefined),
+      memory: d.userDevices.some((u) => u.shared !== undefined) ? d.memory : [],
     };
   }
 

@@ -233,6 +233,30 @@ test("examples/user-device: a device written in TypeScript, loaded onto the devi
   }
 });
 
+test("a user device with shared state is served on the vCPU thread: none of its accesses is handed to the device thread", { skip }, async () => {
+  const vm = createVm(
+    { "boot-source": { kernel_image_path: await buildTestGuest("user-device") } },
+    { devices: [{ name: "sum", module: new URL("../../examples/sum-device.js", import.meta.url), bus: "pio", base: 0x700, length: 12, irq: 5, sharedStateBytes: 4, options: { start: 0 } }] },
+  );
+  const out = collect(vm);
+  let ended = false;
+  void vm.exited.then(() => { ended = true; });
+  await vm.start();
+  // The guest resets once it has seen its interrupt: the metrics are read while it runs, the last ones kept.
+  let metrics: Awaited<ReturnType<typeof vm.metrics>> | undefined;
+  while (!ended) {
+    const m = await vm.metrics().catch(() => undefined);
+    if (m?.devices.user_sum) metrics = m;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  assert.match(out.text(), /user-device: sum=55\nuser-device: HELLO FROM THE GUEST\nuser-device: interrupt\n/);
+  assert.ok(metrics, "metrics were read while the guest ran");
+  const device = metrics.devices.user_sum as { reads: number; writes: number };
+  assert.ok(device.writes >= 1, JSON.stringify(device));
+  // Every exit this guest makes is a port or MMIO register that a vCPU thread serves (COM1, the i8042, the sum device).
+  assert.equal(metrics.vcpus[0].handed_over, 0, JSON.stringify(metrics.vcpus[0]));
+});
+
 test("user devices placed where they cannot work are refused by createVm, naming the device", () => {
   const config = { "boot-source": { kernel_image_path: "k" } };
   const device = { name: "d", module: "/x.js", bus: "pio" as const, base: 0x700, length: 8 };
@@ -245,6 +269,7 @@ test("user devices placed where they cannot work are refused by createVm, naming
   refused([device, { ...device, base: 0x710 }], /devices\[1\]\.name: "d" is already used/);
   refused([{ ...device, irq: 4 }], /devices\[0\]\.irq/);
   refused([{ ...device, name: "a b" }], /devices\[0\]\.name/);
+  refused([{ ...device, sharedStateBytes: 0 }], /devices\[0\]\.sharedStateBytes: must be an integer from 1/);
 });
 
 /** Writes a device module into a temporary directory and returns its path. */

@@ -1,8 +1,9 @@
 /**
  * Devices written by petasan's user: an ES module whose default export makes a BusDevice, loaded onto the
- * device thread (which owns every device, so a user device needs no locks either) and put on the port-I/O
- * or MMIO bus. The guest's accesses in its range reach its read/write on this thread, as the built-in
- * devices' do; it may raise an interrupt and read or write guest RAM (for DMA).
+ * device thread and put on the port-I/O or MMIO bus. The guest's accesses in its range reach its read/write on
+ * this thread (a vCPU hands them over); it may raise an interrupt and read or write guest RAM (for DMA). A device
+ * that keeps its state in shared memory (UserDeviceSpec.shared) is also made on every vCPU thread
+ * (vcpu/registers.ts), which then serve its accesses themselves, under one lock, as petasan's own devices.
  *
  * A user device must not take the VM down: a module that does not load or export a factory, a factory that
  * throws, or a range that overlaps another device fails start() with one line naming the device; a read or
@@ -14,6 +15,7 @@ import type { GuestMemory } from "../../memory/guest-memory.js";
 import type { Logger } from "../logger.js";
 import type { VirtioDevice } from "../../devices/virtio/device.js";
 import type { VirtioBackendSpec, VirtioDeviceSpec } from "./protocol.js";
+import { SharedCounters, SharedState } from "../../devices/shared-state.js";
 
 /** Where a user device sits and what its factory gets (crosses to the device thread by structured clone). */
 export interface UserDeviceSpec {
@@ -29,6 +31,22 @@ export interface UserDeviceSpec {
   irq?: number;
   /** Handed to the factory as is (structured-cloneable data). */
   options?: unknown;
+  /** The device's state and petasan's lock and counters for it, when it opted in to the vCPU fast path. */
+  shared?: SharedUserDevice;
+}
+
+/** A fast-path user device's memory: `state` is the device's own (context.shared); `control` holds the lock and counters. */
+export interface SharedUserDevice {
+  state: SharedArrayBuffer;
+  control: SharedArrayBuffer;
+}
+
+const METRIC_NAMES = ["reads", "writes", "failures"] as const;
+/** The lock word, then the counters. */
+const CONTROL_WORDS = 1 + METRIC_NAMES.length;
+
+export function newSharedUserDevice(stateBytes: number): SharedUserDevice {
+  return { state: new SharedArrayBuffer(stateBytes), control: SharedState.allocate(CONTROL_WORDS) };
 }
 
 /** Guest RAM as a device sees it: copies in and out, bounds-checked (out of range throws GuestMemoryError). */
@@ -43,11 +61,24 @@ export interface UserDeviceContext<Options = unknown> {
   readonly options: Options;
   /** The spec's `name`. */
   readonly name: string;
-  /** The device's interrupt line, when the spec names an `irq`: setLevel for level-triggered, trigger for one edge. */
+  /**
+   * The device's interrupt line, when the spec names an `irq`: setLevel for level-triggered, trigger for one edge.
+   * A device with shared state keeps its level there: every setLevel call reaches KVM, from whichever thread makes it.
+   */
   readonly irq?: InterruptLine;
   readonly memory: GuestMemoryAccess;
   /** A line in the VM's log. */
   log(level: "Error" | "Warning" | "Info" | "Debug", message: string): void;
+  /**
+   * The device's state, when it asked for shared state (sharedStateBytes): the same memory on every thread that
+   * makes the device. Keep every register there: each thread has its own device object.
+   */
+  readonly shared?: SharedArrayBuffer;
+  /**
+   * True for the first device made over `shared` (on the device thread): only it sets up the shared state (e.g. from
+   * `options`); the vCPU threads' devices find it set up. Always true for a device without shared state.
+   */
+  readonly first: boolean;
 }
 
 /**
@@ -88,10 +119,12 @@ export interface UserDeviceWiring {
   mmio: Bus;
   memory: GuestMemory;
   log: Logger;
-  /** An interrupt line on `gsi`. */
-  irqLine(gsi: number): InterruptLine;
+  /** An interrupt line on `gsi`; `shared`: for a device several threads serve (its level then is the device's to keep). */
+  irqLine(gsi: number, shared: boolean): InterruptLine;
   /** GSIs petasan's own devices use. */
   takenGsis: ReadonlySet<number>;
+  /** A vCPU thread making the fast-path devices again over their shared state (not their first instance). */
+  again?: boolean;
 }
 
 /** Counters per user device, in the VM's device metrics under `user_<name>`. */
@@ -104,7 +137,8 @@ export interface UserDeviceMetrics {
 
 export interface AttachedUserDevice {
   spec: UserDeviceSpec;
-  metrics: UserDeviceMetrics;
+  /** Counters since boot (of every thread, for a fast-path device). */
+  readonly metrics: UserDeviceMetrics;
 }
 
 /** Makes each device and puts it on its bus. */
@@ -119,9 +153,11 @@ export function attachUserDevices(loaded: readonly LoadedUserDevice[], wiring: U
       device = factory({
         options: spec.options,
         name: spec.name,
-        irq: spec.irq === undefined ? undefined : wiring.irqLine(spec.irq),
+        irq: spec.irq === undefined ? undefined : wiring.irqLine(spec.irq, spec.shared !== undefined),
         memory: { read: (addr, length) => wiring.memory.read(addr, length), write: (addr, data) => wiring.memory.write(addr, data) },
         log,
+        shared: spec.shared?.state,
+        first: wiring.again !== true,
       });
     } catch (error) {
       throw new UserDeviceError(`device ${spec.name}: its factory failed: ${(error as Error).message}`, { cause: error });
@@ -129,38 +165,52 @@ export function attachUserDevices(loaded: readonly LoadedUserDevice[], wiring: U
     if (typeof device?.read !== "function" || typeof device?.write !== "function") {
       throw new UserDeviceError(`device ${spec.name}: its factory returned no device (an object with read and write)`);
     }
-    const metrics: UserDeviceMetrics = { reads: 0, writes: 0, failures: 0 };
-    const guarded = guard(device, metrics, log);
+    const control = new SharedState(spec.shared?.control ?? SharedState.allocate(CONTROL_WORDS), CONTROL_WORDS);
+    const counters = new SharedCounters(control, 1, METRIC_NAMES);
+    const guarded = guard(device, control, counters, log);
     try {
       (spec.bus === "pio" ? wiring.pio : wiring.mmio).insert(guarded, spec.base, spec.length, `user device ${spec.name}`);
     } catch (error) {
       throw new UserDeviceError(`device ${spec.name}: ${(error as Error).message}`, { cause: error });
     }
-    return { spec, metrics };
+    return { spec, get metrics() { return counters.read(); } };
   });
 }
 
-/** The device behind a wall: what it throws is counted and logged once, never passed on to the exit server. */
-function guard(device: BusDevice, metrics: UserDeviceMetrics, log: (level: "Error", message: string) => void): BusDevice {
+/**
+ * The device behind a wall: what it throws is counted and logged (once per thread), never passed on to the exit
+ * server; its accesses hold its lock, so the threads that serve a fast-path device take turns.
+ */
+function guard(device: BusDevice, lock: SharedState, counters: SharedCounters<(typeof METRIC_NAMES)[number]>, log: (level: "Error", message: string) => void): BusDevice {
+  let loggedFailure = false;
   const failed = (what: string, offset: number, error: unknown) => {
-    if (metrics.failures++ === 0) log("Error", `${what} at offset 0x${offset.toString(16)} threw (${(error as Error)?.message ?? error}); further failures are only counted`);
+    counters.bump("failures");
+    if (loggedFailure) return;
+    loggedFailure = true;
+    log("Error", `${what} at offset 0x${offset.toString(16)} threw (${(error as Error)?.message ?? error}); further failures are only counted`);
   };
   return {
     read(offset, data) {
-      metrics.reads++;
+      counters.bump("reads");
+      lock.lock();
       try {
         device.read(offset, data);
       } catch (error) {
         data.fill(0xff);
         failed("read", offset, error);
+      } finally {
+        lock.unlock();
       }
     },
     write(offset, data) {
-      metrics.writes++;
+      counters.bump("writes");
+      lock.lock();
       try {
         device.write(offset, data);
       } catch (error) {
         failed("write", offset, error);
+      } finally {
+        lock.unlock();
       }
     },
   };

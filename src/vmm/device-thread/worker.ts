@@ -24,7 +24,7 @@ import { logRateLimitMetrics } from "../../devices/log-rate-limit.js";
 import {
   attachUserDevices, loadUserDevices, loadUserVirtioDevices, type AttachedUserDevice, type LoadedUserDevice, type UserVirtioDeviceFactory,
 } from "./user-devices.js";
-import { kvmIrqLine } from "./irq-line.js";
+import { kvmIrqLine, kvmLevelLine } from "./irq-line.js";
 import { LEGACY_GSIS } from "./legacy-devices.js";
 import type { GuestMemory } from "../../memory/guest-memory.js";
 import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./protocol.js";
@@ -60,7 +60,7 @@ function main(userDevices: readonly LoadedUserDevice[], userVirtio: ReadonlyMap<
     });
     if (data.restoreDevices) restoreDevices(data.restoreDevices, legacy, virtio);
     const user = attachUserDevices(userDevices, {
-      pio, mmio, memory: mem, log, irqLine: (gsi) => kvmIrqLine(vm, gsi), takenGsis: new Set([...LEGACY_GSIS, ...data.virtio.map((v) => v.gsi)]),
+      pio, mmio, memory: mem, log, irqLine: (gsi, shared) => (shared ? kvmLevelLine(vm, gsi) : kvmIrqLine(vm, gsi)), takenGsis: new Set([...LEGACY_GSIS, ...data.virtio.map((v) => v.gsi)]),
     });
 
     const vcpus = data.vcpus.map((v) => ({ id: v.id, control: new VcpuControl(v.control), run: new KvmRunView(v.runAddr, v.mmapSize) }));

@@ -29,8 +29,8 @@ function setup() {
   // The owner first (the device thread fills in what the device offers), then a vCPU thread's view.
   const owner = new MmioTransport(device, { mem: {} as GuestMemory, interrupt: { setLevel() {}, trigger() {} }, state: virtioState });
   const registers = new VcpuRegisters(
-    { vmFd: -1, legacy, virtio: [{ base: BASE, state: virtioState }], serialOutputFd: outFd, log: { fd: 2, level: "Error" } },
-    "vcpu0", () => {},
+    { vmFd: -1, legacy, virtio: [{ base: BASE, state: virtioState }], serialOutputFd: outFd, log: { fd: 2, level: "Error" }, userDevices: [], memory: [] },
+    "vcpu0", { onReset: () => {}, userDevices: [] },
   );
   return { registers, owner, legacy, run: new FakeRun(), output: () => readFileSync(outPath, "latin1"), close: () => closeSync(outFd) };
 }

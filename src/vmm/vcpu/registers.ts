@@ -5,7 +5,8 @@
  * the i8042, the RTC, the io_delay ports and each virtio-mmio transport. What stays with the device thread, as a
  * synchronous hand-over (VcpuControl.postExitAndWait): the virtio writes that start, stop or feed the data path
  * (mmioWriteNeedsDevice: DRIVER_OK, reset, config space, a QueueNotify no ioeventfd matched), the user's own
- * devices (their code runs on the device thread), and addresses nothing claims (logged there, rate limited).
+ * devices unless they keep their state in shared memory (UserDeviceSpec.shared: then they are made here too), and
+ * addresses nothing claims (logged there, rate limited).
  */
 import { Bus } from "../../devices/bus.js";
 import { PortSink, POST_CODE_PORT, ALTERNATE_IO_DELAY_PORT } from "../../devices/legacy/sink.js";
@@ -19,15 +20,22 @@ import { createLogger, type Logger } from "../logger.js";
 import { serialSink } from "../serial-sink.js";
 import type { VcpuRegisterData } from "../register-states.js";
 import type { GuestMemory } from "../../memory/guest-memory.js";
+import { guestMemoryOver } from "../../memory/host-mapping.js";
+import { attachUserDevices, type LoadedUserDevice } from "../device-thread/user-devices.js";
+import { kvmLevelLine } from "../device-thread/irq-line.js";
 
 export class VcpuRegisters {
   private readonly pio = new Bus("pio");
   private readonly mmio = new Bus("mmio");
 
-  /** `onReset`: the guest pulsed the reset line through the i8042 (on this thread). */
-  constructor(data: VcpuRegisterData, origin: string, onReset: () => void) {
+  /**
+   * `onReset`: the guest pulsed the reset line through the i8042 (on this thread); `userDevices`: the user's devices
+   * with shared state (data.userDevices), their modules loaded on this thread.
+   */
+  constructor(data: VcpuRegisterData, origin: string, { onReset, userDevices }: { onReset: () => void; userDevices: readonly LoadedUserDevice[] }) {
     const log: Logger = createLogger({ ...data.log, origin });
-    attachLegacyDevices(this.pio, new Vm(data.vmFd, 0), data.legacy, { serialOutput: serialSink(data.serialOutputFd, log), onReset });
+    const vm = new Vm(data.vmFd, 0);
+    attachLegacyDevices(this.pio, vm, data.legacy, { serialOutput: serialSink(data.serialOutputFd, log), onReset });
     // Linux's io_delay writes to port 0x80 after many PIC/PIT accesses: stateless, answered here.
     this.pio.insert(new PortSink(), POST_CODE_PORT, 1, "POST code / io_delay port");
     this.pio.insert(new PortSink(), ALTERNATE_IO_DELAY_PORT, 1, "alternate io_delay port");
@@ -39,6 +47,10 @@ export class VcpuRegisters {
       });
       this.mmio.insert(transport, v.base, MMIO_DEVICE_WINDOW, `virtio-mmio@0x${v.base.toString(16)}`);
     }
+    // Made again over the state the device thread's instance set up (its factory ran first, as the VM started).
+    attachUserDevices(userDevices, {
+      pio: this.pio, mmio: this.mmio, memory: guestMemoryOver(data.memory), log, irqLine: (gsi) => kvmLevelLine(vm, gsi), takenGsis: new Set(), again: true,
+    });
   }
 
   /** Serves a KVM_EXIT_IO here if a device of this thread owns the port; false: the device thread's to serve. */

@@ -18,6 +18,7 @@ import { registerDump } from "./register-dump.js";
 import { pinThisThread } from "../../sys/affinity.js";
 import type { VcpuWorkerData, VcpuWorkerMessage } from "./protocol.js";
 import { VcpuRegisters } from "./registers.js";
+import { loadUserDevices } from "../device-thread/user-devices.js";
 import { lockDownThread } from "../seccomp/thread-lockdown.js";
 
 const data = await jobData<VcpuWorkerData>();
@@ -31,7 +32,11 @@ const post = (m: VcpuWorkerMessage) => parentPort!.postMessage(m);
  * code runs before that.
  */
 let deviceRegisters: VcpuRegisters | undefined;
-const registers = () => (deviceRegisters ??= new VcpuRegisters(data.registers, `vcpu${data.id}`, () => post({ kind: "guest-reset", vcpu: data.id })));
+/** The user's fast-path devices' modules, imported before the run loop (the loop cannot await). */
+const userDevices = await loadUserDevices(data.registers.userDevices);
+const registers = () => (deviceRegisters ??= new VcpuRegisters(data.registers, `vcpu${data.id}`, {
+  onReset: () => post({ kind: "guest-reset", vcpu: data.id }), userDevices,
+}));
 
 const intrSlot = VcpuControl.slot("intr");
 

@@ -236,7 +236,7 @@ test("virtio-net TX and RX take the time their rate limits imply (±15%), before
     };
 
     /** The peer puts the frames on the tap at once; the guest's lines time their reception. */
-    const receive = async (frames: number): Promise<Timed> => {
+    const receive = async (frames: number, impliedMs: number): Promise<Timed> => {
       await sleep(IDLE_BEFORE_PHASE_MS);
       const from = running.stdout().length;
       const vcpuBefore = vcpuCpuMs(running.child.pid!);
@@ -247,6 +247,11 @@ test("virtio-net TX and RX take the time their rate limits imply (±15%), before
       const peer = runPeer(ip, ns, ["send", TAP, String(frames)]);
       peers.push(peer);
       assert.deepEqual(await peer.result, { sent: frames, errors: 0 });
+      // Frames the tap dropped would leave the guest waiting: fail with the tap's counters instead of hanging.
+      const stuck = sleep(2 * impliedMs + 10_000, "stuck" as const);
+      if ((await Promise.race([last, stuck])) === "stuck") {
+        assert.fail(`the guest did not receive ${frames} frames; guest: ${running.stdout().slice(from)}\n${inNs("ip", "-s", "link", "show", "dev", TAP)}`);
+      }
       const ms = (await last) - (await first);
       return { ms, vcpuMs: vcpuCpuMs(running.child.pid!) - vcpuBefore };
     };
@@ -257,10 +262,10 @@ test("virtio-net TX and RX take the time their rate limits imply (±15%), before
     };
     const results: [string, Timed, number][] = [];
     results.push(["TX before PATCH (bytes-bound)", await transmit(TX_BEFORE.frames), txImpliedMs(TX_BEFORE)]);
-    results.push(["RX before PATCH (bytes-bound)", await receive(RX_BEFORE.frames), rxImpliedMs(RX_BEFORE)]);
+    results.push(["RX before PATCH (bytes-bound)", await receive(RX_BEFORE.frames, rxImpliedMs(RX_BEFORE)), rxImpliedMs(RX_BEFORE)]);
     await api("PATCH", "/network-interfaces/eth0", { iface_id: "eth0", tx_rate_limiter: TX_AFTER.limiter, rx_rate_limiter: RX_AFTER.limiter });
     results.push(["TX after PATCH (ops-bound)", await transmit(TX_AFTER.frames), txImpliedMs(TX_AFTER)]);
-    results.push(["RX after PATCH (ops-bound)", await receive(RX_AFTER.frames), rxImpliedMs(RX_AFTER)]);
+    results.push(["RX after PATCH (ops-bound)", await receive(RX_AFTER.frames, rxImpliedMs(RX_AFTER)), rxImpliedMs(RX_AFTER)]);
     for (const [what, measured, implied] of results) check(what, measured, implied);
 
     running.child.stdin!.write("q\n");

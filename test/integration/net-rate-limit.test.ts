@@ -189,92 +189,88 @@ test("virtio-net TX and RX take the time their rate limits imply (±15%), before
   const kernel = await buildTestGuest("virtio-net");
   const ns = `petasan-netrate-${process.pid}`;
   const inNs = (...args: string[]) => execFileSync(ip, ["netns", "exec", ns, ...args], { encoding: "utf8", timeout: 30_000 });
+  // Each resource's cleanup is a hook of this test: it runs also when the test times out mid-phase.
   const peers: { kill: () => void }[] = [];
-  let vm: Running | undefined;
+  t.after(() => peers.forEach((peer) => peer.kill()));
   execFileSync(ip, ["netns", "add", ns]);
-  try {
-    inNs("ip", "tuntap", "add", "dev", TAP, "mode", "tap", "vnet_hdr");
-    // Before the VMM attaches: the tun driver sizes its queue to txqueuelen when a queue is attached.
-    inNs("ip", "link", "set", "dev", TAP, "txqueuelen", String(TAP_QUEUE_FRAMES));
-    // No IPv6 on the tap: its router solicitations and MLD reports would be frames the RX limiter counts too.
-    inNs("sysctl", "-q", "-w", `net.ipv6.conf.${TAP}.disable_ipv6=1`);
-    inNs("ip", "link", "set", "dev", TAP, "up");
+  t.after(() => execFileSync(ip, ["netns", "del", ns]));
+  inNs("ip", "tuntap", "add", "dev", TAP, "mode", "tap", "vnet_hdr");
+  // Before the VMM attaches: the tun driver sizes its queue to txqueuelen when a queue is attached.
+  inNs("ip", "link", "set", "dev", TAP, "txqueuelen", String(TAP_QUEUE_FRAMES));
+  // No IPv6 on the tap: its router solicitations and MLD reports would be frames the RX limiter counts too.
+  inNs("sysctl", "-q", "-w", `net.ipv6.conf.${TAP}.disable_ipv6=1`);
+  inNs("ip", "link", "set", "dev", TAP, "up");
 
-    const socketPath = path.join(work, "api.sock");
-    vm = startPetasan(["--api-sock", socketPath], TEST_TIMEOUT_MS - 10_000, (argv) => [ip, "netns", "exec", ns, ...argv]);
-    const running = vm;
-    const api = async (method: string, url: string, body?: object) => {
-      const response = await requestOverSocket(socketPath, method, url, body);
-      assert.equal(response.status, 204, `${method} ${url}: ${response.text}`);
-    };
-    await waitForApi(socketPath, running);
-    await api("PUT", "/boot-source", { kernel_image_path: kernel, boot_args: "console=ttyS0" });
-    await api("PUT", "/machine-config", { vcpu_count: 1, mem_size_mib: 64 });
-    await api("PUT", "/network-interfaces/eth0", { iface_id: "eth0", host_dev_name: TAP, tx_rate_limiter: TX_BEFORE.limiter, rx_rate_limiter: RX_BEFORE.limiter });
-    await api("PUT", "/actions", { action_type: "InstanceStart" });
-    await waitForLine(running, "net: ready\n", 0);
+  const socketPath = path.join(work, "api.sock");
+  const running = startPetasan(["--api-sock", socketPath], TEST_TIMEOUT_MS - 10_000, (argv) => [ip, "netns", "exec", ns, ...argv]);
+  t.after(() => running.child.kill("SIGKILL"));
+  const api = async (method: string, url: string, body?: object) => {
+    const response = await requestOverSocket(socketPath, method, url, body);
+    assert.equal(response.status, 204, `${method} ${url}: ${response.text}`);
+  };
+  await waitForApi(socketPath, running);
+  await api("PUT", "/boot-source", { kernel_image_path: kernel, boot_args: "console=ttyS0" });
+  await api("PUT", "/machine-config", { vcpu_count: 1, mem_size_mib: 64 });
+  await api("PUT", "/network-interfaces/eth0", { iface_id: "eth0", host_dev_name: TAP, tx_rate_limiter: TX_BEFORE.limiter, rx_rate_limiter: RX_BEFORE.limiter });
+  await api("PUT", "/actions", { action_type: "InstanceStart" });
+  await waitForLine(running, "net: ready\n", 0);
 
-    /** The guest sends; the peer times the frames' arrival on the tap. */
-    interface Timed {
-      ms: number;
-      vcpuMs: number;
-    }
-    const transmit = async (frames: number): Promise<Timed> => {
-      await sleep(IDLE_BEFORE_PHASE_MS);
-      let ready!: () => void;
-      const isReady = new Promise<void>((resolve) => (ready = resolve));
-      const peer = runPeer(ip, ns, ["count", TAP, String(frames)], (line) => line === "ready" && ready());
-      peers.push(peer);
-      await Promise.race([isReady, peer.result]);
-      const from = running.stdout().length;
-      const vcpuBefore = vcpuCpuMs(running.child.pid!);
-      running.child.stdin!.write(`t${frames}\n`);
-      const counted = await peer.result;
-      await waitForLine(running, `net: sent ${frames}\n`, from);
-      assert.deepEqual({ frames: counted.frames, wrongSize: counted.wrongSize, drops: counted.drops }, { frames, wrongSize: 0, drops: 0 }, "frames the peer counted on the tap");
-      return { ms: counted.lastMs - counted.firstMs, vcpuMs: vcpuCpuMs(running.child.pid!) - vcpuBefore };
-    };
-
-    /** The peer puts the frames on the tap at once; the guest's lines time their reception. */
-    const receive = async (frames: number, impliedMs: number): Promise<Timed> => {
-      await sleep(IDLE_BEFORE_PHASE_MS);
-      const from = running.stdout().length;
-      const vcpuBefore = vcpuCpuMs(running.child.pid!);
-      running.child.stdin!.write(`r${frames}\n`);
-      await waitForLine(running, `net: receiving ${frames}\n`, from);
-      const first = waitForLine(running, "net: rx first\n", from);
-      const last = waitForLine(running, `net: received ${frames}\n`, from);
-      const peer = runPeer(ip, ns, ["send", TAP, String(frames)]);
-      peers.push(peer);
-      assert.deepEqual(await peer.result, { sent: frames, errors: 0 });
-      // Frames the tap dropped would leave the guest waiting: fail with the tap's counters instead of hanging.
-      const stuck = sleep(2 * impliedMs + 10_000, "stuck" as const);
-      if ((await Promise.race([last, stuck])) === "stuck") {
-        assert.fail(`the guest did not receive ${frames} frames; guest: ${running.stdout().slice(from)}\n${inNs("ip", "-s", "link", "show", "dev", TAP)}`);
-      }
-      const ms = (await last) - (await first);
-      return { ms, vcpuMs: vcpuCpuMs(running.child.pid!) - vcpuBefore };
-    };
-
-    const check = (what: string, { ms: measuredMs, vcpuMs }: Timed, impliedMs: number) => {
-      t.diagnostic(`${what}: ${measuredMs.toFixed(0)} ms, implied ${impliedMs.toFixed(0)} ms, ratio ${(measuredMs / impliedMs).toFixed(3)}; guest vCPU time ${vcpuMs} ms`);
-      assert.ok(withinTolerance(measuredMs, impliedMs), `${what} took ${measuredMs.toFixed(0)} ms; the limits imply ${impliedMs.toFixed(0)} ms ±${TOLERANCE * 100}%`);
-    };
-    const results: [string, Timed, number][] = [];
-    results.push(["TX before PATCH (bytes-bound)", await transmit(TX_BEFORE.frames), txImpliedMs(TX_BEFORE)]);
-    results.push(["RX before PATCH (bytes-bound)", await receive(RX_BEFORE.frames, rxImpliedMs(RX_BEFORE)), rxImpliedMs(RX_BEFORE)]);
-    await api("PATCH", "/network-interfaces/eth0", { iface_id: "eth0", tx_rate_limiter: TX_AFTER.limiter, rx_rate_limiter: RX_AFTER.limiter });
-    results.push(["TX after PATCH (ops-bound)", await transmit(TX_AFTER.frames), txImpliedMs(TX_AFTER)]);
-    results.push(["RX after PATCH (ops-bound)", await receive(RX_AFTER.frames, rxImpliedMs(RX_AFTER)), rxImpliedMs(RX_AFTER)]);
-    for (const [what, measured, implied] of results) check(what, measured, implied);
-
-    running.child.stdin!.write("q\n");
-    const finished = await running.finished;
-    assert.equal(finished.code, 0, `exit code; stderr:\n${finished.stderr}`);
-    assert.doesNotMatch(finished.stdout, /FAILED/);
-  } finally {
-    for (const peer of peers) peer.kill();
-    vm?.child.kill("SIGKILL");
-    execFileSync(ip, ["netns", "del", ns]);
+  /** The guest sends; the peer times the frames' arrival on the tap. */
+  interface Timed {
+    ms: number;
+    vcpuMs: number;
   }
+  const transmit = async (frames: number): Promise<Timed> => {
+    await sleep(IDLE_BEFORE_PHASE_MS);
+    let ready!: () => void;
+    const isReady = new Promise<void>((resolve) => (ready = resolve));
+    const peer = runPeer(ip, ns, ["count", TAP, String(frames)], (line) => line === "ready" && ready());
+    peers.push(peer);
+    await Promise.race([isReady, peer.result]);
+    const from = running.stdout().length;
+    const vcpuBefore = vcpuCpuMs(running.child.pid!);
+    running.child.stdin!.write(`t${frames}\n`);
+    const counted = await peer.result;
+    await waitForLine(running, `net: sent ${frames}\n`, from);
+    assert.deepEqual({ frames: counted.frames, wrongSize: counted.wrongSize, drops: counted.drops }, { frames, wrongSize: 0, drops: 0 }, "frames the peer counted on the tap");
+    return { ms: counted.lastMs - counted.firstMs, vcpuMs: vcpuCpuMs(running.child.pid!) - vcpuBefore };
+  };
+
+  /** The peer puts the frames on the tap at once; the guest's lines time their reception. */
+  const receive = async (frames: number, impliedMs: number): Promise<Timed> => {
+    await sleep(IDLE_BEFORE_PHASE_MS);
+    const from = running.stdout().length;
+    const vcpuBefore = vcpuCpuMs(running.child.pid!);
+    running.child.stdin!.write(`r${frames}\n`);
+    await waitForLine(running, `net: receiving ${frames}\n`, from);
+    const first = waitForLine(running, "net: rx first\n", from);
+    const last = waitForLine(running, `net: received ${frames}\n`, from);
+    const peer = runPeer(ip, ns, ["send", TAP, String(frames)]);
+    peers.push(peer);
+    assert.deepEqual(await peer.result, { sent: frames, errors: 0 });
+    // Frames the tap dropped would leave the guest waiting: fail with the tap's counters instead of hanging.
+    const stuck = sleep(2 * impliedMs + 10_000, "stuck" as const);
+    if ((await Promise.race([last, stuck])) === "stuck") {
+      assert.fail(`the guest did not receive ${frames} frames; guest: ${running.stdout().slice(from)}\n${inNs("ip", "-s", "link", "show", "dev", TAP)}`);
+    }
+    const ms = (await last) - (await first);
+    return { ms, vcpuMs: vcpuCpuMs(running.child.pid!) - vcpuBefore };
+  };
+
+  const check = (what: string, { ms: measuredMs, vcpuMs }: Timed, impliedMs: number) => {
+    t.diagnostic(`${what}: ${measuredMs.toFixed(0)} ms, implied ${impliedMs.toFixed(0)} ms, ratio ${(measuredMs / impliedMs).toFixed(3)}; guest vCPU time ${vcpuMs} ms`);
+    assert.ok(withinTolerance(measuredMs, impliedMs), `${what} took ${measuredMs.toFixed(0)} ms; the limits imply ${impliedMs.toFixed(0)} ms ±${TOLERANCE * 100}%`);
+  };
+  const results: [string, Timed, number][] = [];
+  results.push(["TX before PATCH (bytes-bound)", await transmit(TX_BEFORE.frames), txImpliedMs(TX_BEFORE)]);
+  results.push(["RX before PATCH (bytes-bound)", await receive(RX_BEFORE.frames, rxImpliedMs(RX_BEFORE)), rxImpliedMs(RX_BEFORE)]);
+  await api("PATCH", "/network-interfaces/eth0", { iface_id: "eth0", tx_rate_limiter: TX_AFTER.limiter, rx_rate_limiter: RX_AFTER.limiter });
+  results.push(["TX after PATCH (ops-bound)", await transmit(TX_AFTER.frames), txImpliedMs(TX_AFTER)]);
+  results.push(["RX after PATCH (ops-bound)", await receive(RX_AFTER.frames, rxImpliedMs(RX_AFTER)), rxImpliedMs(RX_AFTER)]);
+  for (const [what, measured, implied] of results) check(what, measured, implied);
+
+  running.child.stdin!.write("q\n");
+  const finished = await running.finished;
+  assert.equal(finished.code, 0, `exit code; stderr:\n${finished.stderr}`);
+  assert.doesNotMatch(finished.stdout, /FAILED/);
 });

@@ -54,6 +54,9 @@ export const accept4 = libc.func("int accept4(int fd, void *addr, void *len, int
 export const connect = libc.func("int connect(int fd, const void *addr, uint32_t len)");
 export const shutdown = libc.func("int shutdown(int fd, int how)");
 export const send = libc.func("intptr_t send(int fd, const void *buf, size_t len, int flags)");
+// Socket options (the tests' AF_PACKET peer sizes its receive buffer and reads its drop count).
+export const setsockopt = libc.func("int setsockopt(int fd, int level, int name, const void *value, uint32_t len)");
+export const getsockopt = libc.func("int getsockopt(int fd, int level, int name, void *value, void *len)");
 export const getrandom = libc.func("intptr_t getrandom(void *buf, size_t len, unsigned int flags)");
 export const pthreadSelf = libc.func("unsigned long pthread_self()");
 export const pthreadKill = libc.func("int pthread_kill(unsigned long thread, int sig)");

@@ -55,6 +55,7 @@ const EXPECTED: Record<TestGuestName, "real16" | "long64"> = {
   "pio-loop": "long64",
   smp: "long64",
   "virtio-blk": "long64",
+  "virtio-net": "long64",
   "user-device": "long64",
   counter: "long64",
   "counter-fill": "long64",

@@ -46,6 +46,7 @@ const GUESTS = {
   counter: { mode: "long64", sources: ["counter.S"] },
   "counter-fill": { mode: "long64", sources: ["counter-fill.S"], headers: ["counter.S"] },
   "virtio-blk": { mode: "long64", sources: ["start64.S", "virtio-blk.c"], headers: ["guest64.h", "virtio-blk.h"] },
+  "virtio-net": { mode: "long64", sources: ["start64.S", "virtio-net.c"], headers: ["guest64.h", "virtio-blk.h"] },
   smp: { mode: "long64", sources: ["start64.S", "smp.c", "smp-trampoline.S"], headers: ["guest64.h", "smp.h"] },
   "user-device": { mode: "long64", sources: ["start64.S", "user-device.c"], headers: ["guest64.h"] },
 } as const satisfies Record<string, GuestRecipe>;

@@ -107,3 +107,19 @@ test("consumeAfter charges work already done: a debt blocks until it is repaid",
   assert.equal(l.consume(100, "bytes"), true, "earned after the debt");
   assert.equal(l.consume(1, "bytes"), false);
 });
+
+test("a small debt blocks for the refill interval, so a stream over the limit wakes the device ten times a second, not once per frame", () => {
+  const c = clock();
+  const l = new RateLimiter({ bandwidth: { size: 1500, refill_time: 1 } }, c.now); // 1.5 MB/s
+  l.consumeAfter(1500, "bytes");
+  l.consumeAfter(1514, "bytes");
+  assert.equal(l.blockedFor(), REFILL_TIMER_MS, "a debt of 14 µs still waits the refill interval");
+  c.t += REFILL_TIMER_MS;
+  // 100 ms at 1.5 MB/s less the debt: the next wake-up lets a batch of frames through, as Firecracker's does.
+  let frames = 0;
+  while (l.blockedFor() === 0 && frames < 1000) {
+    l.consumeAfter(1514, "bytes");
+    frames++;
+  }
+  assert.ok(frames >= 2, `${frames} frames per wake-up`);
+});

@@ -164,13 +164,16 @@ export class RateLimiter {
 
   /**
    * Charges `tokens` for work already done, whatever the buckets hold (virtio-net RX learns a frame's size
-   * only by reading it): a debt blocks the limiter until it is repaid, as an over-consumption does.
+   * only by reading it): a debt blocks the limiter until it is repaid, and for at least REFILL_TIMER_MS, as a
+   * dry bucket does. Without that floor, a steady stream above the limit woke the device thread once per frame
+   * (each frame a debt of a millisecond or so: ~1000 wake-ups a second at 1.5 MB/s); with it, the tokens earned
+   * meanwhile let a batch through per wake-up, ten a second, at the same rate.
    */
   consumeAfter(tokens: number, kind: TokenKind): void {
     const bucket = kind === "bytes" ? this.bandwidth : this.ops;
     if (!bucket) return;
     const waitMs = bucket.charge(tokens);
-    if (waitMs > 0) this.blockedUntil = Math.max(this.blockedUntil ?? 0, this.now() + waitMs);
+    if (waitMs > 0) this.blockedUntil = Math.max(this.blockedUntil ?? 0, this.now() + Math.max(waitMs, REFILL_TIMER_MS));
   }
 
   /** Returns tokens consume() took for a request that then could not go ahead (its other bucket was empty). */

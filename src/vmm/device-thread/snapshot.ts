@@ -74,7 +74,10 @@ export function restoreDevices(saved: SavedDevices, legacy: LegacyDevices, virti
   legacy.serial.restoreState(saved.serial);
   legacy.i8042.restoreState(saved.i8042);
   legacy.rtc.restoreState(saved.rtc);
-  if (saved.virtio.length !== virtio.length) throw new Error(`the snapshot holds ${saved.virtio.length} virtio devices, the VM has ${virtio.length}`);
+  if (saved.virtio.length !== virtio.length) {
+    const list = (ds: readonly { kind: string; id: string }[]) => ds.map((d) => `${d.kind} "${d.id}"`).join(", ") || "none";
+    throw new Error(`the snapshot holds virtio devices ${list(saved.virtio)}; the restored VM has ${list(virtio.map((v) => v.spec.backend))} (devices written by the user must be given again, as when it was taken)`);
+  }
   saved.virtio.forEach((s, i) => {
     const a = virtio[i];
     if (s.kind !== a.spec.backend.kind || s.id !== a.spec.backend.id || s.base !== a.spec.base || s.gsi !== a.spec.gsi) {

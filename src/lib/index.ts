@@ -69,6 +69,11 @@ export { SnapshotFileError } from "../vmm/snapshot/file-format.js";
  */
 export { prestartWorkers } from "../vmm/warm-workers.js";
 /**
+ * Runs the code that reads and checks a snapshot's state file once, on a built-in sample, so that the next
+ * loadSnapshot() in this process does not wait for V8 to compile it (the API mode calls it while it waits for a load).
+ */
+export { warmUpSnapshotLoading } from "../vmm/snapshot/warm-up.js";
+/**
  * Applies a Diff snapshot's memory file onto the memory file it was taken on top of (a Full one, or one already
  * merged), as Firecracker's snapshot-editor rebase; returns the bytes copied. Load the Diff's state file with the result.
  */

@@ -299,6 +299,36 @@ test("the library: loadSnapshot() reads and checks the state file once, and star
   }
 });
 
+test("PUT /snapshot/load vsock_override: the restored vsock device listens on the new socket; a snapshot without vsock refuses it", { skip }, async () => {
+  const vmm = await startApi();
+  const oldSock = path.join(workDir, "api-old-v.sock");
+  const newSock = path.join(workDir, "api-new-v.sock");
+  ok(await vmm.api("PUT", "/boot-source", { kernel_image_path: kernel }));
+  ok(await vmm.api("PUT", "/machine-config", { vcpu_count: 1, mem_size_mib: MEM_MIB }));
+  ok(await vmm.api("PUT", "/vsock", { guest_cid: 3, uds_path: oldSock }));
+  ok(await vmm.api("PUT", "/actions", { action_type: "InstanceStart" }));
+  await untilCount(vmm, 1);
+  ok(await vmm.api("PATCH", "/vm", { state: "Paused" }));
+  const snap = path.join(workDir, "api-vsock.snap");
+  const mem = path.join(workDir, "api-vsock.mem");
+  ok(await vmm.api("PUT", "/snapshot/create", { snapshot_path: snap, mem_file_path: mem }));
+  vmm.proc.child.kill("SIGKILL");
+
+  const restored = await startApi();
+  ok(await restored.api("PUT", "/snapshot/load", { snapshot_path: snap, mem_backend: { backend_type: "File", backend_path: mem }, vsock_override: { uds_path: newSock }, resume_vm: true }));
+  assert.equal(((await restored.api("GET", "/vm/config")).json as { vsock: { uds_path: string } }).vsock.uds_path, newSock);
+  assert.ok(statSync(newSock).isSocket());
+  restored.proc.child.kill("SIGKILL");
+
+  const plain = await bootAndSnapshot("no-vsock", 1);
+  plain.vmm.proc.child.kill("SIGKILL");
+  const refused = await startApi();
+  const r = await refused.api("PUT", "/snapshot/load", { snapshot_path: plain.snap, mem_file_path: plain.mem, vsock_override: { uds_path: newSock } });
+  assert.equal(r.status, 400);
+  assert.match(faultOf(r), /vsock_override: the snapshot has no vsock device/);
+  refused.proc.child.kill("SIGKILL");
+});
+
 test("the library: loadSnapshot() refuses the options a restored VM cannot honour (host placement)", () => {
   const source = { snapshotPath: path.join(workDir, "none.snap"), memFilePath: path.join(workDir, "none.mem") };
   assert.throws(() => loadSnapshot(source, { host: { ksm: true } }), { name: "VmConfigError", message: /host option .* not supported for a restored VM/ });

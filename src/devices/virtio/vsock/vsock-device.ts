@@ -9,9 +9,9 @@
  * connection owes the guest is a handful of flags plus data it reads only when the guest has buffers and credit.
  *
  * Snapshots (Firecracker's vsock persist.rs and prepare_save): connections are not saved. Taking a snapshot ends every
- * host connection and posts TRANSPORT_RESET on the event queue (into guest RAM, so the snapshot holds it); on resume,
- * and on restore, the device signals the event queue again, and the guest drops its connections, keeps its listening
- * sockets and re-reads its CID (virtio 1.2 §5.10.6.7). Until the driver acknowledges (refills the event queue, which
+ * host connection and posts TRANSPORT_RESET on the event queue (into guest RAM, so the snapshot holds it) with an
+ * interrupt, which the paused guest takes when it resumes; a restored device signals the event queue again. The guest
+ * drops its connections, keeps its listening sockets and re-reads its CID (virtio 1.2 §5.10.6.7). Until the driver acknowledges (refills the event queue, which
  * kicks it), nothing is delivered on the rx queue, as in Firecracker (pending_event_ack).
  */
 import type { GuestMemory } from "../../../memory/guest-memory.js";

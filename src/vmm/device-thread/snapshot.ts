@@ -96,6 +96,10 @@ export function restoreDevices(saved: SavedDevices, legacy: LegacyDevices, virti
       } else {
         a.device.restoreState(s.device);
       }
+      // Its config space may have changed (a balloon's target): the transport's copy of it is refreshed before the
+      // transport compares it with the saved one (configChanged() on a transport not yet active raises no interrupt,
+      // and restoreState then sets the saved config generation).
+      a.transport.configChanged();
     } else if (s.device !== undefined) {
       throw new Error(`${name}: the snapshot holds a state for it, and it has no restoreState()`);
     }

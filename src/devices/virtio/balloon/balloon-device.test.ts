@@ -276,7 +276,10 @@ test("a snapshot keeps the balloon working: target, actual, polling interval, he
   const transport2 = new MmioTransport(restored, { mem, interrupt: irq });
   // Without the device's own state its config space (target 2 MiB) differs from the saved one: refused.
   assert.throws(() => new MmioTransport(new VirtioBalloon({ amountMib: 2, deflateOnOom: false, statsPollingIntervalS: 1, freePageReporting: true, guestMemMib: 16, discarder: { discard() {} } }), { mem, interrupt: irq }).restoreState(saved.transport), /configuration differs/);
+  // As the device thread restores a device (vmm/device-thread/snapshot.ts): its own state, then its transport is told
+  // the config space changed (not active yet: no interrupt), then the transport's state.
   restored.restoreState(saved.device);
+  transport2.configChanged();
   transport2.restoreState(saved.transport);
   const driver2 = new FakeMmioDriver(transport2);
   assert.equal(driver2.read(0x100), 10 * 256);

@@ -322,6 +322,7 @@ test("snapshot: connections end, TRANSPORT_RESET goes on the event queue, rx wai
     const irq = new CountingInterrupt();
     const transport = new MmioTransport(restored, { mem: g.mem, interrupt: irq });
     restored.restoreState(saved.device);
+    transport.configChanged();
     transport.restoreState(saved.transport);
     assert.equal(irq.triggers, 1, "the event queue is signalled again");
     // Until the driver acknowledges (refills the event queue and kicks it), nothing goes to the rx queue.

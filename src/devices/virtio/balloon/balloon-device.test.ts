@@ -292,6 +292,7 @@ test("a snapshot keeps the balloon working: target, actual, polling interval, he
   restored.requestStats();
   assert.deepEqual(queues[2].takeUsed(), [{ id: again, len: 0 }]);
   restored.setTargetMib(3);
+  transport2.configChanged();
   assert.equal(driver2.read(0x100), 3 * 256);
 
   const other = new VirtioBalloon({ amountMib: 0, deflateOnOom: true, statsPollingIntervalS: 1, freePageReporting: true, guestMemMib: 16, discarder: { discard() {} } });

@@ -320,6 +320,17 @@ test("PUT /snapshot/load vsock_override: the restored vsock device listens on th
   assert.ok(statSync(newSock).isSocket());
   restored.proc.child.kill("SIGKILL");
 
+  // The CLI's equivalent, and its --huge-pages: 2M cannot be mapped from the memory file.
+  const cliSock = path.join(workDir, "cli-v.sock");
+  const hugeRefused = await runPetasan(["restore", "--snapshot", snap, "--mem", mem, "--serial", "none", "--huge-pages", "2M"], PROCESS_TIMEOUT_MS);
+  assert.equal(hugeRefused.code, 1);
+  assert.match(hugeRefused.stderr, /petasan: loadSnapshot: cannot restore guest memory on 2M huge pages .*needs a Uffd memory backend/);
+  const cli = startPetasan(["restore", "--snapshot", snap, "--mem", mem, "--serial", "stdio", "--vsock-override", cliSock, "--huge-pages", "None"], PROCESS_TIMEOUT_MS);
+  children.push(cli);
+  await cli.waitFor(/counter: [0-9a-f]{16}\n/);
+  assert.ok(statSync(cliSock).isSocket());
+  cli.child.kill("SIGKILL");
+
   const plain = await bootAndSnapshot("no-vsock", 1);
   plain.vmm.proc.child.kill("SIGKILL");
   const refused = await startApi();

@@ -15,7 +15,8 @@
  * Restore maps the memory file MAP_PRIVATE and reads nothing up front, so its time should not grow with size.
  * With --baseline-cli (another build's dist/src/cli/main.js, e.g. of an older commit: `git archive <commit> | tar -x
  * -C DIR`, link node_modules, `npx tsc`), each run also restores the same snapshot into a pre-started process of that
- * build, right after this build's, and prints the ratio of the medians: before/after in one invocation.
+ * build, right after this build's, and prints the ratio of the medians: before/after in one invocation. Each build
+ * restores a snapshot it took itself of the same guest at the same size (state file formats differ between builds).
  * Last, without the API: loadSnapshot() + start() in a process of its own with warm threads (snapshot-in-process.ts),
  * this build's and the baseline's taking turns.
  */
@@ -66,9 +67,9 @@ async function startApi(sock: string, cli = CLI): Promise<TimedChild> {
   return p;
 }
 
-async function makeSnapshot(dir: string, kernel: string, mib: number): Promise<{ snap: string; mem: string }> {
-  const sock = path.join(dir, `make-${mib}.sock`);
-  const p = await startApi(sock);
+async function makeSnapshot(dir: string, kernel: string, mib: number, cli = CLI, tag = ""): Promise<{ snap: string; mem: string }> {
+  const sock = path.join(dir, `make-${tag}${mib}.sock`);
+  const p = await startApi(sock, cli);
   try {
     await expectNoContent(sock, "PUT", "/boot-source", { kernel_image_path: kernel });
     await expectNoContent(sock, "PUT", "/machine-config", { vcpu_count: 1, mem_size_mib: mib });
@@ -76,8 +77,8 @@ async function makeSnapshot(dir: string, kernel: string, mib: number): Promise<{
     await lineAfter(p, 0);
     await sleep(100);
     await expectNoContent(sock, "PATCH", "/vm", { state: "Paused" });
-    const snap = path.join(dir, `${mib}.snap`);
-    const mem = path.join(dir, `${mib}.mem`);
+    const snap = path.join(dir, `${tag}${mib}.snap`);
+    const mem = path.join(dir, `${tag}${mib}.mem`);
     await expectNoContent(sock, "PUT", "/snapshot/create", { snapshot_type: "Full", snapshot_path: snap, mem_file_path: mem });
     return { snap, mem };
   } finally {
@@ -155,6 +156,8 @@ async function main(argv: string[]): Promise<void> {
     const kernel = await buildTestGuest("counter");
     const snaps = new Map<number, { snap: string; mem: string }>();
     for (const mib of sizes) snaps.set(mib, await makeSnapshot(dir, kernel, mib));
+    const baselineSnaps = new Map<number, { snap: string; mem: string }>();
+    if (baselineCli) for (const mib of sizes) baselineSnaps.set(mib, await makeSnapshot(dir, kernel, mib, baselineCli, "baseline-"));
     const restores = new Map<number, Timing[]>(sizes.map((s) => [s, []]));
     const prestarted = new Map<number, Timing[]>(sizes.map((s) => [s, []]));
     const boots = new Map<number, Timing[]>(sizes.map((s) => [s, []]));
@@ -167,8 +170,9 @@ async function main(argv: string[]): Promise<void> {
         restores.get(mib)!.push(await restore(path.join(dir, `r${n++}.sock`), snap, mem));
         prestarted.get(mib)!.push(await restore(path.join(dir, `p${n++}.sock`), snap, mem, PRESTARTED_IDLE_MS));
         if (baselineCli) {
-          baselineCold.get(mib)!.push(await restore(path.join(dir, `c${n++}.sock`), snap, mem, 0, baselineCli));
-          baseline.get(mib)!.push(await restore(path.join(dir, `q${n++}.sock`), snap, mem, PRESTARTED_IDLE_MS, baselineCli));
+          const theirs = baselineSnaps.get(mib)!;
+          baselineCold.get(mib)!.push(await restore(path.join(dir, `c${n++}.sock`), theirs.snap, theirs.mem, 0, baselineCli));
+          baseline.get(mib)!.push(await restore(path.join(dir, `q${n++}.sock`), theirs.snap, theirs.mem, PRESTARTED_IDLE_MS, baselineCli));
         }
         boots.get(mib)!.push(await boot(path.join(dir, `b${n++}.sock`), kernel, mib));
       }
@@ -201,7 +205,7 @@ async function main(argv: string[]): Promise<void> {
           return [`${mib} MiB`, ...cells(r, c, "answered"), ...cells(p, b, "answered"), ...cells(p, b, "firstLine")];
         }),
       ];
-      console.log(`\nagainst the baseline build ${baselineCli} (restores of the same snapshot, one after the other in each run)\n\n${formatTable(compared)}`);
+      console.log(`\nagainst the baseline build ${baselineCli} (restores of the same guest's snapshot, one after the other in each run)\n\n${formatTable(compared)}`);
     }
     const baselineLib = baselineCli && path.resolve(path.dirname(baselineCli), "../lib/index.js");
     const inProcess = [["guest RAM", "in-process: loadSnapshot()+start() ms", ...(baselineLib ? ["baseline build", "this/baseline"] : [])]];
@@ -211,7 +215,7 @@ async function main(argv: string[]): Promise<void> {
       const theirs: number[] = [];
       for (let turn = 0; turn < IN_PROCESS_TURNS; turn++) {
         ours.push(...(await restoreInProcess(LIB, snap, mem)));
-        if (baselineLib) theirs.push(...(await restoreInProcess(baselineLib, snap, mem)));
+        if (baselineLib) theirs.push(...(await restoreInProcess(baselineLib, baselineSnaps.get(mib)!.snap, baselineSnaps.get(mib)!.mem)));
       }
       inProcess.push([`${mib} MiB`, median(ours).toFixed(1), ...(baselineLib ? [median(theirs).toFixed(1), (median(ours) / median(theirs)).toFixed(2)] : [])]);
     }

@@ -5,6 +5,7 @@
 //   base + 4, 32-bit: a write gives the guest-physical address of a NUL-terminated string, which the
 //                     device uppercases in guest memory (DMA through context.memory).
 //   base + 8:         a write raises the device's interrupt (context.irq, when the VM gave it one).
+// saveState/restoreState make a VM with it snapshottable: the sum is the device's only state.
 import type { UserDeviceFactory } from "petasan";
 
 const MAX_STRING = 256;
@@ -25,6 +26,13 @@ const createSumDevice: UserDeviceFactory<{ start?: number }> = (context) => {
       if (offset === 0) state[0] = (state[0] + value) >>> 0;
       else if (offset === 4) uppercase(value);
       else if (offset === 8) context.irq?.trigger();
+    },
+    // The device thread's instance is asked, on a paused VM; the state it restores is the shared one.
+    saveState: () => ({ sum: state[0] }),
+    restoreState(saved) {
+      const value = (saved as { sum?: unknown } | null)?.sum;
+      if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 0xffff_ffff) throw new Error("saved sum is not a 32-bit value");
+      state[0] = value;
     },
   };
 

@@ -24,6 +24,10 @@ export interface NetworkOverride {
   host_dev_name: string;
 }
 
+export interface VsockOverride {
+  uds_path: string;
+}
+
 interface SnapshotLoadBody {
   snapshot_path: string;
   mem_file_path?: string;
@@ -32,6 +36,7 @@ interface SnapshotLoadBody {
   enable_diff_snapshots?: boolean;
   resume_vm?: boolean;
   network_overrides?: NetworkOverride[];
+  vsock_override?: VsockOverride;
   clock_realtime?: boolean;
   huge_pages?: "Snapshot" | "None" | "Transparent" | "2M";
 }
@@ -43,6 +48,10 @@ export interface SnapshotLoadParams {
   track_dirty_pages: boolean;
   resume_vm: boolean;
   network_overrides: NetworkOverride[];
+  /** The vsock device's socket path instead of the snapshot's. */
+  vsock_override?: VsockOverride;
+  /** Huge pages of the restored RAM; absent: "Snapshot" (as saved). A 2M result is refused by the load (no Uffd backend). */
+  huge_pages?: "Snapshot" | "None" | "Transparent" | "2M";
 }
 
 export const snapshotCreateSchema: ObjectSchema<SnapshotCreateParams> = objectSchema<SnapshotCreateParams>("SnapshotCreateParams", {
@@ -61,6 +70,10 @@ const networkOverrideSchema = objectSchema<NetworkOverride>("NetworkOverride", {
   host_dev_name: required(nonEmptyString),
 });
 
+const vsockOverrideSchema = objectSchema<VsockOverride>("VsockOverride", {
+  uds_path: required(nonEmptyString),
+});
+
 const snapshotLoadBodySchema = objectSchema<SnapshotLoadBody>(
   "SnapshotLoadParams",
   {
@@ -71,10 +84,10 @@ const snapshotLoadBodySchema = objectSchema<SnapshotLoadBody>(
     enable_diff_snapshots: optional(boolean),
     resume_vm: optional(boolean),
     network_overrides: optional(arrayOf(nested(networkOverrideSchema))),
+    vsock_override: optional(nested(vsockOverrideSchema)),
     clock_realtime: optional(boolean),
     huge_pages: optional(oneOf<NonNullable<SnapshotLoadBody["huge_pages"]>>(["Snapshot", "None", "Transparent", "2M"])),
   },
-  { vsock_override: "snapshots of VMs with a vsock device" },
 );
 
 /** Checks a load body; the messages for the memory fields are Firecracker's. */
@@ -86,13 +99,14 @@ export const snapshotLoadSchema: ObjectSchema<SnapshotLoadParams> = {
     if (b.mem_file_path !== undefined && b.mem_backend !== undefined) throw new ConfigError("", "too many fields: either `mem_backend` or `mem_file_path` exclusively is required");
     if (b.mem_backend?.backend_type === "Uffd") throw new ConfigError("mem_backend.backend_type", "Uffd is not supported by petasan: restore maps the memory file (File)");
     if (b.clock_realtime) throw new ConfigError("clock_realtime", "not supported by petasan: kvmclock resumes from where it was saved");
-    if (b.huge_pages === "Transparent" || b.huge_pages === "2M") throw new ConfigError("huge_pages", `${b.huge_pages} is not supported by petasan: guest memory uses the host's default pages`);
     return {
       snapshot_path: b.snapshot_path,
       mem_file_path: b.mem_file_path ?? b.mem_backend!.backend_path,
       track_dirty_pages: b.track_dirty_pages ?? b.enable_diff_snapshots ?? false,
       resume_vm: b.resume_vm ?? false,
       network_overrides: b.network_overrides ?? [],
+      ...(b.vsock_override && { vsock_override: b.vsock_override }),
+      ...(b.huge_pages && { huge_pages: b.huge_pages }),
     };
   },
 };

@@ -38,9 +38,13 @@ test("PUT /snapshot/create and /snapshot/load parse as Firecracker's bodies", ()
   assert.match(refusal("PUT", "/snapshot/load", { snapshot_path: "s" }), /either `mem_backend` or `mem_file_path` is required/);
   assert.match(refusal("PUT", "/snapshot/load", { snapshot_path: "s", mem_file_path: "m", mem_backend: { backend_type: "File", backend_path: "m" } }), /too many fields/);
   assert.match(refusal("PUT", "/snapshot/load", { snapshot_path: "s", mem_backend: { backend_type: "Uffd", backend_path: "/sock" } }), /Uffd is not supported by petasan/);
-  assert.match(refusal("PUT", "/snapshot/load", { snapshot_path: "s", mem_file_path: "m", vsock_override: { uds_path: "/x" } }), /vsock_override: petasan does not support snapshots of VMs with a vsock device yet/);
+  // vsock_override and huge_pages go to the load (which refuses a 2M result: no Uffd backend).
+  assert.deepEqual(parseRequest("PUT", "/snapshot/load", JSON.stringify({ snapshot_path: "s", mem_file_path: "m", vsock_override: { uds_path: "/x" }, huge_pages: "2M" })), {
+    kind: "loadSnapshot", params: { snapshot_path: "s", mem_file_path: "m", track_dirty_pages: false, resume_vm: false, network_overrides: [], vsock_override: { uds_path: "/x" }, huge_pages: "2M" },
+  });
+  assert.match(refusal("PUT", "/snapshot/load", { snapshot_path: "s", mem_file_path: "m", vsock_override: {} }), /uds_path/);
+  assert.match(refusal("PUT", "/snapshot/load", { snapshot_path: "s", mem_file_path: "m", huge_pages: "1G" }), /1G/);
   assert.match(refusal("PUT", "/snapshot/load", { snapshot_path: "s", mem_file_path: "m", clock_realtime: true }), /clock_realtime: not supported/);
-  assert.match(refusal("PUT", "/snapshot/load", { snapshot_path: "s", mem_file_path: "m", huge_pages: "2M" }), /huge_pages: 2M is not supported/);
   assert.match(refusal("PUT", "/snapshot/load", { snapshot_path: "s", mem_file_path: "m", network_overrides: [{ iface_id: "eth0" }] }), /host_dev_name/);
 });
 

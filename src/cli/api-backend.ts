@@ -54,7 +54,7 @@ export class ApiVmmBackend {
     const startedAt = performance.now();
     const vm = loadSnapshot({
       snapshotPath: params.snapshot_path, memFilePath: params.mem_file_path, trackDirtyPages: params.track_dirty_pages,
-      resume: params.resume_vm, networkOverrides: params.network_overrides, logger: extras.logger, metrics: extras.metrics,
+      resume: params.resume_vm, networkOverrides: params.network_overrides, vsockUdsPath: params.vsock_override?.uds_path, hugePages: params.huge_pages, logger: extras.logger, metrics: extras.metrics,
     }, {
       ...this.vmOptions(),
       ...(extras.mmdsData !== undefined && { mmds: JSON.parse(extras.mmdsData) as unknown }),

@@ -16,11 +16,15 @@ import { readMmdsData } from "./mmds-data.js";
 
 export const RESTORE_USAGE = `usage: petasan restore DIR | --snapshot FILE --mem FILE [--serial stdio|file:PATH|none]
                        [--log-level LEVEL] [--track-dirty-pages] [--net-override ID=TAP]... [--snapshot-dir DIR]
+                       [--vsock-override PATH] [--huge-pages Snapshot|None|Transparent|2M]
                        [--mmds-data FILE] [--no-seccomp | --seccomp-filter FILE]
   DIR                  a directory holding vm.snap and vm.mem (what Ctrl-A s with --snapshot-dir writes)
   --snapshot FILE      the state file;  --mem FILE  the memory file (mapped copy-on-write, never changed)
   --track-dirty-pages  record dirtied pages, for Diff snapshots of the restored VM (API mode)
   --net-override ID=TAP  use tap TAP for interface ID instead of the snapshot's
+  --vsock-override PATH  the vsock device listens on PATH instead of the snapshot's uds_path (which must not exist)
+  --huge-pages         the restored RAM's pages (default Snapshot: as saved); 2M is refused, as by Firecracker
+                       without a Uffd backend: restore a VM that ran on 2M pages with None or Transparent
   --snapshot-dir DIR   Ctrl-A s writes a new snapshot of the restored VM here
   --mmds-data FILE     JSON for the MMDS data store (a snapshot holds none; the snapshot's VM needs an mmds-config)
   --no-seccomp, --seccomp-filter FILE   as petasan run: seccomp filters are on by default
@@ -129,6 +133,8 @@ export async function runRestoreCommand(argv: string[]): Promise<number> {
         "log-level": { type: "string", default: "Warning" },
         "track-dirty-pages": { type: "boolean", default: false },
         "net-override": { type: "string", multiple: true, default: [] },
+        "vsock-override": { type: "string" },
+        "huge-pages": { type: "string", default: "Snapshot" },
         "snapshot-dir": { type: "string" },
         "mmds-data": { type: "string" },
         "no-seccomp": { type: "boolean" },
@@ -155,6 +161,11 @@ export async function runRestoreCommand(argv: string[]): Promise<number> {
   }
   if (values["no-seccomp"] && values["seccomp-filter"] !== undefined) {
     say(SECCOMP_FLAGS_EXCLUSIVE);
+    return 2;
+  }
+  const hugePages = (["Snapshot", "None", "Transparent", "2M"] as const).find((h) => h === values["huge-pages"]);
+  if (!hugePages) {
+    say(`--huge-pages: "${values["huge-pages"]}" is not Snapshot, None, Transparent or 2M`);
     return 2;
   }
   const networkOverrides = [];
@@ -187,7 +198,7 @@ export async function runRestoreCommand(argv: string[]): Promise<number> {
     const seccomp = await seccompFilters(seccompChoice(values["no-seccomp"], values["seccomp-filter"]));
     const mmds = values["mmds-data"] === undefined ? undefined : await readMmdsData(values["mmds-data"]);
     vm = loadSnapshot(
-      { snapshotPath, memFilePath, trackDirtyPages: values["track-dirty-pages"], networkOverrides },
+      { snapshotPath, memFilePath, trackDirtyPages: values["track-dirty-pages"], networkOverrides, vsockUdsPath: values["vsock-override"], hugePages },
       { console: serialFd === null ? "none" : { fd: serialFd }, log: { fd: 2, level: logLevel }, seccomp, ...(mmds !== undefined && { mmds }) },
     );
     releaseSignals = stopOnSignals(vm);

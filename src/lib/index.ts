@@ -15,7 +15,7 @@
  * server are built on it, and nothing outside it is a stable interface.
  */
 import { VirtualMachine, type CreateVmOptions, type SnapshotSource } from "./virtual-machine.js";
-import { readSnapshot, withOverrides } from "../vmm/restore.js";
+import { readSnapshot, resolveLoadHugePages, withOverrides } from "../vmm/restore.js";
 import { resolveVmConfig, VmConfigError, type FirecrackerVmConfig } from "./config-input.js";
 import { loadConfigFile } from "../config/index.js";
 
@@ -34,15 +34,21 @@ export function createVm(config: FirecrackerVmConfig | string, options?: CreateV
  */
 export function loadSnapshot(source: SnapshotSource, options?: CreateVmOptions): VirtualMachine {
   // Options a restored VM cannot honour are refused by name rather than ignored: its RAM is the memory file mapped
-  // as saved (no host placement), and snapshots never hold devices written by the user (Vmm.snapshot refuses them).
+  // as saved (no host placement). Devices written by the user are code, not in the snapshot: `devices` must list the
+  // same ones as when it was taken (their saved states go back through their restoreState).
   if (options?.host !== undefined) throw new VmConfigError("host", "loadSnapshot: the host option (ksm, numaNode) is not supported for a restored VM");
-  if (options?.devices !== undefined && options.devices.length > 0) throw new VmConfigError("devices", "loadSnapshot: devices written by the user are not supported for a restored VM");
   const snapshot = readSnapshot(source.snapshotPath);
+  let hugePages;
+  try {
+    hugePages = resolveLoadHugePages(snapshot.config["machine-config"].huge_pages, source.hugePages);
+  } catch (e) {
+    throw new VmConfigError("hugePages", `loadSnapshot: ${(e as Error).message}`);
+  }
   // The snapshot's logger and metrics are the settings of the process that took it (its log and metrics files):
   // a restored VM uses the caller's, as Firecracker's takes them from the new process.
-  const { logger: _takerLogger, metrics: _takerMetrics, ...saved } = withOverrides(snapshot.config, source.networkOverrides ?? []);
+  const { logger: _takerLogger, metrics: _takerMetrics, ...saved } = withOverrides(snapshot.config, { network: source.networkOverrides, vsockUdsPath: source.vsockUdsPath });
   const config = {
-    ...saved, "machine-config": { ...saved["machine-config"], track_dirty_pages: source.trackDirtyPages ?? false },
+    ...saved, "machine-config": { ...saved["machine-config"], track_dirty_pages: source.trackDirtyPages ?? false, huge_pages: hugePages },
     ...(source.logger && { logger: source.logger }), ...(source.metrics && { metrics: source.metrics }),
   };
   // start() restores from what was read here: the file is read and checked once, and the VM is the config it shows.
@@ -62,6 +68,11 @@ export { SnapshotFileError } from "../vmm/snapshot/file-format.js";
  * the next start() of a VM in this process, a restore above all, does not wait for Node to start workers.
  */
 export { prestartWorkers } from "../vmm/warm-workers.js";
+/**
+ * Runs the code that reads and checks a snapshot's state file once, on a built-in sample, so that the next
+ * loadSnapshot() in this process does not wait for V8 to compile it (the API mode calls it while it waits for a load).
+ */
+export { warmUpSnapshotLoading } from "../vmm/snapshot/warm-up.js";
 /**
  * Applies a Diff snapshot's memory file onto the memory file it was taken on top of (a Full one, or one already
  * merged), as Firecracker's snapshot-editor rebase; returns the bytes copied. Load the Diff's state file with the result.

@@ -12,7 +12,7 @@ import { EventEmitter } from "node:events";
 import { closeSync } from "node:fs";
 import { newPipe, type PipeFds } from "../sys/pipe.js";
 import { buildVm, type HostPlacement } from "../vmm/builder.js";
-import { restoreVm, type NetworkOverride, type ReadSnapshot } from "../vmm/restore.js";
+import { restoreVm, type LoadHugePages, type NetworkOverride, type ReadSnapshot } from "../vmm/restore.js";
 import type { SnapshotType } from "../vmm/snapshot/state-codec.js";
 import { openLogTarget, type LogTarget } from "../vmm/log-target.js";
 import { MetricsRecorder } from "../vmm/metrics.js";
@@ -93,6 +93,14 @@ export interface SnapshotSource {
   resume?: boolean;
   /** Taps to use instead of the snapshot's (Firecracker's network_overrides). */
   networkOverrides?: readonly NetworkOverride[];
+  /** The vsock device's Unix socket instead of the snapshot's uds_path (Firecracker's vsock_override). */
+  vsockUdsPath?: string;
+  /**
+   * Huge pages for the restored guest RAM (Firecracker's load huge_pages): "Snapshot" (default) as the saved VM had
+   * them, "None" or "Transparent". "2M" (or "Snapshot" of a VM on 2M pages) is refused, as Firecracker refuses it
+   * with a File memory backend: hugetlbfs pages cannot be mapped from the memory file.
+   */
+  hugePages?: LoadHugePages;
   /**
    * The restored VM's logger and metrics config (as a config's `logger` and `metrics`); the snapshot's, those of the
    * VM it was taken from, are not used. Absent: the log goes where `log` in the options says, and no metrics file.
@@ -175,7 +183,8 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
       vmm = from
         ? await restoreVm({
           snapshotPath: from.snapshotPath, snapshot: from.snapshot, memFilePath: from.memFilePath, trackDirtyPages: from.trackDirtyPages ?? false,
-          networkOverrides: from.networkOverrides, serialOutputFd, log: log.settings, seccomp: this.options.seccomp,
+          networkOverrides: from.networkOverrides, vsockUdsPath: from.vsockUdsPath, hugePages: from.hugePages, serialOutputFd, log: log.settings, seccomp: this.options.seccomp,
+          userDevices: this.userDevices.bus, userVirtioDevices: this.userDevices.virtio,
           ...(this.options.mmds !== undefined && { mmdsData: JSON.stringify(this.options.mmds) }),
         })
         : await buildVm(this.config, {

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { GuestMemory, GuestMemoryError } from "./guest-memory.js";
+import { GuestMemory, GuestMemoryError, dirtyPageRecords } from "./guest-memory.js";
 
 const MiB = 1 << 20;
 const mem = () => GuestMemory.anonymous([{ guestAddr: 0, size: MiB }, { guestAddr: 4 * MiB, size: MiB }]);
@@ -89,6 +89,22 @@ test("dirty tracking records the pages written through every write path, in KVM'
   assert.equal(words[1], 1n);
   assert.equal(mem.takeDirtyPages(1)[0], 2n);
   assert.equal(mem.takeDirtyPages(0)[0], 0n, "taking clears the record");
+});
+
+test("dirty records in shared memory: pages written through two views of guest RAM (two threads) land in one record", () => {
+  const regions = [{ guestAddr: 0, size: 0x10_0000 }];
+  const ram = new ArrayBuffer(0x10_0000);
+  const view = () => new GuestMemory([{ ...regions[0], hostAddr: 1n << 40n }], () => new Uint8Array(ram));
+  const records = dirtyPageRecords(regions);
+  const devices = view();
+  const vcpu = view();
+  devices.trackDirtyPages(records);
+  vcpu.trackDirtyPages(records);
+  devices.writeU8(0x2000, 1); // page 2
+  vcpu.write(0x7000, new Uint8Array(1)); // page 7, by the other view
+  assert.equal(devices.takeDirtyPages(0)[0], (1n << 2n) | (1n << 7n));
+  assert.equal(vcpu.takeDirtyPages(0)[0], 0n, "taken once, by either view");
+  assert.throws(() => view().trackDirtyPages([]), /0 dirty page records for 1 regions/);
 });
 
 test("a span's host view is made on its first use, once (a restore need not wait for V8 to account for guest RAM)", () => {

@@ -85,6 +85,8 @@ export class GuestMemory {
    * (Firecracker keeps the same kind of bitmap in vm-memory for its devices).
    */
   private dirty?: Uint32Array[];
+  /** Whether `dirty` is shared with other threads' views of this memory (marked atomically). */
+  private dirtyShared = false;
 
   /**
    * `regions` are host mappings; `viewOf(hostAddr, size)` returns zero-copy bytes over host
@@ -270,9 +272,14 @@ export class GuestMemory {
     return s ? s.hostBase + (addr - s.guestAddr) : undefined;
   }
 
-  /** Starts recording the pages this thread may write (see `dirty`); idempotent. */
-  trackDirtyPages(): void {
-    this.dirty ??= this.regions.map((r) => new Uint32Array(Math.ceil(r.size / DIRTY_PAGE / 32)));
+  /**
+   * Starts recording the pages this thread may write (see `dirty`); idempotent. `shared`: one record per region, in
+   * shared memory (dirtyPageRecords()), that other threads writing guest RAM mark too (atomically, then).
+   */
+  trackDirtyPages(shared?: readonly SharedArrayBuffer[]): void {
+    if (shared && shared.length !== this.regions.length) throw new RangeError(`${shared.length} dirty page records for ${this.regions.length} regions`);
+    this.dirtyShared = shared !== undefined;
+    this.dirty ??= shared ? shared.map((b) => new Uint32Array(b)) : this.regions.map((r) => new Uint32Array(dirtyRecordWords(r.size)));
   }
 
   /**
@@ -283,7 +290,13 @@ export class GuestMemory {
     const words = this.dirty?.[index];
     const out = new BigUint64Array(Math.ceil(this.regions[index].size / DIRTY_PAGE / 64));
     if (!words) return out;
-    new Uint32Array(out.buffer).set(words.subarray(0, out.length * 2));
+    const into = new Uint32Array(out.buffer);
+    if (this.dirtyShared) {
+      // Word by word, so a page another thread marks meanwhile is in this record or the next, never lost.
+      for (let i = 0; i < words.length && i < into.length; i++) into[i] = Atomics.exchange(words, i, 0);
+      return out;
+    }
+    into.set(words.subarray(0, out.length * 2));
     words.fill(0);
     return out;
   }
@@ -292,8 +305,20 @@ export class GuestMemory {
     const words = this.dirty![s.region];
     const first = Math.floor((s.regionOffset + off) / DIRTY_PAGE);
     const last = Math.floor((s.regionOffset + off + Math.max(len, 1) - 1) / DIRTY_PAGE);
-    for (let p = first; p <= last; p++) words[p >>> 5] |= 1 << (p & 31);
+    if (this.dirtyShared) for (let p = first; p <= last; p++) Atomics.or(words, p >>> 5, 1 << (p & 31));
+    else for (let p = first; p <= last; p++) words[p >>> 5] |= 1 << (p & 31);
   }
+}
+
+/** 32-bit words of a dirty page record for a region of `size` bytes. */
+function dirtyRecordWords(size: number): number {
+  return Math.ceil(size / DIRTY_PAGE / 32);
+}
+
+/** Dirty page records in shared memory, one per region, for threads that all write guest RAM (trackDirtyPages). */
+export function dirtyPageRecords(regions: readonly { size: number }[]): SharedArrayBuffer[] {
+  // Whole 64-bit words: takeDirtyPages reads the record as KVM's bitmap of u64s.
+  return regions.map((r) => new SharedArrayBuffer(Math.ceil(dirtyRecordWords(r.size) / 2) * 8));
 }
 
 function isValidRange(addr: number, len: number): boolean {

@@ -102,6 +102,11 @@ function adviseHugePages(addr: bigint, size: number, required: boolean): void {
   throw new SysError("madvise(MADV_HUGEPAGE)", errno(), `huge_pages "Transparent": the host kernel must have CONFIG_TRANSPARENT_HUGEPAGE`);
 }
 
+/** huge_pages "Transparent" for a mapping made elsewhere (a restored VM's memory file): the advice must be taken. */
+export function adviseTransparentHugePages(addr: bigint, size: number): void {
+  adviseHugePages(addr, size, true);
+}
+
 function adviseOrThrow(addr: bigint, size: number, advice: number, what: string, einvalMeans: string): void {
   if (madvise(addr, size, advice) === 0) return;
   const e = errno();

@@ -26,6 +26,7 @@ import type { MmdsSpec } from "./device-thread/protocol.js";
 import { VcpuHandle } from "./vcpu/handle.js";
 import { configureVcpu, hostCpuFacts, setBootRegisters } from "./vcpu-setup.js";
 import { newLegacyStates } from "./register-states.js";
+import { dirtyPageRecords } from "../memory/guest-memory.js";
 import { Vmm } from "./vmm.js";
 import type { LogSettings } from "./logger.js";
 import type { UserDeviceSpec } from "./device-thread/user-devices.js";
@@ -247,6 +248,7 @@ export function assembleVmm(
       mmds: mmdsSpec(config, opts.mmdsData),
       log: opts.log,
       trackDirtyPages: config["machine-config"].track_dirty_pages,
+      ...(config["machine-config"].track_dirty_pages && { dirtyPages: dirtyPageRecords(parts.regions) }),
       seccomp: opts.seccomp?.devices,
       ...(opts.restoreDevices && { restoreDevices: opts.restoreDevices }),
     },

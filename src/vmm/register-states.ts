@@ -35,4 +35,6 @@ export interface VcpuRegisterData {
   userDevices: UserDeviceSpec[];
   /** Guest RAM, for those devices' DMA (empty when there are none). */
   memory: MemoryRegionDescriptor[];
+  /** When dirty pages are tracked: the record their DMA marks too (a Diff snapshot must hold what they wrote). */
+  dirtyPages?: SharedArrayBuffer[];
 }

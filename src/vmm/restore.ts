@@ -15,6 +15,8 @@ import { KVM_MEM_LOG_DIRTY_PAGES } from "../kvm/vm.js";
 import { restoreVcpuState, restoreVmState } from "../kvm/state.js";
 import { unmap } from "../memory/host-mapping.js";
 import { mapFilePrivate, regionFileOffsets } from "../memory/memory-file.js";
+import { adviseTransparentHugePages } from "../memory/ram-backing.js";
+import type { HugePages } from "../config/machine-config.js";
 import type { MemoryRegionDescriptor } from "../memory/guest-memory.js";
 import { guestRamRegions } from "../arch/x86/memory-layout.js";
 import { KVM_TSS_ADDR, PAGE_SIZE } from "../arch/x86/layout.js";
@@ -24,6 +26,8 @@ import { VcpuHandle } from "./vcpu/handle.js";
 import { Vmm } from "./vmm.js";
 import { assembleVmm, buildSteps, type ThreadFilters } from "./builder.js";
 import type { LogSettings } from "./logger.js";
+import type { UserDeviceSpec } from "./device-thread/user-devices.js";
+import type { VirtioBackendSpec } from "./device-thread/protocol.js";
 import { decodeSnapshotFile, MAX_SNAPSHOT_BYTES, SnapshotFileError } from "./snapshot/file-format.js";
 import { parseSnapshotBody } from "./snapshot/state-codec.js";
 
@@ -33,6 +37,25 @@ const MiB = 1024 * 1024;
 export interface NetworkOverride {
   iface_id: string;
   host_dev_name: string;
+}
+
+/** PUT /snapshot/load's huge_pages: "Snapshot" (the default) keeps the saved VM's machine-config huge_pages. */
+export type LoadHugePages = "Snapshot" | HugePages;
+
+/**
+ * The restored VM's huge pages (Firecracker's SnapshotLoadHugePageConfig::resolve). As in Firecracker (persist.rs,
+ * GuestMemoryFromFileError::HugetlbfsSnapshot), hugetlbfs pages cannot come from mapping the memory file: that needs
+ * a Uffd backend, which petasan does not have, so a 2M result is refused and the caller told what loads instead.
+ */
+export function resolveLoadHugePages(saved: HugePages, requested: LoadHugePages = "Snapshot"): HugePages {
+  const pages = requested === "Snapshot" ? saved : requested;
+  if (pages === "2M") {
+    throw new Error(
+      `cannot restore guest memory on 2M huge pages (hugetlbfs) by mapping the memory file${requested === "Snapshot" ? " (the snapshot's VM used them)" : ""}: ` +
+        `as in Firecracker that needs a Uffd memory backend, which petasan does not have; load it with huge_pages "None" or "Transparent"`,
+    );
+  }
+  return pages;
 }
 
 /** A state file as readSnapshot() read and checked it. */
@@ -47,6 +70,13 @@ export interface RestoreOptions {
   trackDirtyPages: boolean;
   /** Taps to use instead of those in the snapshot (Firecracker's network_overrides). */
   networkOverrides?: readonly NetworkOverride[];
+  /** The vsock device's socket instead of the snapshot's (Firecracker's vsock_override). */
+  vsockUdsPath?: string;
+  /** Huge pages for the restored RAM (default "Snapshot": as saved); "2M" is refused (resolveLoadHugePages). */
+  hugePages?: LoadHugePages;
+  /** Devices written by the user: the same as the snapshot's VM had (their states are in the snapshot, their code is not). */
+  userDevices?: UserDeviceSpec[];
+  userVirtioDevices?: VirtioBackendSpec[];
   serialOutputFd: number | null;
   log: LogSettings;
   /** Seccomp filters each thread installs on itself, as buildVm's; absent: none. */
@@ -67,15 +97,24 @@ export function readSnapshot(path: string): ReadSnapshot {
   return parseSnapshotBody(decodeSnapshotFile(readFileSync(path), path), path);
 }
 
-/** The saved config with the overrides applied; every override must name an interface of the snapshot. */
-export function withOverrides(config: VmConfig, overrides: readonly NetworkOverride[]): VmConfig {
+/** What a restore may change in the saved config: taps (network_overrides) and the vsock socket (vsock_override). */
+export interface ConfigOverrides {
+  network?: readonly NetworkOverride[];
+  /** The vsock device's uds_path instead of the snapshot's (Firecracker's vsock_override). */
+  vsockUdsPath?: string;
+}
+
+/** The saved config with the overrides applied; every override must name a device of the snapshot (Firecracker's rule). */
+export function withOverrides(config: VmConfig, overrides: ConfigOverrides): VmConfig {
   const ifaces = config["network-interfaces"].map((n) => ({ ...n }));
-  for (const o of overrides) {
+  for (const o of overrides.network ?? []) {
     const iface = ifaces.find((n) => n.iface_id === o.iface_id);
     if (!iface) throw new SnapshotFileError(`network_overrides names interface "${o.iface_id}", which the snapshot does not have`);
     iface.host_dev_name = o.host_dev_name;
   }
-  return { ...config, "network-interfaces": ifaces };
+  if (overrides.vsockUdsPath !== undefined && config.vsock === undefined) throw new SnapshotFileError("vsock_override: the snapshot has no vsock device");
+  const vsock = config.vsock && overrides.vsockUdsPath !== undefined ? { ...config.vsock, uds_path: overrides.vsockUdsPath } : config.vsock;
+  return { ...config, "network-interfaces": ifaces, ...(vsock && { vsock }) };
 }
 
 export async function restoreVm(opts: RestoreOptions): Promise<Vmm> {
@@ -83,8 +122,9 @@ export async function restoreVm(opts: RestoreOptions): Promise<Vmm> {
   const { undo, releaseAll, step } = buildSteps((e) => e instanceof SnapshotFileError);
 
   const snap = await step("reading the snapshot", () => opts.snapshot ?? readSnapshot(opts.snapshotPath));
-  const base = withOverrides(snap.config, opts.networkOverrides ?? []);
-  const config: VmConfig = { ...base, "machine-config": { ...base["machine-config"], track_dirty_pages: opts.trackDirtyPages } };
+  const base = withOverrides(snap.config, { network: opts.networkOverrides, vsockUdsPath: opts.vsockUdsPath });
+  const hugePages = await step("choosing huge pages", () => resolveLoadHugePages(base["machine-config"].huge_pages, opts.hugePages));
+  const config: VmConfig = { ...base, "machine-config": { ...base["machine-config"], track_dirty_pages: opts.trackDirtyPages, huge_pages: hugePages } };
   const machine = config["machine-config"];
   const memBytes = machine.mem_size_mib * MiB;
 
@@ -133,6 +173,8 @@ export async function restoreVm(opts: RestoreOptions): Promise<Vmm> {
     return layout.map((r, slot): MemoryRegionDescriptor => {
       const hostAddr = mapFilePrivate(memFd, offsets[slot], r.size);
       undo.push(() => unmap(hostAddr, r.size));
+      // As Firecracker's snapshot_file with Transparent: the guest's copies of the file's pages may be huge pages.
+      if (machine.huge_pages === "Transparent") adviseTransparentHugePages(hostAddr, r.size);
       vm.setUserMemoryRegion(slot, r.guestAddr, r.size, hostAddr, machine.track_dirty_pages ? KVM_MEM_LOG_DIRTY_PAGES : 0);
       return { guestAddr: r.guestAddr, size: r.size, hostAddr };
     });
@@ -147,7 +189,7 @@ export async function restoreVm(opts: RestoreOptions): Promise<Vmm> {
     vm.createPit2();
   });
 
-  const devices = await step("placing virtio devices", () => placeVirtioDevices(vm, config, (fn) => undo.push(fn)));
+  const devices = await step("placing virtio devices", () => placeVirtioDevices(vm, config, (fn) => undo.push(fn), opts.userVirtioDevices));
 
   const vcpus = await step("restoring vCPUs", () => {
     const exitEventFd = newEventFd();
@@ -170,6 +212,6 @@ export async function restoreVm(opts: RestoreOptions): Promise<Vmm> {
   // As in Firecracker, the MMDS data store is not in the snapshot: the restored guest's MMDS starts empty unless the
   // caller gives it one.
   return assembleVmm({ kvm, vm, config, regions, vcpus, virtio: devices.specs, controlEventFd, release: releaseAll }, {
-    serialOutputFd: opts.serialOutputFd, log: opts.log, seccomp: opts.seccomp, mmdsData: opts.mmdsData, userDevices: [], restoreDevices: snap.devices,
+    serialOutputFd: opts.serialOutputFd, log: opts.log, seccomp: opts.seccomp, mmdsData: opts.mmdsData, userDevices: opts.userDevices ?? [], restoreDevices: snap.devices,
   });
 }

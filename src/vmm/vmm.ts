@@ -140,6 +140,7 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
       serialOutputFd: d.serialOutputFd, log: d.log,
       userDevices: d.userDevices.filter((u) => u.shared !== undefined),
       memory: d.userDevices.some((u) => u.shared !== undefined) ? d.memory : [],
+      ...(d.dirtyPages && { dirtyPages: d.dirtyPages }),
     };
   }
 
@@ -151,13 +152,8 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
     if (this.state !== "Paused") throw new Error(`the VM must be paused to take a snapshot (it is ${this.state})`);
     const config = this.parts.config;
     if (!config) throw new Error("this VM was built without a configuration to save");
-    // Devices whose state a snapshot does not hold yet: refused by name rather than restored broken.
-    if (config.vsock) throw new Error("snapshots of a VM with a vsock device are not supported yet");
-    if (config.balloon) throw new Error("snapshots of a VM with a balloon device are not supported yet");
-    // Its restore would need huge pages behind the memory file (Firecracker: a Uffd backend); petasan maps 4 KiB pages.
-    if (config["machine-config"].huge_pages === "2M") throw new Error("snapshots of a VM on 2M huge pages are not supported yet");
-    const data = this.parts.deviceThreadData;
-    if (data.userDevices.length > 0 || data.virtio.some((v) => v.backend.kind === "user")) throw new Error("snapshots of a VM with devices written by the user are not supported yet");
+    // Devices written by the user without saveState() are refused by the device thread, naming them. A VM on 2M huge
+    // pages is saved as Firecracker saves one; it is its load from the memory file that is refused (restore.ts).
     const tracking = config["machine-config"].track_dirty_pages;
     if (opts.type === "Diff" && !tracking) throw new Error("Diff snapshots need dirty page tracking: set machine-config track_dirty_pages (or load the snapshot with track_dirty_pages)");
     await writeSnapshotState(opts, {

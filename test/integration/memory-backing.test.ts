@@ -4,8 +4,10 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
-import { createVm, type VirtualMachine } from "petasan";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { createVm, loadSnapshot, type VirtualMachine } from "petasan";
 import { buildTestGuest } from "../guests/build.js";
 import { kvmSkipReason } from "./kvm-available.js";
 import { mappingsOfSize, numaPolicyOf, smapsOf } from "../../src/memory/testing/smaps.js";
@@ -68,7 +70,7 @@ const canReserve = (() => {
   }
 })();
 
-test("huge_pages 2M: guest RAM on hugetlbfs pages when the host has them, a clear start error when not", { skip: skip ?? (canReserve ? false : `cannot write ${NR_HUGEPAGES} (needs root)`) }, async () => {
+test("huge_pages 2M: guest RAM on hugetlbfs pages when the host has them, a clear start error when not; its snapshot loads only off hugetlbfs", { skip: skip ?? (canReserve ? false : `cannot write ${NR_HUGEPAGES} (needs root)`) }, async () => {
   const config = {
     "boot-source": { kernel_image_path: await buildTestGuest("echo") },
     "machine-config": { vcpu_count: 1, mem_size_mib: MEM_MIB, huge_pages: "2M" as const },
@@ -81,12 +83,43 @@ test("huge_pages 2M: guest RAM on hugetlbfs pages when the host has them, a clea
     writeFileSync(NR_HUGEPAGES, "40");
     const vm = createVm(config);
     await vm.start();
+    const dir = mkdtempSync(path.join(tmpdir(), "petasan-hugepages-"));
     try {
       await untilReady(vm);
       const ram = guestRam("ht");
       assert.equal(smapsOf(ram).kb.KernelPageSize, 2048);
+      // As Firecracker: a VM on hugetlbfs pages can be snapshotted, but its memory file cannot be mapped back onto
+      // hugetlbfs pages (that needs a Uffd backend): the load says so and what loads it instead.
+      await vm.pause();
+      const source = { snapshotPath: path.join(dir, "vm.snap"), memFilePath: path.join(dir, "vm.mem") };
+      await vm.snapshot(source);
+      await vm.stop();
+      assert.throws(() => loadSnapshot(source), { name: "VmConfigError", message: /2M huge pages \(hugetlbfs\) by mapping the memory file \(the snapshot's VM used them\).*load it with huge_pages "None" or "Transparent"/ });
+      assert.throws(() => loadSnapshot({ ...source, hugePages: "2M" }), /needs a Uffd memory backend/);
+      const restored = loadSnapshot({ ...source, hugePages: "None" });
+      assert.equal(restored.config["machine-config"].huge_pages, "None");
+      let out = "";
+      restored.console.setEncoding("utf8").on("data", (d: string) => (out += d));
+      await restored.start();
+      try {
+        restored.console.write("hi");
+        for (const deadline = Date.now() + 30_000; !out.includes("HI"); await new Promise((r) => setTimeout(r, 20))) {
+          if (Date.now() > deadline) throw new Error(`the restored guest did not echo; console:\n${out}`);
+        }
+      } finally {
+        await restored.stop();
+      }
+      // "Transparent" advises the restored mapping of the memory file for THP, as Firecracker's snapshot_file does.
+      const transparent = loadSnapshot({ ...source, hugePages: "Transparent" }, { console: "none" });
+      await transparent.start();
+      try {
+        assert.ok(smapsOf(guestRam("hg")).vmFlags.includes("hg"));
+      } finally {
+        await transparent.stop();
+      }
     } finally {
       await vm.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   } finally {
     writeFileSync(NR_HUGEPAGES, previous);

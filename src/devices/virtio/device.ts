@@ -72,6 +72,20 @@ export interface VirtioDevice {
   onTimer?(): void;
   /** For devices with many host fds: called once, before the guest runs, with the poller to register them on. */
   attachHost?(io: HostIo): void;
+  /**
+   * The device's own state for a snapshot, as JSON data: what neither its transport (registers, ring positions) nor
+   * guest RAM holds, e.g. a balloon's target (Firecracker's Persist::save of each device). Called on the device thread
+   * with the vCPUs paused, before guest RAM is written, so it may still write guest RAM (vsock posts its transport
+   * reset event there, as Firecracker's prepare_save). A device without it holds no such state; a device written by
+   * the user without it cannot be snapshotted.
+   */
+  saveState?(): unknown;
+  /**
+   * Takes back saveState()'s data into a freshly made device, before its transport reactivates it at the saved ring
+   * positions (activate() then sees the restored state). Throws (a DeviceStateError naming the field) on data that
+   * does not fit, before changing anything.
+   */
+  restoreState?(saved: unknown): void;
 }
 
 /** What became ready on a watched host fd. */

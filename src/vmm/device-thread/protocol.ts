@@ -71,6 +71,8 @@ export interface DeviceThreadData {
   log: LogSettings;
   /** Record the pages devices write, for Diff snapshots (machine-config track_dirty_pages). */
   trackDirtyPages?: boolean;
+  /** With trackDirtyPages: the record of the pages devices write, shared with the vCPU threads (one per region). */
+  dirtyPages?: SharedArrayBuffer[];
   /** Restoring a snapshot: device states put back before the device thread reports ready. */
   restoreDevices?: SavedDevices;
   /** The device thread's seccomp filter (compiled BPF), installed once its devices are open; absent: none. */

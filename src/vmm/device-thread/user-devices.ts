@@ -82,11 +82,28 @@ export interface UserDeviceContext<Options = unknown> {
 }
 
 /**
+ * What a user device may add to make its VM snapshottable (the same pair as VirtioDevice's): a VM whose user devices
+ * all have saveState() can be snapshotted, else snapshot() is refused naming the device that has none.
+ */
+export interface UserDeviceStateHooks {
+  /** The device's state as JSON data (no bigint, typed array or function), called on the paused VM. */
+  saveState?(): unknown;
+  /**
+   * Called once on a device made for a VM restored from a snapshot (loadSnapshot with the same `devices`), with
+   * what saveState() returned, before the guest runs; throw to refuse the state (the restore fails, naming the device).
+   */
+  restoreState?(saved: unknown): void;
+}
+
+/** What a user device factory returns: a BusDevice, optionally with snapshot hooks. */
+export type UserBusDeviceModel = BusDevice & UserDeviceStateHooks;
+
+/**
  * A user device module's default export. Runs on the device thread, once, while the VM starts. The device's
  * code must be synchronous: the device thread sleeps in epoll_wait, not in Node's event loop, so promises,
  * timers and I/O callbacks started there never complete.
  */
-export type UserDeviceFactory<Options = unknown> = (context: UserDeviceContext<Options>) => BusDevice;
+export type UserDeviceFactory<Options = unknown> = (context: UserDeviceContext<Options>) => UserBusDeviceModel;
 
 /** A user device could not be loaded or placed; the message names it. */
 export class UserDeviceError extends Error {
@@ -139,6 +156,8 @@ export interface AttachedUserDevice {
   spec: UserDeviceSpec;
   /** Counters since boot (of every thread, for a fast-path device). */
   readonly metrics: UserDeviceMetrics;
+  /** The device as its factory made it (snapshots call its saveState/restoreState). */
+  device: UserBusDeviceModel;
 }
 
 /** Makes each device and puts it on its bus. */
@@ -148,7 +167,7 @@ export function attachUserDevices(loaded: readonly LoadedUserDevice[], wiring: U
     if (spec.irq !== undefined && wiring.takenGsis.has(spec.irq)) {
       throw new UserDeviceError(`device ${spec.name}: irq ${spec.irq} is taken by one of petasan's devices (in use: ${[...wiring.takenGsis].sort((a, b) => a - b).join(", ")})`);
     }
-    let device: BusDevice;
+    let device: UserBusDeviceModel;
     try {
       device = factory({
         options: spec.options,
@@ -173,7 +192,7 @@ export function attachUserDevices(loaded: readonly LoadedUserDevice[], wiring: U
     } catch (error) {
       throw new UserDeviceError(`device ${spec.name}: ${(error as Error).message}`, { cause: error });
     }
-    return { spec, get metrics() { return counters.read(); } };
+    return { spec, get metrics() { return counters.read(); }, device };
   });
 }
 

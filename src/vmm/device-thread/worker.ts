@@ -28,7 +28,7 @@ import { kvmIrqLine, kvmLevelLine } from "./irq-line.js";
 import { LEGACY_GSIS } from "./legacy-devices.js";
 import type { GuestMemory } from "../../memory/guest-memory.js";
 import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./protocol.js";
-import { restoreDevices, takeSnapshot } from "./snapshot.js";
+import { restoreDevices, restoreUserDevices, takeSnapshot } from "./snapshot.js";
 import { lockDownThread } from "../seccomp/thread-lockdown.js";
 import { serialSink } from "../serial-sink.js";
 
@@ -53,7 +53,7 @@ function main(userDevices: readonly LoadedUserDevice[], userVirtio: ReadonlyMap<
     });
 
     const mem = guestMemoryOver(data.memory);
-    if (data.trackDirtyPages) mem.trackDirtyPages();
+    if (data.trackDirtyPages) mem.trackDirtyPages(data.dirtyPages);
     mmds = data.mmds && new MmdsService({ version: data.mmds.version, imdsCompat: data.mmds.imdsCompat, ipv4Address: data.mmds.ipv4Address, data: data.mmds.data });
     virtio = attachVirtioDevices(data.virtio, mmio, loop, mem, log, {
       userFactories: userVirtio, mmds: mmds && { service: mmds, interfaces: data.mmds!.networkInterfaces },
@@ -62,6 +62,7 @@ function main(userDevices: readonly LoadedUserDevice[], userVirtio: ReadonlyMap<
     const user = attachUserDevices(userDevices, {
       pio, mmio, memory: mem, log, irqLine: (gsi, shared) => (shared ? kvmLevelLine(vm, gsi) : kvmIrqLine(vm, gsi)), takenGsis: new Set([...LEGACY_GSIS, ...data.virtio.map((v) => v.gsi)]),
     });
+    if (data.restoreDevices) restoreUserDevices(data.restoreDevices.user, user);
 
     const vcpus = data.vcpus.map((v) => ({ id: v.id, control: new VcpuControl(v.control), run: new KvmRunView(v.runAddr, v.mmapSize) }));
     const exits = new ExitServer(vcpus, pio, mmio, log);
@@ -133,7 +134,7 @@ function serveRequest(req: DeviceThreadRequest, { legacy, virtio, loop, user, mm
       break;
     case "snapshot":
       try {
-        emit({ kind: "snapshot", id: req.id, parts: takeSnapshot(req, vm, mem, legacy, virtio) });
+        emit({ kind: "snapshot", id: req.id, parts: takeSnapshot(req, vm, mem, { legacy, virtio, user }) });
       } catch (e) {
         emit({ kind: "snapshot", id: req.id, error: oneLine(e) });
       }

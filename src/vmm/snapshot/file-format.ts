@@ -16,7 +16,8 @@
 import { createHash } from "node:crypto";
 
 export const SNAPSHOT_MAGIC = "PETASNAP";
-export const SNAPSHOT_FORMAT_VERSION = 1;
+/** 2: devices' own states (vsock, balloon, devices written by the user) beside their transports'. */
+export const SNAPSHOT_FORMAT_VERSION = 2;
 export const HEADER_BYTES = 56;
 /** A state file far beyond any real one (a few vCPUs of a few KiB each) is refused before it is read whole. */
 export const MAX_SNAPSHOT_BYTES = 64 * 1024 * 1024;
@@ -42,7 +43,9 @@ export function decodeSnapshotFile(file: Uint8Array, path: string): unknown {
   if (b.length < HEADER_BYTES) throw new SnapshotFileError(`snapshot file ${path} is truncated: ${b.length} bytes, shorter than its ${HEADER_BYTES}-byte header`);
   if (b.toString("latin1", 0, 8) !== SNAPSHOT_MAGIC) throw new SnapshotFileError(`${path} is not a petasan snapshot file (no ${SNAPSHOT_MAGIC} magic)`);
   const version = b.readUInt32LE(8);
-  if (version !== SNAPSHOT_FORMAT_VERSION) throw new SnapshotFileError(`snapshot file ${path} has format version ${version}; this petasan reads version ${SNAPSHOT_FORMAT_VERSION}`);
+  if (version !== SNAPSHOT_FORMAT_VERSION) {
+    throw new SnapshotFileError(`snapshot file ${path} has format version ${version}; this petasan reads version ${SNAPSHOT_FORMAT_VERSION} only (take the snapshot again with this petasan)`);
+  }
   const length = b.readBigUInt64LE(16);
   const actual = BigInt(b.length - HEADER_BYTES);
   if (length !== actual) {

@@ -17,6 +17,17 @@ export interface SavedVirtioDevice {
   base: number;
   gsi: number;
   transport: unknown;
+  /** The device's own state (VirtioDevice.saveState), for devices that have one. */
+  device?: unknown;
+}
+
+/** A bus device written by the user: where it was, and its saveState() data. */
+export interface SavedUserDevice {
+  name: string;
+  bus: "pio" | "mmio";
+  base: number;
+  length: number;
+  state: unknown;
 }
 
 export interface SavedDevices {
@@ -24,6 +35,8 @@ export interface SavedDevices {
   i8042: unknown;
   rtc: unknown;
   virtio: SavedVirtioDevice[];
+  /** Bus devices written by the user (format 2). */
+  user: SavedUserDevice[];
 }
 
 export type SavedVcpuState = Record<keyof VcpuKvmState, unknown>;
@@ -132,10 +145,18 @@ export function parseSnapshotBody(value: unknown, path: string): SnapshotBody & 
   const virtio = r.array(d.virtio, "devices.virtio", 64).map((v, i) => {
     const o = r.object(v, `devices.virtio[${i}]`);
     if (typeof o.kind !== "string" || typeof o.id !== "string") r.fail(`devices.virtio[${i}]`, "lacks its kind or id");
-    return { kind: o.kind as string, id: o.id as string, base: r.int(o.base, `devices.virtio[${i}].base`, 0, 2 ** 32), gsi: r.int(o.gsi, `devices.virtio[${i}].gsi`, 0, 1023), transport: o.transport };
+    return {
+      kind: o.kind as string, id: o.id as string, base: r.int(o.base, `devices.virtio[${i}].base`, 0, 2 ** 32), gsi: r.int(o.gsi, `devices.virtio[${i}].gsi`, 0, 1023),
+      transport: o.transport, ...(o.device !== undefined && { device: o.device }),
+    };
+  });
+  const user = r.array(d.user, "devices.user", 64).map((u, i) => {
+    const o = r.object(u, `devices.user[${i}]`);
+    if (typeof o.name !== "string" || (o.bus !== "pio" && o.bus !== "mmio")) r.fail(`devices.user[${i}]`, "lacks its name or bus");
+    return { name: o.name as string, bus: o.bus as "pio" | "mmio", base: r.int(o.base, `devices.user[${i}].base`, 0, 2 ** 32), length: r.int(o.length, `devices.user[${i}].length`, 1, 2 ** 32), state: o.state };
   });
   return {
     snapshotType: snapshotType as SnapshotType, config, memory, vm: body.vm as SavedVmState, vcpus: vcpus as SavedVcpuState[],
-    devices: { serial: d.serial, i8042: d.i8042, rtc: d.rtc, virtio }, decodedVcpus, decodedVm,
+    devices: { serial: d.serial, i8042: d.i8042, rtc: d.rtc, virtio, user }, decodedVcpus, decodedVm,
   };
 }

@@ -48,8 +48,10 @@ export class VcpuRegisters {
       this.mmio.insert(transport, v.base, MMIO_DEVICE_WINDOW, `virtio-mmio@0x${v.base.toString(16)}`);
     }
     // Made again over the state the device thread's instance set up (its factory ran first, as the VM started).
+    const memory = guestMemoryOver(data.memory);
+    if (data.dirtyPages && data.memory.length > 0) memory.trackDirtyPages(data.dirtyPages);
     attachUserDevices(userDevices, {
-      pio: this.pio, mmio: this.mmio, memory: guestMemoryOver(data.memory), log, irqLine: (gsi) => kvmLevelLine(vm, gsi), takenGsis: new Set(), again: true,
+      pio: this.pio, mmio: this.mmio, memory, log, irqLine: (gsi) => kvmLevelLine(vm, gsi), takenGsis: new Set(), again: true,
     });
   }
 

@@ -261,3 +261,55 @@ test("bad buffers a guest sends without end log a bounded number of lines", () =
   }
   assert.ok(lines.length <= LOG_BURST, `${lines.length} lines for 200 bad inflate chains`);
 });
+
+test("a snapshot keeps the balloon working: target, actual, polling interval, held stats buffer and last figures", () => {
+  const mem = GuestMemory.anonymous([{ guestAddr: 0, size: MEM }]);
+  const { balloon, transport, queues, driver } = boot(mem, { amountMib: 2, discarder: { discard() {} } });
+  balloon.setTargetMib(10);
+  transport.configChanged();
+  driver.write(0x104, 6 * 256);
+  mem.writeU16(STATS_BUFFER, 4);
+  mem.writeU64(STATS_BUFFER + 2, 77n * BigInt(MiB));
+  const held = queues[2].addChain([{ addr: STATS_BUFFER, len: 10 }]);
+  transport.notify(2);
+  balloon.setStatsPollingInterval(5);
+  assert.deepEqual(queues[2].takeUsed(), [{ id: held, len: 0 }]);
+  const again = queues[2].addChain([{ addr: STATS_BUFFER, len: 10 }]);
+  transport.notify(2);
+  // Through JSON, as the state file holds it.
+  const saved = JSON.parse(JSON.stringify({ device: balloon.saveState(), transport: transport.saveState() }));
+
+  // The restored VM's balloon is built from the boot configuration (amount_mib 2, interval 1), then given its state.
+  const armed: number[] = [];
+  const timer = { fd: 98, arm: (s: number) => void armed.push(s), read() {}, close() {} };
+  const restored = new VirtioBalloon({ amountMib: 2, deflateOnOom: false, statsPollingIntervalS: 1, freePageReporting: true, guestMemMib: MEM / MiB, discarder: { discard() {} }, statsTimer: timer });
+  const irq = new CountingInterrupt();
+  const transport2 = new MmioTransport(restored, { mem, interrupt: irq });
+  // Without the device's own state its config space (target 2 MiB) differs from the saved one: refused.
+  assert.throws(() => new MmioTransport(new VirtioBalloon({ amountMib: 2, deflateOnOom: false, statsPollingIntervalS: 1, freePageReporting: true, guestMemMib: 16, discarder: { discard() {} } }), { mem, interrupt: irq }).restoreState(saved.transport), /configuration differs/);
+  // As the device thread restores a device (vmm/device-thread/snapshot.ts): its own state, then its transport is told
+  // the config space changed (not active yet: no interrupt), then the transport's state.
+  restored.restoreState(saved.device);
+  transport2.configChanged();
+  transport2.restoreState(saved.transport);
+  const driver2 = new FakeMmioDriver(transport2);
+  assert.equal(driver2.read(0x100), 10 * 256);
+  assert.equal(driver2.read(0x104), 6 * 256);
+  assert.equal(restored.targetMib, 10);
+  assert.equal(restored.statsPollingIntervalS, 5);
+  assert.deepEqual(armed, [5], "polling goes on at the PATCHed interval");
+  assert.deepEqual(restored.statistics(), { target_pages: 2560, actual_pages: 1536, target_mib: 10, actual_mib: 6, free_memory: 77 * MiB });
+  // The buffer held at the snapshot is the one returned at the next poll.
+  restored.requestStats();
+  assert.deepEqual(queues[2].takeUsed(), [{ id: again, len: 0 }]);
+  restored.setTargetMib(3);
+  transport2.configChanged();
+  assert.equal(driver2.read(0x100), 3 * 256);
+
+  const other = new VirtioBalloon({ amountMib: 0, deflateOnOom: true, statsPollingIntervalS: 1, freePageReporting: true, guestMemMib: 16, discarder: { discard() {} } });
+  assert.throws(() => other.restoreState(saved.device), /offered other features/);
+  const fresh = () => new VirtioBalloon({ amountMib: 0, deflateOnOom: false, statsPollingIntervalS: 1, freePageReporting: true, guestMemMib: 16, discarder: { discard() {} } });
+  assert.throws(() => fresh().restoreState({ ...saved.device, targetPages: 17 * 256 }), /"targetPages" must be an integer in \[0, 4096\]/);
+  assert.throws(() => fresh().restoreState({ ...saved.device, statsHead: 999 }), /"statsHead" must be null or a descriptor index below 256/);
+  assert.throws(() => fresh().restoreState({ ...saved.device, latestStats: { nonsense: 1 } }), /statistic "nonsense"/);
+});

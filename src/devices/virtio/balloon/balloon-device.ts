@@ -6,6 +6,10 @@
  * queue (VIRTIO_BALLOON_F_STATS_VQ, polled every `stats_polling_interval_s`), deflate-on-OOM
  * (VIRTIO_BALLOON_F_DEFLATE_ON_OOM, the guest's to honour) and free page reporting (VIRTIO_BALLOON_F_REPORTING:
  * the guest reports free ranges, which are discarded the same way).
+ *
+ * Snapshots (Firecracker's balloon persist.rs): the target and actual sizes, the polling interval (as PATCHed), the
+ * stats buffer the device holds and the guest's last statistics are saved; the offered features (deflate-on-OOM,
+ * statistics, reporting) come from the VM's configuration and must match.
  */
 import type { GuestMemory } from "../../../memory/guest-memory.js";
 import { COMMON_FEATURES, DEFAULT_QUEUE_SIZE, silentLogger, type ActivateContext, type HostIo, type Logger, type VirtioDevice } from "../device.js";
@@ -13,7 +17,8 @@ import type { DescriptorChain } from "../queue/descriptor-chain.js";
 import { ChainBuffers } from "../queue/chain-buffers.js";
 import type { Queue } from "../queue/queue.js";
 import { LogRateLimiter } from "../../log-rate-limit.js";
-import { emptyBalloonStats, PAGES_PER_MIB, readStats, type BalloonGuestStats } from "./stats.js";
+import { emptyBalloonStats, GUEST_STAT_NAMES, PAGES_PER_MIB, readStats, type BalloonGuestStats } from "./stats.js";
+import { DeviceStateError, StateReader } from "../../saved-state.js";
 
 /** virtio 1.2 §5 "Device Types": traditional memory balloon. */
 export const DEVICE_ID_BALLOON = 5;
@@ -82,6 +87,19 @@ export interface BalloonMetrics {
 /** Firecracker's BalloonError texts for what an API caller can get wrong (devices/virtio/balloon/mod.rs). */
 export class BalloonError extends Error {
   override readonly name = "BalloonError";
+}
+
+/** VirtioBalloon.saveState()'s data. */
+export interface SavedBalloon {
+  /** The offered features, as hex: they follow the configuration and must be the same on restore. */
+  features: string;
+  targetPages: number;
+  actualPages: number;
+  statsPollingIntervalS: number;
+  /** The driver's stats buffer the device holds (returned at the next poll), or null. */
+  statsHead: number | null;
+  /** The guest's last figures (swap_in, free_memory, ...). */
+  latestStats: Partial<BalloonGuestStats>;
 }
 
 interface Active {
@@ -193,6 +211,49 @@ export class VirtioBalloon implements VirtioDevice {
     else if (queue === a.deflate) this.serve(queue, () => void this.metrics.deflateChains++);
     else if (queue === a.reporting) this.serve(queue, (chain) => this.report(chain));
     else if (queue === a.stats) this.takeStats(a.mem, queue);
+  }
+
+  /** What a snapshot holds of the balloon besides its transport's state and guest RAM. */
+  saveState(): SavedBalloon {
+    const { target_pages: _t, actual_pages: _a, target_mib: _tm, actual_mib: _am, ...guestStats } = this.latest;
+    return {
+      features: `0x${this.features.toString(16)}`,
+      targetPages: this.config.getUint32(OFF_NUM_PAGES, true),
+      actualPages: this.config.getUint32(OFF_ACTUAL, true),
+      statsPollingIntervalS: this.pollingIntervalS,
+      statsHead: this.statsHead,
+      latestStats: guestStats,
+    };
+  }
+
+  /** Takes back saveState()'s data before the transport reactivates the device (which re-arms the stats timer). */
+  restoreState(saved: unknown): void {
+    const name = "virtio-balloon";
+    const r = new StateReader(saved, name);
+    if (r.u64("features") !== this.features) {
+      throw new DeviceStateError(`${name}: the snapshot's balloon offered other features (deflate_on_oom, statistics or free page reporting differ)`);
+    }
+    const targetPages = r.int("targetPages", 0, this.guestMemMib * PAGES_PER_MIB);
+    const actualPages = r.int("actualPages", 0, 0xffff_ffff);
+    const interval = r.int("statsPollingIntervalS", 0, 0xffff);
+    if ((interval === 0) !== (this.pollingIntervalS === 0)) throw new DeviceStateError(`${name}: statistics are ${interval === 0 ? "off" : "on"} in the snapshot, ${this.pollingIntervalS === 0 ? "off" : "on"} here`);
+    const head = r.raw("statsHead");
+    const statsQueueSize = this.pollingIntervalS > 0 ? this.queueMaxSizes[2] : 0;
+    if (head !== null && !(Number.isInteger(head) && (head as number) >= 0 && (head as number) < statsQueueSize)) {
+      throw new DeviceStateError(`${name}: saved "statsHead" must be null or a descriptor index below ${statsQueueSize}`);
+    }
+    const stats = r.raw("latestStats");
+    if (typeof stats !== "object" || stats === null || Array.isArray(stats)) throw new DeviceStateError(`${name}: saved "latestStats" is not an object`);
+    const latest = emptyBalloonStats();
+    for (const [k, v] of Object.entries(stats)) {
+      if (!(GUEST_STAT_NAMES as readonly string[]).includes(k) || typeof v !== "number" || !(v >= 0)) throw new DeviceStateError(`${name}: saved statistic "${k}" is not a known, non-negative figure`);
+      (latest as unknown as Record<string, number>)[k] = v;
+    }
+    this.setTargetPages(targetPages);
+    this.config.setUint32(OFF_ACTUAL, actualPages, true);
+    this.pollingIntervalS = interval;
+    this.statsHead = head as number | null;
+    this.latest = latest;
   }
 
   /** The target in MiB (GET /balloon's amount_mib). */

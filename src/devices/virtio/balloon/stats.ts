@@ -41,7 +41,7 @@ export interface BalloonGuestStats {
 type GuestStatName = Exclude<keyof BalloonGuestStats, "target_pages" | "actual_pages" | "target_mib" | "actual_mib">;
 
 /** VIRTIO_BALLOON_S_* (include/uapi/linux/virtio_balloon.h) by tag number. */
-const TAG_NAMES: readonly GuestStatName[] = [
+export const GUEST_STAT_NAMES: readonly GuestStatName[] = [
   "swap_in", "swap_out", "major_faults", "minor_faults", "free_memory", "total_memory", "available_memory", "disk_caches",
   "hugetlb_allocations", "hugetlb_failures", "oom_kill", "alloc_stall", "async_scan", "direct_scan", "async_reclaim", "direct_reclaim",
 ];
@@ -66,7 +66,7 @@ export function readStats(mem: GuestMemory, segments: readonly GuestSegment[], p
   const view = new DataView(bytes.buffer);
   const next: BalloonGuestStats = { ...previous };
   for (let off = 0; off + STAT_SIZE <= total; off += STAT_SIZE) {
-    const name = TAG_NAMES[view.getUint16(off, true)];
+    const name = GUEST_STAT_NAMES[view.getUint16(off, true)];
     if (name !== undefined) next[name] = Number(view.getBigUint64(off + 2, true));
   }
   return next;

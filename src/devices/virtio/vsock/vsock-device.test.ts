@@ -56,7 +56,7 @@ function guest(host: VsockHostSide) {
     transport.notify(0);
   };
   let nextTx = 0x100000;
-  const send = (h: Partial<VsockHeader> & { op: number }, payload = new Uint8Array()) => {
+  const send = (h: Partial<VsockHeader> & { op: number }, payload = new Uint8Array(), via = transport) => {
     const bytes = new Uint8Array(VSOCK_HEADER_SIZE + payload.length);
     encodeHeader({ srcCid: GUEST_CID, dstCid: HOST_CID, srcPort: 1234, dstPort: 5000, len: payload.length, type: TYPE_STREAM, flags: 0, bufAlloc: 65536, fwdCnt: 0, ...h }, bytes);
     bytes.set(payload, VSOCK_HEADER_SIZE);
@@ -64,7 +64,7 @@ function guest(host: VsockHostSide) {
     nextTx += bytes.length + 64;
     mem.write(addr, bytes);
     tx.addChain([{ addr, len: bytes.length }]);
-    transport.notify(1);
+    via.notify(1);
   };
   /** Packets the device delivered since the last call. */
   const received = () => rx.takeUsed().map(({ id, len }) => {
@@ -72,7 +72,7 @@ function guest(host: VsockHostSide) {
     const bytes = mem.read(addr, len);
     return { ...decodeHeader(bytes), payload: Buffer.from(bytes.subarray(VSOCK_HEADER_SIZE)).toString("latin1") };
   });
-  return { device, transport, io, send, received, giveRx, poke: () => io.poke(transport), irq };
+  return { device, transport, io, send, received, giveRx, poke: () => io.poke(transport), irq, mem, ev };
 }
 
 async function until<T>(what: string, poll: () => T | undefined, timeoutMs = 5000): Promise<T> {
@@ -285,4 +285,71 @@ test("config writes a guest makes as often as it likes log a bounded number of l
   const device = new VirtioVsock({ guestCid: GUEST_CID, host: fakeHost(new FakeStream(0)), logger: (_level, msg) => lines.push(msg) });
   for (let i = 0; i < 10_000; i++) device.writeConfig(0);
   assert.ok(lines.length <= LOG_BURST, `${lines.length} lines`);
+});
+
+test("snapshot: connections end, TRANSPORT_RESET goes on the event queue, rx waits for the guest's ack; a restored device signals it again", async () => {
+  const uds = join(dir, "s.sock");
+  const g = guest(UnixVsockHost.listen(uds));
+  let hostEnded = false;
+  const server = await listen(`${uds}_5000`, (s) => {
+    s.resume();
+    s.on("end", () => (hostEnded = true));
+  });
+  const EVENT_BUFFER = 0x180000;
+  let restored: VirtioVsock | undefined;
+  try {
+    g.mem.writeU32(EVENT_BUFFER, 0xffff_ffff);
+    const evHead = g.ev.addChain([{ addr: EVENT_BUFFER, len: 4, writable: true }]);
+    g.transport.notify(2);
+    g.giveRx(8);
+    g.send({ op: Op.Request });
+    assert.equal(g.received()[0].op, Op.Response);
+    assert.equal(g.device.openConnections, 1);
+    const interrupts = g.irq.triggers;
+    // Through JSON, as the state file holds it.
+    const saved = JSON.parse(JSON.stringify({ device: g.device.saveState(), transport: g.transport.saveState() }));
+    assert.deepEqual(saved.device, { guestCid: GUEST_CID, pendingEventAck: true, nextHostPort: 2 ** 30 });
+    assert.equal(g.device.openConnections, 0, "connections are not saved");
+    await until("the host to see its connection end", () => (hostEnded ? true : undefined));
+    assert.deepEqual(g.ev.takeUsed(), [{ id: evHead, len: 4 }]);
+    assert.equal(g.mem.readU32(EVENT_BUFFER), 0, "VIRTIO_VSOCK_EVENT_TRANSPORT_RESET");
+    assert.ok(g.irq.triggers > interrupts);
+    assert.equal(g.device.metrics.transportResets, 1);
+
+    // A new device (a new process), its transport reactivated at the saved ring positions.
+    restored = new VirtioVsock({ guestCid: GUEST_CID, host: UnixVsockHost.listen(join(dir, "s2.sock")) });
+    restored.attachHost(new ManualHostIo());
+    const irq = new CountingInterrupt();
+    const transport = new MmioTransport(restored, { mem: g.mem, interrupt: irq });
+    restored.restoreState(saved.device);
+    transport.configChanged();
+    transport.restoreState(saved.transport);
+    assert.equal(irq.triggers, 1, "the event queue is signalled again");
+    // Until the driver acknowledges (refills the event queue and kicks it), nothing goes to the rx queue.
+    g.send({ op: Op.Request, srcPort: 1300 }, undefined, transport);
+    assert.deepEqual(g.received(), []);
+    g.ev.addChain([{ addr: EVENT_BUFFER, len: 4, writable: true }]);
+    transport.notify(2);
+    const [answer] = g.received();
+    assert.deepEqual([answer.op, answer.dstPort], [Op.Rst, 1300], "no listener at s2.sock_5000: reset, delivered once acknowledged");
+
+    const other = new VirtioVsock({ guestCid: 4, host: UnixVsockHost.listen(join(dir, "s3.sock")) });
+    assert.throws(() => other.restoreState(saved.device), /the snapshot's guest CID is 3, this device's 4/);
+    other.close();
+  } finally {
+    server.close();
+    restored?.close();
+    g.device.close();
+  }
+});
+
+test("snapshot of a device the driver gave no event buffer: connections still end, the loss is counted, rx is not held", () => {
+  const g = guest(UnixVsockHost.listen(join(dir, "n.sock")));
+  try {
+    const saved = g.device.saveState();
+    assert.equal(saved.pendingEventAck, false);
+    assert.equal(g.device.metrics.eventQueueFails, 1);
+  } finally {
+    g.device.close();
+  }
 });

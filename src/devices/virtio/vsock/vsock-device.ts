@@ -4,9 +4,15 @@
  * "CONNECT <port>\n"; once the guest accepts, it reads "OK <host port>\n" and the stream is joined. Guest-initiated:
  * a guest connection to host port P is joined to the host listener at `<uds_path>_P`, or reset if there is none.
  *
- * Queues: 0 rx (device → guest), 1 tx (guest → device), 2 event (kept, never used: petasan sends no
- * TRANSPORT_RESET). Work per event is bounded: a kick serves at most one queue's worth of chains, and what a
+ * Queues: 0 rx (device → guest), 1 tx (guest → device), 2 event (only for VIRTIO_VSOCK_EVENT_TRANSPORT_RESET, sent when
+ * a snapshot is taken). Work per event is bounded: a kick serves at most one queue's worth of chains, and what a
  * connection owes the guest is a handful of flags plus data it reads only when the guest has buffers and credit.
+ *
+ * Snapshots (Firecracker's vsock persist.rs and prepare_save): connections are not saved. Taking a snapshot ends every
+ * host connection and posts TRANSPORT_RESET on the event queue (into guest RAM, so the snapshot holds it) with an
+ * interrupt, which the paused guest takes when it resumes; a restored device signals the event queue again. The guest
+ * drops its connections, keeps its listening sockets and re-reads its CID (virtio 1.2 §5.10.6.7). Until the driver acknowledges (refills the event queue, which
+ * kicks it), nothing is delivered on the rx queue, as in Firecracker (pending_event_ack).
  */
 import type { GuestMemory } from "../../../memory/guest-memory.js";
 import {
@@ -23,9 +29,13 @@ import {
   decodeHeader, encodeHeader, HOST_CID, Op, SHUTDOWN_RCV, SHUTDOWN_SEND, TYPE_STREAM, VSOCK_HEADER_SIZE, type VsockHeader,
 } from "./packet.js";
 import type { StreamSocket, VsockHostSide } from "./unix-socket.js";
+import { DeviceStateError, StateReader } from "../../saved-state.js";
 
 const RX = 0;
 const TX = 1;
+const EVENT = 2;
+/** struct virtio_vsock_event's id (virtio 1.2 §5.10.6.7): the only event there is. */
+export const VIRTIO_VSOCK_EVENT_TRANSPORT_RESET = 0;
 /** Open connections per device, handshakes included (Firecracker's defs::MAX_CONNECTIONS). */
 export const MAX_CONNECTIONS = 1023;
 /** Host connections still sending their CONNECT line; the rest wait in the listener's backlog. */
@@ -51,6 +61,9 @@ export interface VsockMetrics {
   txBytes: number;
   txPackets: number;
   resetsSent: number;
+  /** TRANSPORT_RESET events posted (one per snapshot of an active device), and those lost for want of an event buffer. */
+  transportResets: number;
+  eventQueueFails: number;
   /** Malformed chains or packets (completed empty or answered with RST). */
   invalidPackets: number;
   /** RSTs not sent because too many were already owed. */
@@ -77,7 +90,7 @@ export class VirtioVsock implements VirtioDevice {
   readonly queueMaxSizes = [DEFAULT_QUEUE_SIZE, DEFAULT_QUEUE_SIZE, DEFAULT_QUEUE_SIZE];
   readonly metrics: VsockMetrics = {
     connectionsOpened: 0, connectionsClosed: 0, connectionsRefused: 0, rxBytes: 0, rxPackets: 0, txBytes: 0, txPackets: 0,
-    resetsSent: 0, invalidPackets: 0, resetsDropped: 0,
+    resetsSent: 0, transportResets: 0, eventQueueFails: 0, invalidPackets: 0, resetsDropped: 0,
   };
   readonly guestCid: number;
   private readonly host: VsockHostSide;
@@ -88,7 +101,9 @@ export class VirtioVsock implements VirtioDevice {
   /** le64 guest_cid (virtio 1.2 §5.10.4). */
   private readonly config = new Uint8Array(8);
   private io?: HostIo;
-  private active: { mem: GuestMemory; rx: Queue; tx: Queue; interrupt: () => void } | null = null;
+  private active: { mem: GuestMemory; rx: Queue; tx: Queue; ev: Queue; interrupt: () => void } | null = null;
+  /** A TRANSPORT_RESET is on the event queue, not yet acknowledged: rx delivery waits (Firecracker's pending_event_ack). */
+  private pendingEventAck = false;
   /** By `${localPort}:${peerPort}` and by host fd. */
   private readonly connections = new Map<string, VsockConnection>();
   private readonly byFd = new Map<number, VsockConnection>();
@@ -132,7 +147,13 @@ export class VirtioVsock implements VirtioDevice {
   activate(ctx: ActivateContext): void {
     if (ctx.queues.length !== 3) throw new Error(`${this.name}: expected 3 queues, got ${ctx.queues.length}`);
     if (!this.io) throw new Error(`${this.name}: no host poller attached`);
-    this.active = { mem: ctx.mem, rx: ctx.queues[RX], tx: ctx.queues[TX], interrupt: ctx.interrupt };
+    this.active = { mem: ctx.mem, rx: ctx.queues[RX], tx: ctx.queues[TX], ev: ctx.queues[EVENT], interrupt: ctx.interrupt };
+    // Resumed from a snapshot (restoreState) with the reset event unacknowledged: its used entry is in guest RAM
+    // already, so signal it again, and serve what the driver queued for tx before the snapshot (Firecracker's kick).
+    if (this.pendingEventAck) {
+      ctx.interrupt();
+      this.serveTx();
+    }
     // Host connections that arrived before the driver was ready wait in the listener's backlog.
     this.acceptHostConnections();
   }
@@ -140,16 +161,81 @@ export class VirtioVsock implements VirtioDevice {
   processQueue(index: number): void {
     if (!this.active) return;
     if (index === TX) this.serveTx();
-    // RX: new buffers, so what waited for them can go. Event queue: buffers kept for events never sent.
+    // The driver refilled the event queue after handling TRANSPORT_RESET (Linux's virtio_vsock_event_done): its
+    // acknowledgment, so rx delivery resumes.
+    if (index === EVENT) this.pendingEventAck = false;
+    // RX: new buffers, so what waited for them can go.
     this.pumpRx();
   }
 
-  /** The driver reset the device: every connection ends (the guest's sockets are gone with its driver state). */
-  reset(): void {
+  /**
+   * For a snapshot: ends every connection (they are not saved) and posts TRANSPORT_RESET so the guest drops its
+   * side too, then returns what a restored device needs. The guest CID stays that of the VM's configuration.
+   */
+  saveState(): { guestCid: number; pendingEventAck: boolean; nextHostPort: number } {
+    if (this.active) {
+      this.dropAllConnections();
+      this.sendTransportReset();
+    }
+    return { guestCid: this.guestCid, pendingEventAck: this.pendingEventAck, nextHostPort: this.nextHostPort };
+  }
+
+  restoreState(saved: unknown): void {
+    const r = new StateReader(saved, this.name);
+    const guestCid = r.int("guestCid", 3, U32_MAX);
+    if (guestCid !== this.guestCid) throw new DeviceStateError(`${this.name}: the snapshot's guest CID is ${guestCid}, this device's ${this.guestCid}`);
+    this.pendingEventAck = r.bool("pendingEventAck");
+    this.nextHostPort = r.int("nextHostPort", HOST_PORT_FIRST, U32_MAX);
+  }
+
+  /**
+   * Puts VIRTIO_VSOCK_EVENT_TRANSPORT_RESET in the driver's next event buffer and signals it (Firecracker's
+   * send_transport_reset_event); without a buffer the event is lost, logged and counted, as there.
+   */
+  private sendTransportReset(): void {
+    const { mem, ev, interrupt } = this.active!;
+    const chain = ev.pop();
+    if (!chain) {
+      this.metrics.eventQueueFails++;
+      this.log("warn", `${this.name}: no event buffer for TRANSPORT_RESET: the guest keeps its connections, which the host has closed`);
+      return;
+    }
+    let len = 0;
+    try {
+      const writable = ChainBuffers.of(chain).writable;
+      const id = new Uint8Array(4);
+      new DataView(id.buffer).setUint32(0, VIRTIO_VSOCK_EVENT_TRANSPORT_RESET, true);
+      if (writable.reduce((n, s) => n + s.len, 0) >= id.length) {
+        writeSegments(mem, writable, id);
+        len = id.length;
+      }
+    } catch (e) {
+      if (e instanceof VirtqError && e.ringBroken) throw e;
+    }
+    ev.addUsed(chain.head, len);
+    if (len === 0) {
+      this.metrics.invalidPackets++;
+      return;
+    }
+    // Popped on its own, the queue has not asked the driver to kick when it refills: an empty pop() does (avail_event,
+    // with EVENT_IDX), so the refill, the acknowledgment, reaches processQueue.
+    if (ev.pop()) ev.undoPop();
+    this.pendingEventAck = true;
+    this.metrics.transportResets++;
+    interrupt();
+  }
+
+  private dropAllConnections(): void {
     for (const c of [...this.connections.values()]) this.closeConnection(c);
     for (const fd of [...this.handshakes.keys()]) this.dropHandshake(fd);
     this.resets.length = 0;
     this.wantRx.clear();
+  }
+
+  /** The driver reset the device: every connection ends (the guest's sockets are gone with its driver state). */
+  reset(): void {
+    this.dropAllConnections();
+    this.pendingEventAck = false;
     this.active = null;
   }
 
@@ -415,7 +501,7 @@ export class VirtioVsock implements VirtioDevice {
 
   /** Fills guest RX buffers with what is owed: RSTs, then connections' control packets and data, round robin. */
   private pumpRx(): void {
-    if (!this.active) return;
+    if (!this.active || this.pendingEventAck) return;
     const { rx, interrupt } = this.active;
     let used = 0;
     for (let i = 0; i < rx.size && (this.resets.length > 0 || this.wantRx.size > 0); i++) {

@@ -34,7 +34,8 @@ export interface SnapshotParts {
 export function saveDevices(legacy: LegacyDevices, virtio: readonly AttachedVirtioDevice[], user: readonly AttachedUserDevice[] = []): SavedDevices {
   const unsaveable = [
     ...virtio.filter((v) => v.spec.backend.kind === "user" && typeof v.device.saveState !== "function").map((v) => v.spec.backend.id),
-    ...user.filter((u) => typeof u.device.saveState !== "function").map((u) => u.spec.name),
+    // A device with shared state needs none: petasan saves those bytes itself.
+    ...user.filter((u) => typeof u.device.saveState !== "function" && !u.spec.shared).map((u) => u.spec.name),
   ];
   if (unsaveable.length > 0) {
     throw new Error(`the device${unsaveable.length > 1 ? "s" : ""} written by the user ${unsaveable.map((n) => `"${n}"`).join(", ")} ${unsaveable.length > 1 ? "have" : "has"} no saveState(): a VM with ${unsaveable.length > 1 ? "them" : "it"} cannot be snapshotted`);
@@ -47,7 +48,11 @@ export function saveDevices(legacy: LegacyDevices, virtio: readonly AttachedVirt
       const own = v.device.saveState ? { device: v.spec.backend.kind === "user" ? userState(v.spec.backend.id, () => v.device.saveState!()) : v.device.saveState() } : {};
       return { kind: v.spec.backend.kind, id: v.spec.backend.id, base: v.spec.base, gsi: v.spec.gsi, transport: v.transport.saveState(), ...own };
     }),
-    user: user.map((u): SavedUserDevice => ({ name: u.spec.name, bus: u.spec.bus, base: u.spec.base, length: u.spec.length, state: userState(u.spec.name, () => u.device.saveState!()) })),
+    user: user.map((u): SavedUserDevice => ({
+      name: u.spec.name, bus: u.spec.bus, base: u.spec.base, length: u.spec.length,
+      state: typeof u.device.saveState === "function" ? userState(u.spec.name, () => u.device.saveState!()) : null,
+      ...(u.spec.shared && { shared: Buffer.from(u.spec.shared.state).toString("base64") }),
+    })),
   };
 }
 
@@ -117,6 +122,17 @@ export function restoreUserDevices(saved: readonly SavedUserDevice[], user: read
   }
   saved.forEach((s, i) => {
     const u = user[i];
+    const shared = u.spec.shared?.state;
+    if ((s.shared === undefined) !== (shared === undefined)) {
+      throw new Error(`device ${s.name}: the snapshot was taken ${s.shared === undefined ? "without" : "with"} shared state (sharedStateBytes); the restored VM gives it ${shared ? "some" : "none"}`);
+    }
+    if (shared && s.shared !== undefined) {
+      const bytes = Buffer.from(s.shared, "base64");
+      if (bytes.length !== shared.byteLength) throw new Error(`device ${s.name}: the snapshot holds ${bytes.length} bytes of shared state; it is given ${shared.byteLength} (sharedStateBytes)`);
+      new Uint8Array(shared).set(bytes);
+      // Its shared bytes are its state; a device with saveState() too gets that back as well.
+      if (s.state === null) return;
+    }
     if (typeof u.device.restoreState !== "function") throw new Error(`device ${s.name} has no restoreState(): its saved state cannot be put back`);
     try {
       u.device.restoreState(s.state);

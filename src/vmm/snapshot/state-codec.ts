@@ -28,6 +28,8 @@ export interface SavedUserDevice {
   base: number;
   length: number;
   state: unknown;
+  /** A device with shared state (sharedStateBytes): those bytes, base64; petasan saves them itself. */
+  shared?: string;
 }
 
 export interface SavedDevices {
@@ -153,7 +155,11 @@ export function parseSnapshotBody(value: unknown, path: string): SnapshotBody & 
   const user = r.array(d.user, "devices.user", 64).map((u, i) => {
     const o = r.object(u, `devices.user[${i}]`);
     if (typeof o.name !== "string" || (o.bus !== "pio" && o.bus !== "mmio")) r.fail(`devices.user[${i}]`, "lacks its name or bus");
-    return { name: o.name as string, bus: o.bus as "pio" | "mmio", base: r.int(o.base, `devices.user[${i}].base`, 0, 2 ** 32), length: r.int(o.length, `devices.user[${i}].length`, 1, 2 ** 32), state: o.state };
+    if (o.shared !== undefined && (typeof o.shared !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(o.shared))) r.fail(`devices.user[${i}].shared`, "is not base64 text");
+    return {
+      name: o.name as string, bus: o.bus as "pio" | "mmio", base: r.int(o.base, `devices.user[${i}].base`, 0, 2 ** 32), length: r.int(o.length, `devices.user[${i}].length`, 1, 2 ** 32), state: o.state,
+      ...(o.shared !== undefined && { shared: o.shared as string }),
+    };
   });
   return {
     snapshotType: snapshotType as SnapshotType, config, memory, vm: body.vm as SavedVmState, vcpus: vcpus as SavedVcpuState[],

@@ -72,4 +72,10 @@ export async function bundle(outFolder, entries) {
   }
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) await bundle("dist/bundle", { petasan: path.join(src, "cli/main.js") });
+// `node scripts/bundle.mjs`: the CLI's bundle. `node scripts/bundle.mjs OUT NAME=MODULE...` (paths relative to the
+// repository's root): another, e.g. bench/startup.ts's probe with the threads.
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const [outFolder = "dist/bundle", ...named] = process.argv.slice(2);
+  const entries = named.length ? Object.fromEntries(named.map((e) => e.split("="))) : { petasan: "dist/src/cli/main.js" };
+  await bundle(outFolder, entries);
+}

@@ -78,10 +78,25 @@ function timedRun(command: string, args: string[]): Promise<ChildRun> {
 }
 
 const MILESTONES = ["nodeReady", "imported", "built", "started", "firstExit", "exited"] as const;
-type Milestones = Record<(typeof MILESTONES)[number], number>;
+type Milestones = Record<(typeof MILESTONES)[number], number> & { cpu?: Record<string, number> };
+/** The threads startup-probe names in its CPU times; Node's own (V8's platform threads, libuv's) are summed. */
+const CPU_THREADS = ["main", "petasan-devices", "petasan-vcpu0"] as const;
 
-function milestoneMedians(probes: Milestones[]): Milestones {
-  return Object.fromEntries(MILESTONES.map((m) => [m, median(probes.map((p) => p[m]))])) as Milestones;
+/** Median CPU ms per thread until the first exit, rows by thread, a column per list of probes. */
+function cpuRows(columns: [string, Milestones[]][]): string[][] {
+  const pick = (p: Milestones, thread: string) => {
+    const cpu = p.cpu ?? {};
+    if (thread === "total") return Object.values(cpu).reduce((a, b) => a + b, 0);
+    if (thread === "Node's other threads") return Object.entries(cpu).filter(([name]) => !(CPU_THREADS as readonly string[]).includes(name)).reduce((a, [, ms]) => a + ms, 0);
+    return cpu[thread] ?? 0;
+  };
+  const rows = [["CPU ms until the first exit, by thread", ...columns.map(([label]) => label)]];
+  for (const thread of [...CPU_THREADS, "Node's other threads", "total"]) rows.push([thread, ...columns.map(([, list]) => median(list.map((p) => pick(p, thread))).toFixed(1))]);
+  return rows;
+}
+
+function milestoneMedians(probes: Milestones[]): Record<(typeof MILESTONES)[number], number> {
+  return Object.fromEntries(MILESTONES.map((m) => [m, median(probes.map((p) => p[m]))])) as Record<(typeof MILESTONES)[number], number>;
 }
 
 /**
@@ -131,6 +146,8 @@ async function startupFigures(runs: number, baselineDir?: string): Promise<strin
   MILESTONES.forEach((m, at) => {
     probeRows.push([m, ...medians.flatMap((ms) => [ms[m].toFixed(1), (ms[m] - (at ? ms[MILESTONES[at - 1]] : 0)).toFixed(1)])]);
   });
+  const withCpu = columns.filter(([, list]) => list.every((p) => p.cpu));
+  const cpuTable = withCpu.length ? `\n\n${formatTable(cpuRows(withCpu))}` : "";
   let compared = "";
   if (theirs) {
     const after = milestoneMedians(ours.bundled ? bundled : prestarted);
@@ -140,7 +157,7 @@ async function startupFigures(runs: number, baselineDir?: string): Promise<strin
     const how = (bundle: boolean) => (bundle ? "bundled" : "dist/src");
     compared = `\n\nAgainst the baseline ${baselineDir}, each as its petasan run (threads prestarted; baseline ${how(theirs.bundled)}, this build ${how(ours.bundled)}), probes interleaved, medians of ${runs}\n${formatTable(rows)}`;
   }
-  return `Start-up, median of ${runs} runs\n${formatTable(wallRows)}\n\n${formatTable(probeRows)}${compared}`;
+  return `Start-up, median of ${runs} runs\n${formatTable(wallRows)}\n\n${formatTable(probeRows)}${cpuTable}${compared}`;
 }
 
 /** The value of `--name value`, if given. */

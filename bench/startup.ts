@@ -24,7 +24,7 @@
  * --no-memory: (a) only.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import path from "node:path";
@@ -99,6 +99,13 @@ function milestoneMedians(probes: Milestones[]): Record<(typeof MILESTONES)[numb
   return Object.fromEntries(MILESTONES.map((m) => [m, median(probes.map((p) => p[m]))])) as Record<(typeof MILESTONES)[number], number>;
 }
 
+/** What bin/petasan.js of the checkout at `root` runs: its bundle if not older than tsc's output (bin/petasan.js). */
+function cliRuns(root: string): string {
+  const mtime = (file: string) => statSync(path.join(root, file), { throwIfNoEntry: false })?.mtimeMs ?? -1;
+  const bundle = mtime("dist/bundle/petasan.js");
+  return bundle >= 0 && bundle >= mtime("dist/src/cli/main.js") ? "bundle" : "dist/src";
+}
+
 /**
  * The probe of the checkout at `root` as its `petasan run` runs: bundled with the threads, by that checkout's
  * scripts/bundle.mjs, when it has one (then `bundled`), else its dist/bench/startup-probe.js.
@@ -116,9 +123,9 @@ async function startupFigures(runs: number, baselineDir?: string): Promise<strin
   const commands: [string, string, string[]][] = [
     ["node -e 0 (Node's floor)", process.execPath, ["-e", "0"]],
     ["C baseline, same guest", baseline, [guest, String(C_BASELINE_MEM_MIB), "0x80"]],
-    ["petasan run, same guest", process.execPath, [CLI, "run", "--kernel", guest, "--serial", "none"]],
+    [`petasan run, same guest (${cliRuns(ROOT)})`, process.execPath, [CLI, "run", "--kernel", guest, "--serial", "none"]],
   ];
-  if (baselineDir) commands.push(["petasan run, same guest: baseline", process.execPath, [path.resolve(baselineDir, "bin/petasan.js"), "run", "--kernel", guest, "--serial", "none"]]);
+  if (baselineDir) commands.push([`petasan run, same guest: baseline (${cliRuns(path.resolve(baselineDir))})`, process.execPath, [path.resolve(baselineDir, "bin/petasan.js"), "run", "--kernel", guest, "--serial", "none"]]);
   const walls = commands.map((): number[] => []);
   const probes: Milestones[] = [];
   const baselineProbes: Milestones[] = [];

@@ -19,11 +19,14 @@ const root = fileURLToPath(new URL("../", import.meta.url));
 const src = path.join(root, "dist/src");
 const WARM_WORKERS = path.join(src, "vmm/warm-workers.js");
 
-/** The threads' entries, at the place warm-workers.js names them relative to itself. */
-const THREADS = {
-  "vcpu/worker": path.join(src, "vmm/vcpu/worker.js"),
-  "device-thread/worker": path.join(src, "vmm/device-thread/worker.js"),
-};
+/**
+ * The threads' entries, read from warm-workers.js (`new URL("./vcpu/worker.js", import.meta.url)`, ...), placed in
+ * the bundle where warm-workers.js names them relative to itself: a thread added there is bundled too.
+ */
+const THREADS = Object.fromEntries(
+  [...(await readFile(WARM_WORKERS, "utf8")).matchAll(/new URL\("\.\/([^"]+)\.js", import\.meta\.url\)/g)].map((m) => [m[1], path.join(src, "vmm", `${m[1]}.js`)]),
+);
+if (Object.keys(THREADS).length === 0) throw new Error(`bundle: no thread entries (new URL("./….js", import.meta.url)) found in ${WARM_WORKERS}`);
 
 /** Rewrites `import.meta.url` to the module's own dist/src URL; the bundle's files all sit in `out`'s root. */
 function ownImportMetaUrl(out) {

@@ -7,21 +7,24 @@
  *     an i8042 reset, ~30 exits) run three ways, wall time from spawn to exit:
  *       - `node -e 0`: the floor of any Node process;
  *       - the C baseline (exit-rate-baseline.c): what KVM itself costs to create and run this VM;
- *       - `petasan run --kernel <guest> --serial none`: what a user waits for.
+ *       - `bin/petasan.js run --kernel <guest> --serial none`: what a user waits for (the bundle, if built).
  *     Then where petasan's time goes, from startup-probe.js (the builder and run loop the CLI uses,
- *     in a fresh process): milestones from process start to the first KVM_RUN's return and to exit; and
- *     the same with the VM's threads started first, before petasan's modules load, as `petasan run` does.
+ *     in a fresh process): milestones from process start to the first KVM_RUN's return and to exit; the
+ *     same with the VM's threads started first, before petasan's modules load; and that from a bundle of the
+ *     probe and the threads (scripts/bundle.mjs, made here in dist/bench/bundle), as `petasan run` does.
  * (b) Memory. `petasan run` with 256 MiB of guest RAM and the echo guest idling for input, read from
  *     /proc: VmRSS, minus what the guest touched (the resident part of the guest RAM mapping), is the
  *     VMM's own footprint. Beside it, a bare `node -e "setTimeout(()=>{},1000)"`: Node's own floor.
  *     File-backed pages (the node binary, shared by every Node process) are shown apart.
  * --baseline DIR: also runs DIR's startup-probe (DIR: another petasan checkout, built, e.g. an older commit from
  *     `git archive <commit> | tar -x -C DIR`, node_modules linked, `npx tsc -p .`), interleaved with this one's, and
- *     prints both sets of milestones with their ratio, and its `petasan run` beside this one's in (a): a change's
- *     before and after in the same invocation.
+ *     prints both sets of milestones with their ratio (each run as its `petasan run` does: DIR's probe bundled if
+ *     DIR has scripts/bundle.mjs, else from dist/src, with the threads prestarted), and its `petasan run` beside
+ *     this one's in (a): a change's before and after in the same invocation.
  * --no-memory: (a) only.
  */
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, statSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import path from "node:path";
@@ -34,8 +37,11 @@ import { pioLoopImage } from "./pio-loop-image.js";
 import { readGuestRamResidency, readProcessMemory, type ProcessMemory } from "./proc-memory.js";
 import { formatTable, intOption, median } from "./stats.js";
 
-const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const CLI = path.join(ROOT, "bin/petasan.js");
 const PROBE = fileURLToPath(new URL("./startup-probe.js", import.meta.url));
+/** Where the probe's bundle goes, in this checkout and in --baseline's. */
+const PROBE_BUNDLE = "dist/bench/bundle";
 const MEMORY_GUEST_MIB = 256;
 /** The pio-loop writes port 0x80 in its (here empty) loop; 128 MiB is the machine-config default. */
 const RESET_GUEST = { iterations: 0, ring: 0, port: 0x80 } as const;
@@ -72,10 +78,43 @@ function timedRun(command: string, args: string[]): Promise<ChildRun> {
 }
 
 const MILESTONES = ["nodeReady", "imported", "built", "started", "firstExit", "exited"] as const;
-type Milestones = Record<(typeof MILESTONES)[number], number>;
+type Milestones = Record<(typeof MILESTONES)[number], number> & { cpu?: Record<string, number> };
+/** The threads startup-probe names in its CPU times; Node's own (V8's platform threads, libuv's) are summed. */
+const CPU_THREADS = ["main", "petasan-devices", "petasan-vcpu0"] as const;
 
-function milestoneMedians(probes: Milestones[]): Milestones {
-  return Object.fromEntries(MILESTONES.map((m) => [m, median(probes.map((p) => p[m]))])) as Milestones;
+/** Median CPU ms per thread until the first exit, rows by thread, a column per list of probes. */
+function cpuRows(columns: [string, Milestones[]][]): string[][] {
+  const pick = (p: Milestones, thread: string) => {
+    const cpu = p.cpu ?? {};
+    if (thread === "total") return Object.values(cpu).reduce((a, b) => a + b, 0);
+    if (thread === "Node's other threads") return Object.entries(cpu).filter(([name]) => !(CPU_THREADS as readonly string[]).includes(name)).reduce((a, [, ms]) => a + ms, 0);
+    return cpu[thread] ?? 0;
+  };
+  const rows = [["CPU ms until the first exit, by thread", ...columns.map(([label]) => label)]];
+  for (const thread of [...CPU_THREADS, "Node's other threads", "total"]) rows.push([thread, ...columns.map(([, list]) => median(list.map((p) => pick(p, thread))).toFixed(1))]);
+  return rows;
+}
+
+function milestoneMedians(probes: Milestones[]): Record<(typeof MILESTONES)[number], number> {
+  return Object.fromEntries(MILESTONES.map((m) => [m, median(probes.map((p) => p[m]))])) as Record<(typeof MILESTONES)[number], number>;
+}
+
+/** What bin/petasan.js of the checkout at `root` runs: its bundle if not older than tsc's output (bin/petasan.js). */
+function cliRuns(root: string): string {
+  const mtime = (file: string) => statSync(path.join(root, file), { throwIfNoEntry: false })?.mtimeMs ?? -1;
+  const bundle = mtime("dist/bundle/petasan.js");
+  return bundle >= 0 && bundle >= mtime("dist/src/cli/main.js") ? "bundle" : "dist/src";
+}
+
+/**
+ * The probe of the checkout at `root` as its `petasan run` runs: bundled with the threads, by that checkout's
+ * scripts/bundle.mjs, when it has one (then `bundled`), else its dist/bench/startup-probe.js.
+ */
+function probeAsPetasanRun(root: string): { probe: string; bundled: boolean } {
+  const script = path.join(root, "scripts/bundle.mjs");
+  if (!existsSync(script)) return { probe: path.join(root, "dist/bench/startup-probe.js"), bundled: false };
+  execFileSync(process.execPath, [script, PROBE_BUNDLE, "startup-probe=dist/bench/startup-probe.js"], { stdio: "inherit" });
+  return { probe: path.join(root, PROBE_BUNDLE, "startup-probe.js"), bundled: true };
 }
 
 async function startupFigures(runs: number, baselineDir?: string): Promise<string> {
@@ -84,44 +123,48 @@ async function startupFigures(runs: number, baselineDir?: string): Promise<strin
   const commands: [string, string, string[]][] = [
     ["node -e 0 (Node's floor)", process.execPath, ["-e", "0"]],
     ["C baseline, same guest", baseline, [guest, String(C_BASELINE_MEM_MIB), "0x80"]],
-    ["petasan run, same guest", process.execPath, [CLI, "run", "--kernel", guest, "--serial", "none"]],
+    [`petasan run, same guest (${cliRuns(ROOT)})`, process.execPath, [CLI, "run", "--kernel", guest, "--serial", "none"]],
   ];
-  if (baselineDir) commands.push(["petasan run, same guest: baseline", process.execPath, [path.resolve(baselineDir, "dist/src/cli/main.js"), "run", "--kernel", guest, "--serial", "none"]]);
+  if (baselineDir) commands.push([`petasan run, same guest: baseline (${cliRuns(path.resolve(baselineDir))})`, process.execPath, [path.resolve(baselineDir, "bin/petasan.js"), "run", "--kernel", guest, "--serial", "none"]]);
   const walls = commands.map((): number[] => []);
   const probes: Milestones[] = [];
   const baselineProbes: Milestones[] = [];
   const prestarted: Milestones[] = [];
-  const baselineProbe = baselineDir && path.resolve(baselineDir, "dist/bench/startup-probe.js");
+  const bundled: Milestones[] = [];
+  const ours = probeAsPetasanRun(ROOT);
+  const theirs = baselineDir ? probeAsPetasanRun(path.resolve(baselineDir)) : undefined;
+  const probeRun = async (probe: string, ...args: string[]) => JSON.parse((await timedRun(process.execPath, [probe, guest, ...args])).stdout) as Milestones;
   // Interleaved, so load from other processes on the machine spreads over all of them.
   for (let i = 0; i < runs; i++) {
     for (const [at, [, command, args]] of commands.entries()) walls[at].push((await timedRun(command, args)).wallMs);
-    probes.push(JSON.parse((await timedRun(process.execPath, [PROBE, guest])).stdout) as Milestones);
-    prestarted.push(JSON.parse((await timedRun(process.execPath, [PROBE, guest, "--prestart"])).stdout) as Milestones);
-    if (baselineProbe) baselineProbes.push(JSON.parse((await timedRun(process.execPath, [baselineProbe, guest])).stdout) as Milestones);
+    probes.push(await probeRun(PROBE));
+    prestarted.push(await probeRun(PROBE, "--prestart"));
+    if (ours.bundled) bundled.push(await probeRun(ours.probe, "--prestart"));
+    if (theirs) baselineProbes.push(await probeRun(theirs.probe, "--prestart"));
   }
   const wallRows = [["process (guest resets at once)", "wall ms", "x node floor"]];
   const floor = median(walls[0]);
   for (const [at, [label]] of commands.entries()) wallRows.push([label, median(walls[at]).toFixed(0), (median(walls[at]) / floor).toFixed(2)]);
 
-  const probeRows = [["petasan milestone (in-process probe)", "ms since process start", "step ms", "threads prestarted (as petasan run)", "step ms"]];
-  let previous = 0;
-  let previousPre = 0;
-  for (const m of MILESTONES) {
-    const at = median(probes.map((p) => p[m]));
-    const pre = median(prestarted.map((p) => p[m]));
-    probeRows.push([m, at.toFixed(1), (at - previous).toFixed(1), pre.toFixed(1), (pre - previousPre).toFixed(1)]);
-    previous = at;
-    previousPre = pre;
-  }
+  const columns: [string, Milestones[]][] = [["dist/src", probes], ["threads prestarted", prestarted]];
+  if (ours.bundled) columns.push(["bundled, prestarted (as petasan run)", bundled]);
+  const probeRows = [["petasan milestone (in-process probe), ms since process start", ...columns.flatMap(([label]) => [label, "step"])]];
+  const medians = columns.map(([, list]) => milestoneMedians(list));
+  MILESTONES.forEach((m, at) => {
+    probeRows.push([m, ...medians.flatMap((ms) => [ms[m].toFixed(1), (ms[m] - (at ? ms[MILESTONES[at - 1]] : 0)).toFixed(1)])]);
+  });
+  const withCpu = columns.filter(([, list]) => list.every((p) => p.cpu));
+  const cpuTable = withCpu.length ? `\n\n${formatTable(cpuRows(withCpu))}` : "";
   let compared = "";
-  if (baselineProbe) {
-    const ours = milestoneMedians(probes);
-    const theirs = milestoneMedians(baselineProbes);
+  if (theirs) {
+    const after = milestoneMedians(ours.bundled ? bundled : prestarted);
+    const before = milestoneMedians(baselineProbes);
     const rows = [["milestone, ms since process start", "baseline", "this build", "this / baseline"]];
-    for (const m of MILESTONES) rows.push([m, theirs[m].toFixed(1), ours[m].toFixed(1), (ours[m] / theirs[m]).toFixed(2)]);
-    compared = `\n\nAgainst the baseline ${baselineDir} (probes interleaved, medians of ${runs})\n${formatTable(rows)}`;
+    for (const m of MILESTONES) rows.push([m, before[m].toFixed(1), after[m].toFixed(1), (after[m] / before[m]).toFixed(2)]);
+    const how = (bundle: boolean) => (bundle ? "bundled" : "dist/src");
+    compared = `\n\nAgainst the baseline ${baselineDir}, each as its petasan run (threads prestarted; baseline ${how(theirs.bundled)}, this build ${how(ours.bundled)}), probes interleaved, medians of ${runs}\n${formatTable(rows)}`;
   }
-  return `Start-up, median of ${runs} runs\n${formatTable(wallRows)}\n\n${formatTable(probeRows)}${compared}`;
+  return `Start-up, median of ${runs} runs\n${formatTable(wallRows)}\n\n${formatTable(probeRows)}${cpuTable}${compared}`;
 }
 
 /** The value of `--name value`, if given. */

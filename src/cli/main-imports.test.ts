@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { SRC, staticImports } from "../../test/static-imports.js";
+import { SRC, staticClosure, staticImports } from "../../test/static-imports.js";
 
 test("the CLI entry statically imports nothing but the prestart module", () => {
   assert.deepEqual(staticImports("cli/main.ts"), ["../lib/prestart.js"]);
@@ -18,4 +18,10 @@ test("the prestart module and what it imports load no more than node:worker_thre
   assert.match(readFileSync(resolve(SRC, "lib/prestart.ts"), "utf8"), /export \{ prestartWorkers \} from "\.\.\/vmm\/warm-workers\.js"/);
   assert.deepEqual(staticImports("vmm/warm-workers.ts"), ["node:worker_threads", "./job-data.js"]);
   assert.deepEqual(staticImports("vmm/job-data.ts"), ["node:worker_threads"]);
+});
+
+test("petasan run's main thread loads no virtio device model (they run on the device thread)", () => {
+  const closure = staticClosure("cli/run.ts");
+  assert.ok(closure.has("devices/virtio/mmio-transport.ts"), "the closure is followed (the builder places virtio-mmio transports)");
+  assert.deepEqual([...closure].filter((f) => /^devices\/virtio\/(block|net|rng|vsock|balloon)\//.test(f)), []);
 });

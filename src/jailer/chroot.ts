@@ -52,8 +52,9 @@ export function buildJail(root: string, opts: { execFile: string; uid: number; g
   mkdirSync(root, { recursive: true, mode: 0o755 });
   const pkg = packageRootOf(opts.execFile);
   const jailPkg = join(root, JAIL_PACKAGE_DIR);
-  for (const part of ["package.json", "bin", "dist/src"]) {
-    if (existsSync(join(pkg, part))) cpSync(join(pkg, part), join(jailPkg, part), { recursive: true, dereference: true });
+  // Timestamps kept: bin/petasan.js runs dist/bundle only if it is not older than dist/src.
+  for (const part of ["package.json", "bin", "dist/src", "dist/bundle"]) {
+    if (existsSync(join(pkg, part))) cpSync(join(pkg, part), join(jailPkg, part), { recursive: true, dereference: true, preserveTimestamps: true });
   }
   // Only what petasan needs at run time: its dependencies (koffi and its prebuilt native module), not the
   // development ones (TypeScript, type declarations).

@@ -8,7 +8,7 @@ import { close } from "../sys/libc.js";
 import { newEventFd } from "../sys/eventfd.js";
 import type { Vm } from "../kvm/vm.js";
 import { VIRTIO_MMIO_START, VIRTIO_MMIO_END } from "../arch/x86/layout.js";
-import { MMIO_DEVICE_WINDOW, MmioTransport, VIRTIO_MMIO_QUEUE_NOTIFY, virtioMmioCmdlineEntry } from "../devices/virtio/index.js";
+import { MMIO_DEVICE_WINDOW, MmioTransport, VIRTIO_MMIO_QUEUE_NOTIFY, virtioMmioCmdlineEntry } from "../devices/virtio/mmio-transport.js";
 import type { VmConfig } from "../config/vm-config.js";
 import type { VirtioDeviceSpec, VirtioBackendSpec } from "./device-thread/protocol.js";
 

@@ -18,6 +18,7 @@ import { kvmSkipReason } from "./kvm-available.js";
 import { CLI, runPetasan, startPetasan } from "./petasan-process.js";
 import { requestOverSocket } from "../../src/api/api-client.js";
 import { cgroup2Mount } from "../../src/jailer/cgroup.js";
+import { JAIL_PACKAGE_DIR } from "../../src/jailer/chroot.js";
 
 const UID = 4242;
 const GID = 4243;
@@ -104,6 +105,9 @@ test("a jailed VMM boots a guest: its root is the chroot, it runs as uid/gid in 
     assert.equal(statSync(`/proc/${pid}/ns/net`).ino, statSync(`/run/netns/${netns}`).ino, "in the given network namespace");
     assert.notEqual(statSync(`/proc/${pid}/ns/mnt`).ino, statSync("/proc/self/ns/mnt").ino, "in a mount namespace of its own");
     assertOnlyTheJailIsMounted(pid, root);
+    // bin/petasan.js runs the bundle when it is not older than tsc's output: the jail has it, timestamps kept.
+    const inJail = (file: string) => statSync(path.join(root, JAIL_PACKAGE_DIR, file), { throwIfNoEntry: false })?.mtimeMs ?? -1;
+    assert.ok(inJail("dist/bundle/petasan.js") >= inJail("dist/src/cli/main.js") && inJail("dist/src/cli/main.js") > 0, "the jail has the bundle, as new as dist/src");
     const limits = readFileSync(`/proc/${pid}/limits`, "utf8");
     assert.match(limits, /^Max open files\s+512\s+512/m);
     assert.match(limits, /^Max file size\s+50000000\s+50000000/m);

@@ -2,7 +2,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-export const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+/** The installed command: it runs the bundle (dist/bundle) when `npm run build` made it, else dist/src. */
+export const CLI = fileURLToPath(new URL("../../../bin/petasan.js", import.meta.url));
 
 export interface Finished {
   code: number | null;

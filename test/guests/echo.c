@@ -3,6 +3,7 @@
  * reach the CPU whatever the VMM configured), enables the UART's receive interrupt and sleeps in
  * `sti; hlt`. The IRQ 4 handler echoes each byte uppercased; 'q' ends with "echo: bye" and a reset. */
 #include "guest64.h"
+#include "idt.h"
 
 #define PIC1_COMMAND 0x20
 #define PIC1_DATA 0x21
@@ -19,22 +20,6 @@
 #define LAPIC_SPURIOUS_VECTOR 0xff
 #define LVT_DELIVERY_EXTINT 0x700
 
-struct idt_gate {
-	uint16_t offset_low;
-	uint16_t selector;
-	uint8_t ist;
-	uint8_t type_attr;	/* 0x8e: present, DPL 0, 64-bit interrupt gate */
-	uint16_t offset_mid;
-	uint32_t offset_high;
-	uint32_t reserved;
-} __attribute__((packed));
-
-struct idt_pointer {
-	uint16_t limit;
-	uint64_t base;
-} __attribute__((packed));
-
-static struct idt_gate idt[256];
 static volatile int quit;
 
 void irq4_entry(void);
@@ -69,26 +54,6 @@ void serial_interrupt(void)
 		uart_putc(c >= 'a' && c <= 'z' ? (char)(c - 'a' + 'A') : c);
 	}
 	outb(PIC1_COMMAND, PIC_EOI);
-}
-
-static void set_gate(int vector, void (*handler)(void))
-{
-	uint64_t address = (uint64_t)handler;
-	uint16_t cs;
-	__asm__ volatile("mov %%cs, %0" : "=r"(cs));
-	idt[vector] = (struct idt_gate){
-		.offset_low = (uint16_t)address,
-		.selector = cs,	/* the loader's code selector, whatever its GDT */
-		.type_attr = 0x8e,
-		.offset_mid = (uint16_t)(address >> 16),
-		.offset_high = (uint32_t)(address >> 32),
-	};
-}
-
-static void load_idt(void)
-{
-	struct idt_pointer pointer = { sizeof(idt) - 1, (uint64_t)idt };
-	__asm__ volatile("lidt %0" : : "m"(pointer));
 }
 
 /* 8259A initialisation words (Intel 8259A datasheet): ICW1 edge-triggered, cascade, ICW4 needed;

@@ -4,6 +4,7 @@
  * guest memory (DMA); a write at base + 8 makes it raise its interrupt (ISA IRQ 5, through the 8259 PIC as
  * in echo.c). Memory is identity-mapped, so a pointer is the physical address. Then resets. */
 #include "guest64.h"
+#include "idt.h"
 
 #define SUM_DEVICE_PORT 0x700
 #define SUM_DEVICE_IRQ 5
@@ -34,22 +35,6 @@ static inline uint32_t inl(uint16_t port)
 	return value;
 }
 
-struct idt_gate {
-	uint16_t offset_low;
-	uint16_t selector;
-	uint8_t ist;
-	uint8_t type_attr;	/* 0x8e: present, DPL 0, 64-bit interrupt gate */
-	uint16_t offset_mid;
-	uint32_t offset_high;
-	uint32_t reserved;
-} __attribute__((packed));
-
-struct idt_pointer {
-	uint16_t limit;
-	uint64_t base;
-} __attribute__((packed));
-
-static struct idt_gate idt[256];
 static volatile int interrupts;
 
 void device_irq_entry(void);
@@ -77,27 +62,12 @@ void device_interrupt(void)
 	outb(PIC1_COMMAND, PIC_EOI);
 }
 
-static void set_gate(int vector, void (*handler)(void))
-{
-	uint64_t address = (uint64_t)handler;
-	uint16_t cs;
-	__asm__ volatile("mov %%cs, %0" : "=r"(cs));
-	idt[vector] = (struct idt_gate){
-		.offset_low = (uint16_t)address,
-		.selector = cs,
-		.type_attr = 0x8e,
-		.offset_mid = (uint16_t)(address >> 16),
-		.offset_high = (uint32_t)(address >> 32),
-	};
-}
-
 /* 8259A: edge-triggered, cascade, vectors from IRQ_BASE_VECTOR, only the device's IRQ unmasked. */
 static void init_interrupts(void)
 {
-	struct idt_pointer pointer = { sizeof(idt) - 1, (uint64_t)idt };
 	set_gate(IRQ_BASE_VECTOR + SUM_DEVICE_IRQ, device_irq_entry);
 	set_gate(IRQ_BASE_VECTOR + 7, spurious_irq_entry);
-	__asm__ volatile("lidt %0" : : "m"(pointer));
+	load_idt();
 	*(volatile uint32_t *)(LAPIC_BASE + LAPIC_SVR) = LAPIC_SVR_ENABLE | LAPIC_SPURIOUS_VECTOR;
 	*(volatile uint32_t *)(LAPIC_BASE + LAPIC_LVT_LINT0) = LVT_DELIVERY_EXTINT;
 	outb(PIC1_COMMAND, 0x11);

@@ -12,6 +12,7 @@
  * used-buffer interrupt (GSI 5 through the 8259, as echo.c does for COM1) and COM1's receive interrupt
  * wake it. The register layout and split-ring descriptor come from virtio-blk.h (virtio 1.2 §4.2.2). */
 #include "guest64.h"
+#include "idt.h"
 #include "virtio-blk.h"
 
 /* The first device window and its GSI (src/vmm/device-manager.ts): the only device these runs have. */
@@ -71,22 +72,6 @@ static struct net_queue rxq, txq;
 static uint8_t tx_frame[NET_HDR_SIZE + FRAME_BYTES] __attribute__((aligned(4096)));
 static uint8_t rx_buffers[NET_QUEUE_SIZE][RX_BUFFER_BYTES] __attribute__((aligned(4096)));
 
-struct idt_gate {
-	uint16_t offset_low;
-	uint16_t selector;
-	uint8_t ist;
-	uint8_t type_attr;
-	uint16_t offset_mid;
-	uint32_t offset_high;
-	uint32_t reserved;
-} __attribute__((packed));
-
-struct idt_pointer {
-	uint16_t limit;
-	uint64_t base;
-} __attribute__((packed));
-
-static struct idt_gate idt[256];
 
 static inline uint32_t mmio_read(uint32_t reg)
 {
@@ -130,28 +115,13 @@ void acknowledge_interrupts(void)
 	mmio_write(VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG);
 }
 
-static void set_gate(int vector, void (*handler)(void))
-{
-	uint64_t address = (uint64_t)handler;
-	uint16_t cs;
-	__asm__ volatile("mov %%cs, %0" : "=r"(cs));
-	idt[vector] = (struct idt_gate){
-		.offset_low = (uint16_t)address,
-		.selector = cs,
-		.type_attr = 0x8e,
-		.offset_mid = (uint16_t)(address >> 16),
-		.offset_high = (uint32_t)(address >> 32),
-	};
-}
-
 /* IDT, LAPIC virtual wire, 8259s with IRQ 4 (COM1) and IRQ 5 (virtio-net) unmasked: as echo.c, but auto-EOI. */
 static void init_interrupts(void)
 {
 	set_gate(IRQ_BASE_VECTOR + COM1_IRQ, irq_entry);
 	set_gate(IRQ_BASE_VECTOR + VIRTIO_NET_IRQ, irq_entry);
 	set_gate(IRQ_BASE_VECTOR + 7, spurious_irq_entry);
-	struct idt_pointer pointer = { sizeof(idt) - 1, (uint64_t)idt };
-	__asm__ volatile("lidt %0" : : "m"(pointer));
+	load_idt();
 	*(volatile uint32_t *)(LAPIC_BASE + LAPIC_SVR) = LAPIC_SVR_ENABLE | LAPIC_SPURIOUS_VECTOR;
 	*(volatile uint32_t *)(LAPIC_BASE + LAPIC_LVT_LINT0) = LVT_DELIVERY_EXTINT;
 	outb(PIC1_COMMAND, 0x11);

@@ -9,7 +9,19 @@ import { parentPort, workerData } from "node:worker_threads";
 /** The `workerData` of a worker started ahead of its job. */
 export const WARM_WORKER_DATA = { warm: true } as const;
 
-export function jobData<T>(): Promise<T> {
+/**
+ * `warmUp`: run once while a warm worker waits (never in a worker that has its job already): code the job will run,
+ * exercised on throwaway objects, so V8 has compiled it before the job arrives. Its errors are ignored.
+ */
+export function jobData<T>(warmUp?: () => void): Promise<T> {
   if ((workerData as Partial<typeof WARM_WORKER_DATA> | undefined)?.warm !== true) return Promise.resolve(workerData as T);
-  return new Promise((resolve) => parentPort!.once("message", (data: T) => resolve(data)));
+  const job = new Promise<T>((resolve) => parentPort!.once("message", (data: T) => resolve(data)));
+  if (warmUp) {
+    try {
+      warmUp();
+    } catch {
+      // Only a warm-up: the job reports its own errors.
+    }
+  }
+  return job;
 }

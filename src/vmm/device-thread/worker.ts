@@ -31,8 +31,9 @@ import type { DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from ".
 import { restoreDevices, restoreUserDevices, takeSnapshot } from "./snapshot.js";
 import { lockDownThread } from "../seccomp/thread-lockdown.js";
 import { serialSink } from "../serial-sink.js";
+import { warmUpDeviceThread } from "./warm-up.js";
 
-const data = await jobData<DeviceThreadData>();
+const data = await jobData<DeviceThreadData>(warmUpDeviceThread);
 const emit = (e: DeviceThreadEvent) => parentPort!.postMessage(e);
 const log = createLogger({ ...data.log, origin: "devices" });
 

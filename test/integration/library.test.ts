@@ -123,6 +123,7 @@ test("createVm checks the config at once and names the bad field", () => {
 
 const openFds = () => readdirSync("/proc/self/fd").length;
 const threads = () => readdirSync("/proc/self/task").length;
+const threadNames = () => readdirSync("/proc/self/task").map((t) => readFileSync(`/proc/self/task/${t}/comm`, "utf8").trim());
 
 /** Collects a VM's console output; `waitFor` polls it. */
 function collect(vm: VirtualMachine): { text: () => string; waitFor: (s: string) => Promise<void> } {
@@ -151,6 +152,8 @@ async function twoEchoVms(kernel: string): Promise<void> {
   const outB = collect(b);
   await Promise.all([a.start(), b.start()]);
   await Promise.all([outA.waitFor("echo: ready\n"), outB.waitFor("echo: ready\n")]);
+  // One device thread serves both (it names itself once their devices are open).
+  assert.deepEqual(threadNames().filter((n) => n.startsWith("petasan")).sort(), ["petasan-devices", "petasan-vcpu0", "petasan-vcpu0"]);
 
   assert.equal((await a.stop()).reason, "stopped");
   assert.equal(a.state, "Stopped");

@@ -20,11 +20,11 @@ const pool: Record<WorkerKind, Worker[]> = { vcpu: [], devices: [] };
 /**
  * V8's young generation (its nursery: two semi-spaces and a large-object space) per thread kind, in MiB. Left alone,
  * it grows to several MiB while the thread loads its modules, and an idle thread never shrinks it again; capped at 3
- * (1 MiB semi-spaces, V8's starting size), it stays at its smallest: ~2 MiB less per vCPU thread. A vCPU thread
+ * (1 MiB semi-spaces, V8's starting size), it stays at its smallest: ~1 MiB less per vCPU thread. A vCPU thread
  * allocates nothing on its exit path (vcpu/registers.ts), so the cap costs it no scavenges that matter
- * (bench/exit-rate.js). The device thread is left alone: it is one per process (device-thread-host.ts), so it would
- * save ~2 MiB once, and it runs every VM's data path, which allocates (bench/blk.js on a capped worker was within its
- * noise, not clearly better or worse). Figures: bench/README.md, footprint.
+ * (bench/exit-rate.js). The device thread is left alone: it runs every VM's data path, which allocates, and
+ * bench/blk.js run on a worker capped the same way was up to a quarter slower (more scavenges); being one per process
+ * (device-thread-host.ts), it would save ~1-2 MiB once. Figures: bench/README.md, footprint.
  */
 const YOUNG_GENERATION_MB: Record<WorkerKind, number | undefined> = { vcpu: 3, devices: undefined };
 

@@ -213,6 +213,24 @@ test("a failed start rejects with the failed step, resolves `exited`, and leaks 
   assert.equal(openFds(), fds);
 });
 
+test("a VM whose devices fail to open on the shared device thread fails alone; the VM already on it runs on", { skip }, async () => {
+  const kernel = await buildTestGuest("echo");
+  const fds = openFds();
+  const a = createVm({ "boot-source": { kernel_image_path: kernel } });
+  const outA = collect(a);
+  await a.start();
+  await outA.waitFor("echo: ready\n");
+  const b = createVm({ "boot-source": { kernel_image_path: kernel }, drives: [{ drive_id: "gone", path_on_host: "/nonexistent/disk.img", is_root_device: false, is_read_only: true }] });
+  await assert.rejects(b.start(), /gone.*\/nonexistent\/disk\.img|\/nonexistent\/disk\.img.*gone/);
+  assert.equal((await b.exited).reason, "internal-error");
+  assert.equal(a.state, "Running");
+  a.console.write("still served");
+  await outA.waitFor("STILL SERVED");
+  assert.equal((await a.stop()).reason, "stopped");
+  for (let i = 0; i < 50 && openFds() !== fds; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(openFds(), fds);
+});
+
 test("log lines arrive as events", { skip }, async () => {
   const lines: string[] = [];
   const vm = createVm({ "boot-source": { kernel_image_path: await buildTestGuest("long64") }, logger: { level: "Info" } }, { console: "none" });

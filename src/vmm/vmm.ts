@@ -3,7 +3,7 @@
  * stop, guest reset). Lives on the controlling thread (CLI or API), which never blocks on the guest.
  */
 import { EventEmitter } from "node:events";
-import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
+import { MessageChannel, type MessagePort } from "node:worker_threads";
 import { signalEventFd } from "../sys/eventfd.js";
 import type { Vm } from "../kvm/vm.js";
 import type { Kvm } from "../kvm/kvm.js";
@@ -13,11 +13,14 @@ import type { VcpuWorkerMessage } from "./vcpu/protocol.js";
 import type { BalloonOp, BalloonState, DeviceThreadData, DeviceThreadEvent, DeviceThreadRequest } from "./device-thread/protocol.js";
 import { VcpuCommand, VcpuState } from "./vcpu/control.js";
 import type { RateLimiterUpdate } from "../config/rate-limiter.js";
-import { startWorker } from "./warm-workers.js";
+import { hostVm, type DeviceThreadHost, type HostedVmHandle } from "./device-thread-host.js";
 import { kvmclockCtrl } from "../kvm/state.js";
 import type { VmConfig } from "../config/vm-config.js";
 import type { SnapshotParts } from "./device-thread/snapshot.js";
 import { writeSnapshotState, type SnapshotOptions } from "./snapshot/create.js";
+
+/** How long a VM's devices may take to leave the device thread once told to stop. */
+const DEVICES_STOP_TIMEOUT_MS = 2000;
 
 /** A vCPU thread is a fresh worker that loads its modules first; on a loaded host that can take a while. */
 const VCPU_START_TIMEOUT_MS = 10_000;
@@ -55,7 +58,12 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
   private state: VmState = "Running";
   private readonly port: MessagePort;
   private readonly deviceThreadPort: MessagePort;
-  private deviceThread?: Worker;
+  private deviceThread?: DeviceThreadHost;
+  /** Resolves once this VM's devices have left the device thread (stopped, failed, or the thread is gone). */
+  private devicesGone?: Promise<void>;
+  private onThreadLost = (_message: string) => {};
+  /** This VM as its device thread knows it. */
+  private readonly vmHandle: HostedVmHandle = { onThreadLost: (message) => this.onThreadLost(message) };
   private stopping?: Promise<VmExit>;
   private readonly exited: Promise<VmExit>;
   private nextRequestId = 1;
@@ -95,17 +103,25 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
       controlEventFd: this.parts.controlEventFd,
       port: this.deviceThreadPort,
     };
-    const worker = startWorker("devices", data, { transferList: [this.deviceThreadPort], name: "devices" });
-    this.deviceThread = worker;
+    // The VM's devices go on the process's device thread, shared with its other VMs (device-thread-host.ts); its events
+    // come back on the VM's own port.
+    let goneNow!: () => void;
+    this.devicesGone = new Promise((resolve) => (goneNow = resolve));
     const devicesReady = new Promise<void>((resolve, reject) => {
-      worker.on("message", (e: DeviceThreadEvent) => {
+      this.port.on("message", (e: DeviceThreadEvent) => {
         if (e.kind === "ready") resolve();
-        else this.onDeviceEvent(e, reject);
+        else if (e.kind === "stopped") goneNow();
+        else if (e.kind === "failed") {
+          goneNow();
+          this.onDeviceEvent(e, reject);
+        } else this.onDeviceEvent(e, reject);
       });
-      worker.on("error", (err) => {
-        reject(err);
-        void this.finish({ reason: "internal-error", exitCode: 1, message: `device thread crashed: ${err.stack ?? err}` });
-      });
+      this.onThreadLost = (message) => {
+        goneNow();
+        reject(new Error(message));
+        void this.finish({ reason: "internal-error", exitCode: 1, message });
+      };
+      this.deviceThread = hostVm(data, this.vmHandle);
     });
     // Each thread is a fresh worker that boots an isolate and loads its modules first (tens to hundreds of ms):
     // the vCPU threads start now, beside the device thread, but held paused, i.e. out of the guest, so no exit
@@ -324,11 +340,13 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
       for (const v of this.parts.vcpus) v.control.command = VcpuCommand.Stop;
       await Promise.all(this.parts.vcpus.map((v) => v.stop()));
       if (this.deviceThread) {
-        const dt = this.deviceThread;
-        const ended = new Promise((r) => dt.once("exit", r));
+        const host = this.deviceThread;
         this.post({ kind: "stop" });
-        await Promise.race([ended, new Promise((r) => setTimeout(r, 2000))]);
-        await dt.terminate();
+        const gone = await Promise.race([this.devicesGone!.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), DEVICES_STOP_TIMEOUT_MS))]);
+        // Devices that do not answer hold the thread (a device stuck in its code): it is ended, with every VM on it.
+        if (gone) await host.remove(this.vmHandle);
+        else await host.terminate(`the devices of a VM did not stop within ${DEVICES_STOP_TIMEOUT_MS} ms`);
+        this.port.close();
       }
       this.state = "Stopped";
       // Nobody is left to answer requests in flight: answer them here rather than leave callers waiting.

@@ -6,7 +6,7 @@
  * waits for the data of the job it is given (job-data.ts); startWorker() hands one out, or starts a cold one when
  * none is left.
  */
-import { Worker, type TransferListItem } from "node:worker_threads";
+import { Worker, type ResourceLimits, type TransferListItem } from "node:worker_threads";
 import { WARM_WORKER_DATA } from "./job-data.js";
 
 export type WorkerKind = "vcpu" | "devices";
@@ -17,11 +17,27 @@ const ENTRY: Record<WorkerKind, URL> = {
 };
 const pool: Record<WorkerKind, Worker[]> = { vcpu: [], devices: [] };
 
+/**
+ * V8's young generation (its nursery: two semi-spaces and a large-object space) per thread kind, in MiB. Left alone,
+ * it grows to several MiB while the thread loads its modules, and an idle thread never shrinks it again; capped at 3
+ * (1 MiB semi-spaces, V8's starting size), it stays at its smallest: ~1 MiB less per vCPU thread. A vCPU thread
+ * allocates nothing on its exit path (vcpu/registers.ts), so the cap costs it no scavenges that matter
+ * (bench/exit-rate.js). The device thread is left alone: it runs every VM's data path, which allocates, and
+ * bench/blk.js run on a worker capped the same way was up to a quarter slower (more scavenges); being one per process
+ * (device-thread-host.ts), it would save ~1-2 MiB once. Figures: bench/README.md, footprint.
+ */
+const YOUNG_GENERATION_MB: Record<WorkerKind, number | undefined> = { vcpu: 3, devices: undefined };
+
+function workerOptions(kind: WorkerKind): { resourceLimits?: ResourceLimits } {
+  const mb = YOUNG_GENERATION_MB[kind];
+  return mb === undefined ? {} : { resourceLimits: { maxYoungGenerationSizeMb: mb } };
+}
+
 /** Starts `counts` warm workers of each kind (in addition to any still waiting). */
 export function prestartWorkers(counts: Partial<Record<WorkerKind, number>>): void {
   for (const kind of ["devices", "vcpu"] as const) {
     for (let i = 0; i < (counts[kind] ?? 0); i++) {
-      const w = new Worker(ENTRY[kind], { workerData: WARM_WORKER_DATA, name: `warm-${kind}` });
+      const w = new Worker(ENTRY[kind], { workerData: WARM_WORKER_DATA, name: `warm-${kind}`, ...workerOptions(kind) });
       // A warm worker that fails before it is used is simply not used.
       w.on("error", () => {
         const at = pool[kind].indexOf(w);
@@ -37,7 +53,7 @@ export function prestartWorkers(counts: Partial<Record<WorkerKind, number>>): vo
 /** A worker of `kind` running with `data`: a warm one if there is one, else a new one. */
 export function startWorker(kind: WorkerKind, data: unknown, options: { name: string; transferList?: TransferListItem[] }): Worker {
   const warm = pool[kind].shift();
-  if (!warm) return new Worker(ENTRY[kind], { workerData: data, transferList: options.transferList, name: options.name });
+  if (!warm) return new Worker(ENTRY[kind], { workerData: data, transferList: options.transferList, name: options.name, ...workerOptions(kind) });
   warm.ref();
   warm.postMessage(data, options.transferList);
   return warm;

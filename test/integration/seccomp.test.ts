@@ -7,9 +7,11 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { buildTestGuest } from "../guests/build.js";
 import { kvmSkipReason } from "./kvm-available.js";
 import { runPetasan, startPetasan } from "./petasan-process.js";
@@ -114,6 +116,28 @@ test("with the filters on, the API's run-time requests work: drive swap, metrics
     assert.equal(finished.code, 0, finished.stderr);
   } finally {
     petasan.child.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("VMs of one process share its device thread: a second VM opens a drive, rng, vsock and a tap under the thread's default filter; a VM without filters gets its own thread", { skip }, async () => {
+  const kernel = await buildTestGuest("echo");
+  const dir = mkdtempSync(path.join(tmpdir(), "petasan-seccomp-"));
+  try {
+    const script = fileURLToPath(new URL("./seccomp-shared-devices.js", import.meta.url));
+    // Its own network namespace, where the tap is made.
+    const run = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      execFile("unshare", ["-n", process.execPath, script, kernel, dir], { timeout: 60_000 }, (error, stdout, stderr) => {
+        resolve({ code: error ? (typeof error.code === "number" ? error.code : null) : 0, stdout, stderr });
+      });
+    });
+    const explain = `exit ${run.code}\nstdout:\n${run.stdout}\nstderr:\n${run.stderr}`;
+    assert.equal(run.code, 0, explain);
+    assert.equal(run.stdout, [
+      "a: 1 device thread(s)", "b: 1 device thread(s)", "c: 2 device thread(s)",
+      "b: stopped, state Running/Stopped/Running", "a: stopped, state Stopped/Stopped/Running", "c: stopped, state Stopped/Stopped/Stopped", "",
+    ].join("\n"), explain);
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -22,6 +22,9 @@ const MAX_EVENTS = 64;
 
 export type FdHandler = (events: number) => void;
 
+/** What a device needs of the loop: watching its fds. */
+export type FdWatcher = Pick<EventLoop, "add" | "modify" | "remove">;
+
 export class EventLoop {
   private readonly epfd = check(epollCreate1(EPOLL_CLOEXEC), "epoll_create1");
   private readonly handlers = new Map<number, FdHandler>();
@@ -52,7 +55,11 @@ export class EventLoop {
     this.ctl(EPOLL_CTL_DEL, fd, 0);
   }
 
-  /** Runs handlers until stop() is called by one of them. */
+  /**
+   * Runs handlers until stop() is called by one of them. The batch epoll_wait returned is served to its end even
+   * then: an edge-triggered fd's event left unserved would never be reported again, and the loop may be run again
+   * (the device thread stops it to do asynchronous work, such as loading a VM's modules, between two runs).
+   */
   run(): void {
     this.running = true;
     while (this.running) {
@@ -62,7 +69,7 @@ export class EventLoop {
         if (e === EINTR) continue;
         throw new SysError("epoll_wait", e);
       }
-      for (let i = 0; i < n && this.running; i++) {
+      for (let i = 0; i < n; i++) {
         const events = this.eventsView.getUint32(i * EVENT_SIZE, true);
         const fd = Number(this.eventsView.getBigUint64(i * EVENT_SIZE + 4, true));
         this.handlers.get(fd)?.(events);

@@ -50,6 +50,28 @@ export interface MmdsSpec {
   data: string;
 }
 
+/**
+ * One device thread serves every VM of a process that shares its seccomp choice (device-thread-host.ts): it starts
+ * with this, then VMs are added and removed over `port`.
+ */
+export interface DeviceHostData {
+  /** eventfd the controller writes after posting on `port`, to wake epoll_wait. */
+  controlEventFd: number;
+  /** Host requests (DeviceHostRequest), read synchronously when controlEventFd fires. */
+  port: MessagePort;
+  /** The thread's seccomp filter (compiled BPF), installed once the first VM's devices are open; absent: none. */
+  seccomp?: Uint8Array;
+}
+
+export type DeviceHostRequest =
+  /** Open this VM's devices; the VM's events (ready, failed, ...) then go out on `data.port`. */
+  | { kind: "add-vm"; data: DeviceThreadData }
+  /** No VM is left on the thread (the controller starts no more on it): end it. */
+  | { kind: "exit" };
+
+/** Posted on the worker's parentPort: the thread itself failed (not one VM's devices), so every VM on it ended. */
+export type DeviceHostEvent = { kind: "host-failed"; error: string };
+
 export interface DeviceThreadData {
   vmFd: number;
   memory: MemoryRegionDescriptor[];
@@ -58,7 +80,10 @@ export interface DeviceThreadData {
   exitEventFd: number;
   /** eventfd the controller writes after posting on `port`, to wake epoll_wait. */
   controlEventFd: number;
-  /** Requests from the controller, read synchronously (receiveMessageOnPort) when controlEventFd fires. */
+  /**
+   * Requests from the controller, read synchronously (receiveMessageOnPort) when controlEventFd fires; the VM's events
+   * (DeviceThreadEvent) go back on it.
+   */
   port: MessagePort;
   /** Where the guest's COM1 output goes, or null to discard it. */
   serialOutputFd: number | null;
@@ -75,7 +100,10 @@ export interface DeviceThreadData {
   dirtyPages?: SharedArrayBuffer[];
   /** Restoring a snapshot: device states put back before the device thread reports ready. */
   restoreDevices?: SavedDevices;
-  /** The device thread's seccomp filter (compiled BPF), installed once its devices are open; absent: none. */
+  /**
+   * The device thread's seccomp filter (compiled BPF); absent: none. VMs share a device thread only when their filters
+   * are the same bytes (device-thread-host.ts); it is installed once, after the first VM's devices are open.
+   */
   seccomp?: Uint8Array;
 }
 
@@ -96,6 +124,7 @@ export type DeviceThreadRequest =
   | { kind: "balloon"; id: number; op: BalloonOp }
   | { kind: "stop" };
 
+/** What a VM's devices say to its controller, on the VM's own port (DeviceThreadData.port). */
 export type DeviceThreadEvent =
   | { kind: "ready" }
   /** The guest pulsed the reset line (i8042): a reboot, which ends the VMM as in Firecracker. */

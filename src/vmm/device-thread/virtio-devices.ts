@@ -18,7 +18,7 @@ import { virtioLogger } from "../virtio-log.js";
 import { VirtioBalloon, madviseDiscarder } from "../../devices/virtio/index.js";
 import { TimerFd } from "../../sys/timerfd.js";
 import type { BalloonOp, BalloonState } from "./protocol.js";
-import { EPOLLERR, EPOLLET, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP, type EventLoop } from "./event-loop.js";
+import { EPOLLERR, EPOLLET, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP, type FdWatcher } from "./event-loop.js";
 import { drainEventFd } from "../../sys/eventfd.js";
 import { irqfdLine } from "./irq-line.js";
 import type { VirtioDeviceSpec } from "./protocol.js";
@@ -182,7 +182,7 @@ export function swapDriveImage(devices: readonly AttachedVirtioDevice[], driveId
 }
 
 /** A device's own host fds on the event loop: edge-triggered, and run under the transport's guard. */
-function hostIo(loop: EventLoop, transport: MmioTransport): HostIo {
+function hostIo(loop: FdWatcher, transport: MmioTransport): HostIo {
   return {
     watch: (fd, onEvent) => loop.add(fd, (events) => transport.hostEvent(() => onEvent({
       readable: (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) !== 0,
@@ -194,7 +194,7 @@ function hostIo(loop: EventLoop, transport: MmioTransport): HostIo {
 }
 
 export function attachVirtioDevices(
-  specs: readonly VirtioDeviceSpec[], mmio: Bus, loop: EventLoop, mem: GuestMemory, logger: Logger,
+  specs: readonly VirtioDeviceSpec[], mmio: Bus, loop: FdWatcher, mem: GuestMemory, logger: Logger,
   options: { userFactories?: ReadonlyMap<string, UserVirtioDeviceFactory>; mmds?: MmdsAttachment } = {},
 ): AttachedVirtioDevice[] {
   const log = virtioLogger(logger);

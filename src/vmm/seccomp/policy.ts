@@ -98,8 +98,14 @@ export const DEFAULT_SECCOMP_POLICY: SeccompPolicy = {
       // From the code, for what came after the measurement: each virtio device's timerfd, armed at run time (rate
       // limiters, kick budgets, the balloon's statistics polling); a snapshot's memory file and VM state.
       "timerfd_settime", ...SNAPSHOT_FILE_WRITES,
+      // Opening a VM's devices: the device thread is shared by the VMs of a process (vmm/device-thread-host.ts) and
+      // narrows itself once, after its first VM's devices are open, so a VM started later opens its own under this
+      // filter: each device's timerfd, vsock's listening socket (bind, listen), the tap (TUNSETIFF, TUNSETVNETHDRSZ
+      // below); image files need only openat/fstat, listed above. Found by starting a second VM with a drive, rng,
+      // vsock and a tap in a process whose device thread was narrowed (test/integration/seccomp.test.ts).
+      "timerfd_create", "bind", "listen",
     ],
-    ioctls: [IOCTL_NAMES.KVM_IRQ_LINE, TUNSETOFFLOAD, FIONBIO, ...SNAPSHOT_VM_READS],
+    ioctls: [IOCTL_NAMES.KVM_IRQ_LINE, TUNSETOFFLOAD, FIONBIO, ...SNAPSHOT_VM_READS, TUNSETIFF, TUNSETVNETHDRSZ],
   },
   // Measured: the API (accept4, getsockname, getsockopt, read/write/writev, shutdown), the end (unlink of the
   // socket, fsync of the metrics), kicks (tgkill), the console (TCGETS, FIONBIO; TIOCGPTN, TCSETS and

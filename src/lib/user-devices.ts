@@ -86,6 +86,9 @@ export function resolveUserDevices(devices: readonly UserDevice[]): ResolvedUser
     if (names.has(d.name)) throw new UserDeviceConfigError(`${what}.name: "${d.name}" is already used`);
     names.add(d.name);
     if (d.bus === "virtio") {
+      if ((d as { sharedStateBytes?: unknown }).sharedStateBytes !== undefined) {
+        throw new UserDeviceConfigError(`${what}.sharedStateBytes: only for "pio" and "mmio" devices (a virtio device's registers are petasan's transport's, already served on the vCPU threads)`);
+      }
       if (!Number.isInteger(d.queues) || d.queues < 1 || d.queues > MAX_USER_QUEUES) throw new UserDeviceConfigError(`${what}.queues: must be 1 to ${MAX_USER_QUEUES}`);
       resolved.virtio.push({ kind: "user", id: d.name, module: moduleUrl(d.module, what), queues: d.queues, options: d.options });
       return;

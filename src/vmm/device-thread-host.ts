@@ -72,6 +72,11 @@ export class DeviceThreadHost {
     signalEventFd(this.controlEventFd);
   }
 
+  /** Whether VMs other than `vm` are on this thread. */
+  sharedBeyond(vm: HostedVmHandle): boolean {
+    return this.vms.size > (this.vms.has(vm) ? 1 : 0);
+  }
+
   add(data: DeviceThreadData, vm: HostedVmHandle): void {
     this.vms.add(vm);
     this.post({ kind: "add-vm", data }, [data.port]);

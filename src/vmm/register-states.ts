@@ -26,8 +26,8 @@ export interface VcpuRegisterData {
   /** For KVM_IRQ_LINE: the UART and the i8042 drive their lines from whichever thread changes them. */
   vmFd: number;
   legacy: LegacyStates;
-  /** Each virtio-mmio transport: its window's base and its register file. */
-  virtio: { base: number; state: SharedArrayBuffer }[];
+  /** Each virtio-mmio transport: its window's base, its register file and its name in log lines. */
+  virtio: { base: number; state: SharedArrayBuffer; name: string }[];
   /** Where the UART's transmitted bytes go (null: nowhere). */
   serialOutputFd: number | null;
   log: LogSettings;

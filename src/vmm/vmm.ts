@@ -21,6 +21,8 @@ import { writeSnapshotState, type SnapshotOptions } from "./snapshot/create.js";
 
 /** How long a VM's devices may take to leave the device thread once told to stop. */
 const DEVICES_STOP_TIMEOUT_MS = 2000;
+/** The same when the device thread serves other VMs too. */
+const SHARED_DEVICES_STOP_TIMEOUT_MS = 60_000;
 
 /** A vCPU thread is a fresh worker that loads its modules first; on a loaded host that can take a while. */
 const VCPU_START_TIMEOUT_MS = 10_000;
@@ -152,7 +154,7 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
   private vcpuRegisterData(): VcpuRegisterData {
     const d = this.parts.deviceThreadData;
     return {
-      vmFd: d.vmFd, legacy: d.legacyStates, virtio: d.virtio.map((v) => ({ base: v.base, state: v.registers })),
+      vmFd: d.vmFd, legacy: d.legacyStates, virtio: d.virtio.map((v) => ({ base: v.base, state: v.registers, name: `virtio-${v.backend.kind} ${v.backend.id}` })),
       serialOutputFd: d.serialOutputFd, log: d.log,
       userDevices: d.userDevices.filter((u) => u.shared !== undefined),
       memory: d.userDevices.some((u) => u.shared !== undefined) ? d.memory : [],
@@ -342,10 +344,16 @@ export class Vmm extends EventEmitter<{ exit: [VmExit] }> {
       if (this.deviceThread) {
         const host = this.deviceThread;
         this.post({ kind: "stop" });
-        const gone = await Promise.race([this.devicesGone!.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), DEVICES_STOP_TIMEOUT_MS))]);
+        // A thread shared with other VMs may be busy with their work for a while (a snapshot's memory file, a slow
+        // fdatasync): it gets far longer before it is taken for stuck, since ending it ends those VMs too.
+        const timeoutMs = host.sharedBeyond(this.vmHandle) ? SHARED_DEVICES_STOP_TIMEOUT_MS : DEVICES_STOP_TIMEOUT_MS;
+        let timer: NodeJS.Timeout | undefined;
+        const gone = await Promise.race([this.devicesGone!.then(() => true), new Promise<false>((r) => { timer = setTimeout(() => r(false), timeoutMs); })]);
+        // Cleared, not left to run out: a pending timer would keep the process alive for up to a minute.
+        clearTimeout(timer);
         // Devices that do not answer hold the thread (a device stuck in its code): it is ended, with every VM on it.
         if (gone) await host.remove(this.vmHandle);
-        else await host.terminate(`the devices of a VM did not stop within ${DEVICES_STOP_TIMEOUT_MS} ms`);
+        else await host.terminate(`the devices of a VM did not stop within ${timeoutMs} ms`);
         this.port.close();
       }
       this.state = "Stopped";

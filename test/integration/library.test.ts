@@ -291,6 +291,7 @@ test("user devices placed where they cannot work are refused by createVm, naming
   refused([{ ...device, irq: 4 }], /devices\[0\]\.irq/);
   refused([{ ...device, name: "a b" }], /devices\[0\]\.name/);
   refused([{ ...device, sharedStateBytes: 0 }], /devices\[0\]\.sharedStateBytes: must be an integer from 1/);
+  refused([{ name: "v", module: "/x.js", bus: "virtio", queues: 1, sharedStateBytes: 4 }], /devices\[0\]\.sharedStateBytes: only for "pio" and "mmio" devices/);
 });
 
 /** Writes a device module into a temporary directory and returns its path. */

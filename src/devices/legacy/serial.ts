@@ -152,6 +152,11 @@ export class Serial16550 implements BusDevice {
 
   private readonly rxFifo: ByteQueue;
   private readonly hostInput: ByteQueue;
+  /**
+   * Bytes this thread's access transmitted, handed to `output` once the lock is released: a console slow to read
+   * (or never read) then holds up the transmitting vCPU only, never another thread waiting for the UART.
+   */
+  private readonly transmitted: number[] = [];
 
   /** A fresh UART's shared state, to hand to every thread that serves it. */
   static newState(inputBufferBytes = DEFAULT_INPUT_BUFFER_BYTES): SharedArrayBuffer {
@@ -254,6 +259,11 @@ export class Serial16550 implements BusDevice {
     } finally {
       this.shared.unlock();
     }
+    if (this.transmitted.length > 0) {
+      const bytes = Uint8Array.from(this.transmitted);
+      this.transmitted.length = 0;
+      this.output(bytes);
+    }
   }
 
   private get dlab(): boolean {
@@ -350,7 +360,7 @@ export class Serial16550 implements BusDevice {
       this.receive(byte);
     } else {
       this.counters.bump("txBytes");
-      this.output(Uint8Array.of(byte));
+      this.transmitted.push(byte);
     }
     // Writing THR clears the THRE interrupt, but the byte leaves at once, so THR is empty again and
     // the interrupt is raised anew, as on real hardware once the byte reaches the shift register.

@@ -14,7 +14,7 @@ import { receiveMessageOnPort } from "node:worker_threads";
 import { Vm } from "../../kvm/vm.js";
 import { KvmRunView } from "../../kvm/run.js";
 import { Bus } from "../../devices/bus.js";
-import { VcpuControl } from "../vcpu/control.js";
+import { ExitMailbox, VcpuControl } from "../vcpu/control.js";
 import { createLogger, type Logger } from "../logger.js";
 import type { EventLoop } from "./event-loop.js";
 import { drainEventFd } from "../../sys/eventfd.js";
@@ -47,6 +47,8 @@ export class HostedVm {
   private readonly fds: VmFds;
   private virtio: AttachedVirtioDevice[] = [];
   private closed = false;
+  /** The VM's vCPUs' mailboxes (to release a vCPU waiting on a handed-over exit when the VM closes). */
+  private vcpuControls: VcpuControl[] = [];
 
   /**
    * Opens the VM's devices and puts its fds on `loop`; throws (having released what it opened) if one fails to open.
@@ -96,6 +98,7 @@ export class HostedVm {
     if (data.restoreDevices) restoreUserDevices(data.restoreDevices.user, user);
 
     const vcpus = data.vcpus.map((v) => ({ id: v.id, control: new VcpuControl(v.control), run: new KvmRunView(v.runAddr, v.mmapSize) }));
+    this.vcpuControls = vcpus.map((v) => v.control);
     const exits = new ExitServer(vcpus, pio, mmio, log);
     // Exits a vCPU hands over (vcpu/registers.ts says which): rare, so served when woken, with no polling.
     fds.add(data.exitEventFd, () => {
@@ -140,6 +143,9 @@ export class HostedVm {
 
   private release(): void {
     this.fds.close();
+    // A vCPU that handed an exit over and waits for it is let go (its access unserved): it must not wait out its
+    // controller's stop timeout for a thread that will never serve it now.
+    for (const control of this.vcpuControls) if (control.mailbox === ExitMailbox.Pending) control.completeExit();
     for (const v of this.virtio) {
       try {
         closeAttached(v);

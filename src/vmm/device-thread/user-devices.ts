@@ -240,6 +240,13 @@ export interface UserVirtioDeviceContext<Options = unknown> {
   readonly options: Options;
   readonly name: string;
   log(level: "Error" | "Warning" | "Info" | "Debug", message: string): void;
+  /**
+   * Call after the device's config space changed by itself (not by a driver's write): the driver is told (a new
+   * config generation and a configuration change interrupt, virtio 1.2 §2.5, §4.2.2), and the vCPU threads, which
+   * answer the driver's config reads from a copy of it, read it again. Without the call the driver keeps seeing
+   * the config space as it was.
+   */
+  configChanged(): void;
 }
 
 /**
@@ -263,13 +270,13 @@ export async function loadUserVirtioDevices(backends: readonly VirtioDeviceSpec[
 }
 
 /** Makes user virtio device `spec` with its loaded factory, and checks what came back (errors are prefixed with the device's name by the caller). */
-export function createUserVirtioDevice(spec: UserVirtioSpec, factories: ReadonlyMap<string, UserVirtioDeviceFactory>, logger: Logger): VirtioDevice {
+export function createUserVirtioDevice(spec: UserVirtioSpec, factories: ReadonlyMap<string, UserVirtioDeviceFactory>, logger: Logger, configChanged: () => void): VirtioDevice {
   const factory = factories.get(spec.id);
   if (factory === undefined) throw new UserDeviceError("its module was not loaded");
   const log = (level: "Error" | "Warning" | "Info" | "Debug", message: string) => logger(level, `device ${spec.id}: ${message}`);
   let device: VirtioDevice;
   try {
-    device = factory({ options: spec.options, name: spec.id, log });
+    device = factory({ options: spec.options, name: spec.id, log, configChanged });
   } catch (error) {
     throw new UserDeviceError(`its factory failed: ${(error as Error).message}`, { cause: error });
   }

@@ -72,9 +72,11 @@ interface DeviceContext {
   user: UserVirtio;
   mmds: MmdsAttachment | undefined;
   mem: GuestMemory;
+  /** Tells the driver the device's config space changed (its transport's configChanged, once it exists). */
+  configChanged: () => void;
 }
 
-function createDevice(spec: VirtioDeviceSpec, log: VirtioLogger, { timer, user, mmds, mem }: DeviceContext): { device: VirtioDevice; close: () => void } {
+function createDevice(spec: VirtioDeviceSpec, log: VirtioLogger, { timer, user, mmds, mem, configChanged }: DeviceContext): { device: VirtioDevice; close: () => void } {
   const b = spec.backend;
   switch (b.kind) {
     case "block": {
@@ -109,7 +111,7 @@ function createDevice(spec: VirtioDeviceSpec, log: VirtioLogger, { timer, user, 
       }
     }
     case "user":
-      return { device: createUserVirtioDevice(b, user.factories, user.logger), close: () => {} };
+      return { device: createUserVirtioDevice(b, user.factories, user.logger, configChanged), close: () => {} };
     case "balloon": {
       const statsTimer = b.statsPollingIntervalS > 0 ? TimerFd.create() : undefined;
       try {
@@ -203,10 +205,12 @@ export function attachVirtioDevices(
     const name = `virtio-${spec.backend.kind} ${spec.backend.id}`;
     let created;
     let timerFd = -1;
+    let transportOf: MmioTransport | undefined;
     try {
       timerFd = newTimerFd();
       created = createDevice(spec, log, {
         timer: timerOver(timerFd), user: { factories: options.userFactories ?? new Map(), logger }, mmds: options.mmds, mem,
+        configChanged: () => transportOf?.configChanged(),
       });
     } catch (e) {
       if (timerFd >= 0) closeFd(timerFd);
@@ -214,6 +218,7 @@ export function attachVirtioDevices(
       throw new Error(`${name}: ${(e as Error).message}`, { cause: e });
     }
     const transport = new MmioTransport(created.device, { mem, interrupt: irqfdLine(spec.irqFd), logger: log, name, state: spec.registers });
+    transportOf = transport;
     mmio.insert(transport, spec.base, MMIO_DEVICE_WINDOW, name);
     const a: AttachedVirtioDevice = { spec, transport, timerFd, ...created };
     attached.push(a);

@@ -10,6 +10,7 @@ import { COMMON_FEATURES, type VirtioDevice } from "../../devices/virtio/device.
 import type { GuestMemory } from "../../memory/guest-memory.js";
 import { newLegacyStates } from "../register-states.js";
 import { VcpuRegisters } from "./registers.js";
+import { newSharedUserDevice } from "../device-thread/user-devices.js";
 
 /** A device with a recognisable config space and two queues; activation is the owner's alone. */
 const device: VirtioDevice = {
@@ -29,7 +30,7 @@ function setup() {
   // The owner first (the device thread fills in what the device offers), then a vCPU thread's view.
   const owner = new MmioTransport(device, { mem: {} as GuestMemory, interrupt: { setLevel() {}, trigger() {} }, state: virtioState });
   const registers = new VcpuRegisters(
-    { vmFd: -1, legacy, virtio: [{ base: BASE, state: virtioState }], serialOutputFd: outFd, log: { fd: 2, level: "Error" }, userDevices: [], memory: [] },
+    { vmFd: -1, legacy, virtio: [{ base: BASE, state: virtioState, name: "virtio-test" }], serialOutputFd: outFd, log: { fd: 2, level: "Error" }, userDevices: [], memory: [] },
     "vcpu0", { onReset: () => {}, userDevices: [] },
   );
   return { registers, owner, legacy, run: new FakeRun(), output: () => readFileSync(outPath, "latin1"), close: () => closeSync(outFd) };
@@ -81,6 +82,26 @@ test("virtio-mmio registers are served here; writes that start, stop or feed the
     assert.equal(registers.serveMmio(run.mmio(BASE + 0x100, true, 1)), false);
     assert.equal(owner.deviceStatus, 0xb, "nothing of a handed-over write was done here");
     assert.equal(registers.serveMmio(run.mmio(BASE + 0x1000, false)), false, "past the window: not this device's");
+  } finally {
+    close();
+  }
+});
+
+test("a user's MMIO device with shared state is served here whatever it is written, virtio's hand-over rule aside", () => {
+  const { legacy, run, close } = setup();
+  try {
+    const writes: number[] = [];
+    const userDevices = [{
+      spec: { module: "file:///dev.js", bus: "mmio" as const, base: 0xc000_0000, length: 0x1000, name: "dev", shared: newSharedUserDevice(4) },
+      factory: () => ({ read(_o: number, d: Uint8Array) { d.fill(0); }, write(o: number) { writes.push(o); } }),
+    }];
+    const registers = new VcpuRegisters(
+      { vmFd: -1, legacy, virtio: [], serialOutputFd: null, log: { fd: 2, level: "Error" }, userDevices: userDevices.map((u) => u.spec), memory: [] },
+      "vcpu0", { onReset: () => {}, userDevices },
+    );
+    // Offsets where a virtio-mmio transport would hand the write over (Status 0, QueueNotify, config space).
+    for (const offset of [0x070, 0x050, 0x100]) assert.equal(registers.serveMmio(run.mmio(0xc000_0000 + offset, true, 0)), true);
+    assert.deepEqual(writes, [0x070, 0x050, 0x100]);
   } finally {
     close();
   }

@@ -43,7 +43,7 @@ export class VcpuRegisters {
     for (const v of data.virtio) {
       // Guest memory and the interrupt are the owner's business (activation, used buffers): never reached here.
       const transport = new MmioTransport(new SharedDeviceInfo(v.state), {
-        mem: undefined as unknown as GuestMemory, interrupt: { setLevel() {}, trigger() {} }, logger: virtioLog, state: v.state,
+        mem: undefined as unknown as GuestMemory, interrupt: { setLevel() {}, trigger() {} }, logger: virtioLog, state: v.state, name: v.name,
       });
       this.mmio.insert(transport, v.base, MMIO_DEVICE_WINDOW, `virtio-mmio@0x${v.base.toString(16)}`);
     }
@@ -69,7 +69,8 @@ export class VcpuRegisters {
     if (!r) return false;
     const data = run.mmioData();
     if (run.mmioIsWrite) {
-      if (mmioWriteNeedsDevice(addr - r.base, data)) return false;
+      // The virtio-mmio rule, for transports only: a user's device with shared state serves every write here.
+      if (r.device instanceof MmioTransport && mmioWriteNeedsDevice(addr - r.base, data)) return false;
       r.device.write(addr - r.base, data);
     } else {
       r.device.read(addr - r.base, data);

@@ -26,17 +26,16 @@ const control = new VcpuControl(data.control);
 const vcpu = new Vcpu(data.fd, data.id, data.mmapSize, data.runAddr);
 const run = new KvmRunView(data.runAddr, data.mmapSize);
 const post = (m: VcpuWorkerMessage) => parentPort!.postMessage(m);
-/**
- * Built at the first register exit, not as the thread starts: this thread starts beside the device thread, which
- * describes the virtio devices in their register files (type, features, queues) before it says ready, and no guest
- * code runs before that.
- */
-let deviceRegisters: VcpuRegisters | undefined;
 /** The user's fast-path devices' modules, imported before the run loop (the loop cannot await). */
 const userDevices = await loadUserDevices(data.registers.userDevices);
-const registers = () => (deviceRegisters ??= new VcpuRegisters(data.registers, `vcpu${data.id}`, {
-  onReset: () => post({ kind: "guest-reset", vcpu: data.id }), userDevices,
-}));
+/**
+ * Built when the thread is first let run the guest, not as it starts: it starts beside the device thread, which
+ * describes the virtio devices in their register files (type, features, queues) before it says ready, and holds
+ * the vCPUs paused until then. Built before the thread's seccomp filter, so a user device's factory runs under the
+ * same rules as on the device thread.
+ */
+let deviceRegisters: VcpuRegisters | undefined;
+const registers = () => deviceRegisters!;
 
 const intrSlot = VcpuControl.slot("intr");
 
@@ -48,6 +47,11 @@ const services: ExitServices = {
   // The device thread serves the exit in our kvm_run (registers.ts says which) and wakes us.
   handOver: () => control.postExitAndWait(() => signalEventFd(data.exitEventFd)),
 };
+
+/** An error as one line (a VM's end is said in one line). */
+function oneLine(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).replace(/\s*\n\s*/g, " ");
+}
 
 function fatal(reason: string): void {
   post({ kind: "fatal", vcpu: data.id, reason, registers: registerDump(vcpu) });
@@ -64,12 +68,25 @@ function completePendingExit(): void {
   run.immediateExit = false;
 }
 
+/**
+ * Before the guest's first instruction: the device registers this thread serves, then the thread's seccomp filter
+ * (Firecracker installs the vCPU filter before its run loop runs the guest). False when the registers could not be
+ * set up (a user device's factory failed here): the VM ends with that line.
+ */
+function prepareToRun(): boolean {
+  try {
+    deviceRegisters = new VcpuRegisters(data.registers, `vcpu${data.id}`, { onReset: () => post({ kind: "guest-reset", vcpu: data.id }), userDevices });
+  } catch (e) {
+    fatal(`the device registers of this vCPU thread could not be set up: ${oneLine(e)}`);
+    return false;
+  }
+  lockDownThread("vcpu", `petasan-vcpu${data.id}`, data.seccomp);
+  return true;
+}
+
 function runLoop(): void {
   // NUMA placement: the thread runs on the CPUs next to the node its guest RAM is bound to.
   if (data.cpus) pinThisThread(data.cpus);
-  // Set up, so narrowed before the guest's first instruction (Firecracker installs the vCPU filter as the
-  // thread starts, before its run loop).
-  lockDownThread("vcpu", `petasan-vcpu${data.id}`, data.seccomp);
   control.pthreadId = BigInt(pthreadSelf());
   control.state = VcpuState.Running;
   post({ kind: "started", vcpu: data.id });
@@ -83,6 +100,7 @@ function runLoop(): void {
       control.state = VcpuState.Running;
       continue;
     }
+    if (!deviceRegisters && !prepareToRun()) return;
     if (ioctlInt(data.fd, KVM_RUN, 0) < 0) {
       const e = errno();
       if (e === EINTR || e === EAGAIN) {
@@ -104,7 +122,7 @@ function runLoop(): void {
 try {
   runLoop();
 } catch (e) {
-  fatal(`vCPU thread failed: ${(e as Error).stack ?? e}`);
+  fatal(`vCPU thread failed: ${oneLine(e)}`);
 } finally {
   control.state = VcpuState.Stopped;
   post({ kind: "stopped", vcpu: data.id });

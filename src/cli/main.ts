@@ -5,7 +5,7 @@
  */
 // Each command loads its own modules when it runs (dynamic imports below): `petasan run` does not load the API
 // server, and its VM's threads start booting before this thread has loaded the rest of petasan.
-import { prestartWorkers } from "../lib/prestart.js";
+import { discardWarmWorkers, prestartWorkers } from "../lib/prestart.js";
 
 async function usage(): Promise<string> {
   const { API_MODE_USAGE } = await import("./api-mode-args.js");
@@ -68,10 +68,15 @@ async function main(argv: string[]): Promise<number> {
   return 2;
 }
 
+// The threads started ahead that no VM took are ended before the process is (see discardWarmWorkers).
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (e) => {
+  async (code) => {
+    await discardWarmWorkers();
+    process.exit(code);
+  },
+  async (e) => {
     process.stderr.write(`petasan: ${(e as Error).stack ?? e}\n`);
+    await discardWarmWorkers();
     process.exit(1);
   },
 );

@@ -67,7 +67,7 @@ export { SnapshotFileError } from "../vmm/snapshot/file-format.js";
  * Starts a VM's threads ahead of need (`{ devices: 1, vcpu: 1 }`: a device thread and one vCPU thread), so that
  * the next start() of a VM in this process, a restore above all, does not wait for Node to start workers.
  */
-export { prestartWorkers } from "../vmm/warm-workers.js";
+export { discardWarmWorkers, prestartWorkers } from "../vmm/warm-workers.js";
 /**
  * Runs the code that reads and checks a snapshot's state file once, on a built-in sample, so that the next
  * loadSnapshot() in this process does not wait for V8 to compile it (the API mode calls it while it waits for a load).

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { once } from "node:events";
 import { Worker } from "node:worker_threads";
-import { WARM_WORKER_DATA } from "./job-data.js";
+import { warmWorkerData } from "./job-data.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "petasan-job-data-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -36,7 +36,7 @@ test("a worker started for its job gets workerData", async () => {
 });
 
 test("a warm worker runs its entry up to jobData() first, then gets the job as the first message", async () => {
-  const w = new Worker(entry, { workerData: WARM_WORKER_DATA });
+  const w = new Worker(entry, { workerData: warmWorkerData() });
   const seen = messages(w);
   await once(w, "message");
   w.postMessage({ job: 2 });
@@ -44,7 +44,7 @@ test("a warm worker runs its entry up to jobData() first, then gets the job as t
 });
 
 test("a job posted to a warm worker before its entry reached jobData() is not lost", async () => {
-  const w = new Worker(entry, { workerData: WARM_WORKER_DATA });
+  const w = new Worker(entry, { workerData: warmWorkerData() });
   w.postMessage({ job: 3 });
   assert.deepEqual(await messages(w), [{ loaded: true }, { got: { job: 3 } }]);
 });

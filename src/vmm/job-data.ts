@@ -6,15 +6,26 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 
-/** The `workerData` of a worker started ahead of its job. */
-export const WARM_WORKER_DATA = { warm: true } as const;
+/**
+ * The `workerData` of a worker started ahead of its job: `idle` is a word the worker sets to 1 once it has loaded
+ * its modules and waits (its owner may end it only then: see warm-workers.ts discardWarmWorkers).
+ */
+export interface WarmWorkerData {
+  warm: true;
+  idle: SharedArrayBuffer;
+}
+
+export function warmWorkerData(): WarmWorkerData {
+  return { warm: true, idle: new SharedArrayBuffer(4) };
+}
 
 /**
  * `warmUp`: run once while a warm worker waits (never in a worker that has its job already): code the job will run,
  * exercised on throwaway objects, so V8 has compiled it before the job arrives. Its errors are ignored.
  */
 export function jobData<T>(warmUp?: () => void): Promise<T> {
-  if ((workerData as Partial<typeof WARM_WORKER_DATA> | undefined)?.warm !== true) return Promise.resolve(workerData as T);
+  const warm = workerData as Partial<WarmWorkerData> | undefined;
+  if (warm?.warm !== true) return Promise.resolve(workerData as T);
   const job = new Promise<T>((resolve) => parentPort!.once("message", (data: T) => resolve(data)));
   if (warmUp) {
     try {
@@ -23,5 +34,6 @@ export function jobData<T>(warmUp?: () => void): Promise<T> {
       // Only a warm-up: the job reports its own errors.
     }
   }
+  if (warm.idle) Atomics.store(new Int32Array(warm.idle), 0, 1);
   return job;
 }

@@ -7,7 +7,7 @@
  * none is left.
  */
 import { Worker, type ResourceLimits, type TransferListItem } from "node:worker_threads";
-import { WARM_WORKER_DATA } from "./job-data.js";
+import { warmWorkerData } from "./job-data.js";
 
 export type WorkerKind = "vcpu" | "devices";
 
@@ -37,7 +37,9 @@ function workerOptions(kind: WorkerKind): { resourceLimits?: ResourceLimits } {
 export function prestartWorkers(counts: Partial<Record<WorkerKind, number>>): void {
   for (const kind of ["devices", "vcpu"] as const) {
     for (let i = 0; i < (counts[kind] ?? 0); i++) {
-      const w = new Worker(ENTRY[kind], { workerData: WARM_WORKER_DATA, name: `warm-${kind}`, ...workerOptions(kind) });
+      const data = warmWorkerData();
+      const w = new Worker(ENTRY[kind], { workerData: data, name: `warm-${kind}`, ...workerOptions(kind) });
+      idleFlags.set(w, new Int32Array(data.idle));
       // A warm worker that fails before it is used is simply not used.
       w.on("error", () => {
         const at = pool[kind].indexOf(w);
@@ -48,6 +50,29 @@ export function prestartWorkers(counts: Partial<Record<WorkerKind, number>>): vo
       pool[kind].push(w);
     }
   }
+}
+
+/** Each warm worker's `idle` word (job-data.ts): 1 once it has loaded its modules and waits for a job. */
+const idleFlags = new WeakMap<Worker, Int32Array>();
+/** How long discardWarmWorkers waits for a worker still booting. */
+const BOOT_WAIT_MS = 5000;
+
+/**
+ * Ends the warm workers no job took, once each has finished booting. A worker ended while it loads koffi aborts the
+ * whole process (koffi's module init throws into a terminating isolate: "FATAL ERROR: Error::ThrowAsJavaScriptException
+ * napi_throw", exit code 134), and so does a process.exit() then: a `petasan restore` refused before its VM was built
+ * ended that way in 1 of 40 runs, and in 5 of 40 when it terminated its workers at once. So this waits for them.
+ */
+export async function discardWarmWorkers(): Promise<void> {
+  const idle = [...pool.vcpu, ...pool.devices];
+  pool.vcpu.length = 0;
+  pool.devices.length = 0;
+  const deadline = Date.now() + BOOT_WAIT_MS;
+  for (const w of idle) {
+    const flag = idleFlags.get(w);
+    while (flag && Atomics.load(flag, 0) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+  }
+  await Promise.all(idle.map((w) => w.terminate()));
 }
 
 /** A worker of `kind` running with `data`: a warm one if there is one, else a new one. */

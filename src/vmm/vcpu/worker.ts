@@ -35,6 +35,8 @@ const userDevices = await loadUserDevices(data.registers.userDevices);
  * same rules as on the device thread.
  */
 let deviceRegisters: VcpuRegisters | undefined;
+/** The guest pulsed the reset line through the i8042 on this thread: the machine resets, so this vCPU runs no more. */
+let resetRequested = false;
 const registers = () => deviceRegisters!;
 
 const intrSlot = VcpuControl.slot("intr");
@@ -75,7 +77,7 @@ function completePendingExit(): void {
  */
 function prepareToRun(): boolean {
   try {
-    deviceRegisters = new VcpuRegisters(data.registers, `vcpu${data.id}`, { onReset: () => post({ kind: "guest-reset", vcpu: data.id }), userDevices });
+    deviceRegisters = new VcpuRegisters(data.registers, `vcpu${data.id}`, { onReset: () => { resetRequested = true; }, userDevices });
   } catch (e) {
     fatal(`the device registers of this vCPU thread could not be set up: ${oneLine(e)}`);
     return false;
@@ -112,6 +114,11 @@ function runLoop(): void {
       return;
     }
     const outcome = handleExit(run, services);
+    if (resetRequested) {
+      // Said once; a guest looping on the reset command would otherwise send one message per exit until stopped.
+      post({ kind: "guest-reset", vcpu: data.id });
+      return;
+    }
     if (outcome.kind === "continue") continue;
     if (outcome.kind === "fatal") fatal(outcome.reason);
     else post({ kind: "system-event", vcpu: data.id, type: outcome.type });

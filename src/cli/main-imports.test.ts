@@ -15,7 +15,7 @@ test("the CLI entry statically imports nothing but the prestart module", () => {
 
 test("the prestart module and what it imports load no more than node:worker_threads", () => {
   assert.deepEqual(staticImports("lib/prestart.ts"), []);
-  assert.match(readFileSync(resolve(SRC, "lib/prestart.ts"), "utf8"), /export \{ prestartWorkers \} from "\.\.\/vmm\/warm-workers\.js"/);
+  assert.match(readFileSync(resolve(SRC, "lib/prestart.ts"), "utf8"), /export \{ discardWarmWorkers, prestartWorkers \} from "\.\.\/vmm\/warm-workers\.js"/);
   assert.deepEqual(staticImports("vmm/warm-workers.ts"), ["node:worker_threads", "./job-data.js"]);
   assert.deepEqual(staticImports("vmm/job-data.ts"), ["node:worker_threads"]);
 });

@@ -39,16 +39,16 @@ interface GuestRecipe {
 const GUESTS = {
   realmode: { mode: "real16", sources: ["realmode.S"], headers: ["uart-puts.inc"] },
   long64: { mode: "long64", sources: ["start64.S", "long64.c"], headers: ["guest64.h"] },
-  echo: { mode: "long64", sources: ["start64.S", "echo.c"], headers: ["guest64.h", "idt.h"] },
+  echo: { mode: "long64", sources: ["start64.S", "echo.c"], headers: ["guest64.h", "interrupts.h"] },
   triplefault: { mode: "long64", sources: ["triplefault.S"], headers: ["uart-puts.inc"] },
   unmapped: { mode: "long64", sources: ["start64.S", "unmapped.c"], headers: ["guest64.h"] },
   "pio-loop": { mode: "long64", sources: ["pio-loop.S"], headers: ["uart-puts.inc"] },
   counter: { mode: "long64", sources: ["counter.S"] },
   "counter-fill": { mode: "long64", sources: ["counter-fill.S"], headers: ["counter.S"] },
   "virtio-blk": { mode: "long64", sources: ["start64.S", "virtio-blk.c"], headers: ["guest64.h", "virtio-blk.h"] },
-  "virtio-net": { mode: "long64", sources: ["start64.S", "virtio-net.c"], headers: ["guest64.h", "virtio-blk.h", "idt.h"] },
+  "virtio-net": { mode: "long64", sources: ["start64.S", "virtio-net.c"], headers: ["guest64.h", "virtio-blk.h", "interrupts.h"] },
   smp: { mode: "long64", sources: ["start64.S", "smp.c", "smp-trampoline.S"], headers: ["guest64.h", "smp.h"] },
-  "user-device": { mode: "long64", sources: ["start64.S", "user-device.c"], headers: ["guest64.h", "idt.h"] },
+  "user-device": { mode: "long64", sources: ["start64.S", "user-device.c"], headers: ["guest64.h", "interrupts.h"] },
 } as const satisfies Record<string, GuestRecipe>;
 
 export type TestGuestName = keyof typeof GUESTS;

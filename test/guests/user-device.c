@@ -4,24 +4,11 @@
  * guest memory (DMA); a write at base + 8 makes it raise its interrupt (ISA IRQ 5, through the 8259 PIC as
  * in echo.c). Memory is identity-mapped, so a pointer is the physical address. Then resets. */
 #include "guest64.h"
-#include "idt.h"
+#include "interrupts.h"
 
 #define SUM_DEVICE_PORT 0x700
 #define SUM_DEVICE_IRQ 5
 
-#define PIC1_COMMAND 0x20
-#define PIC1_DATA 0x21
-#define PIC2_COMMAND 0xa0
-#define PIC2_DATA 0xa1
-#define PIC_EOI 0x20
-#define IRQ_BASE_VECTOR 0x20
-
-#define LAPIC_BASE 0xfee00000ul	/* Intel SDM vol. 3, 11.4.1: default local APIC base */
-#define LAPIC_SVR 0xf0
-#define LAPIC_LVT_LINT0 0x350
-#define LAPIC_SVR_ENABLE 0x100
-#define LAPIC_SPURIOUS_VECTOR 0xff
-#define LVT_DELIVERY_EXTINT 0x700
 
 static inline void outl(uint16_t port, uint32_t value)
 {
@@ -68,18 +55,8 @@ static void init_interrupts(void)
 	set_gate(IRQ_BASE_VECTOR + SUM_DEVICE_IRQ, device_irq_entry);
 	set_gate(IRQ_BASE_VECTOR + 7, spurious_irq_entry);
 	load_idt();
-	*(volatile uint32_t *)(LAPIC_BASE + LAPIC_SVR) = LAPIC_SVR_ENABLE | LAPIC_SPURIOUS_VECTOR;
-	*(volatile uint32_t *)(LAPIC_BASE + LAPIC_LVT_LINT0) = LVT_DELIVERY_EXTINT;
-	outb(PIC1_COMMAND, 0x11);
-	outb(PIC2_COMMAND, 0x11);
-	outb(PIC1_DATA, IRQ_BASE_VECTOR);
-	outb(PIC2_DATA, IRQ_BASE_VECTOR + 8);
-	outb(PIC1_DATA, 0x04);
-	outb(PIC2_DATA, 0x02);
-	outb(PIC1_DATA, 0x01);
-	outb(PIC2_DATA, 0x01);
-	outb(PIC1_DATA, (uint8_t)~(1 << SUM_DEVICE_IRQ));
-	outb(PIC2_DATA, 0xff);
+	lapic_virtual_wire();
+	init_pics(0x01, (uint8_t)~(1 << SUM_DEVICE_IRQ));
 }
 
 static char message[] = "hello from the guest";

@@ -12,7 +12,7 @@
  * used-buffer interrupt (GSI 5 through the 8259, as echo.c does for COM1) and COM1's receive interrupt
  * wake it. The register layout and split-ring descriptor come from virtio-blk.h (virtio 1.2 §4.2.2). */
 #include "guest64.h"
-#include "idt.h"
+#include "interrupts.h"
 #include "virtio-blk.h"
 
 /* The first device window and its GSI (src/vmm/device-manager.ts): the only device these runs have. */
@@ -34,19 +34,7 @@
 #define ETHERTYPE_OFFSET 12
 #define TEST_ETHERTYPE 0x88b5
 
-#define PIC1_COMMAND 0x20
-#define PIC1_DATA 0x21
-#define PIC2_COMMAND 0xa0
-#define PIC2_DATA 0xa1
-#define IRQ_BASE_VECTOR 0x20
 #define COM1_IRQ 4
-#define LAPIC_BASE 0xfee00000ul
-#define LAPIC_SVR 0xf0
-#define LAPIC_LVT_LINT0 0x350
-#define LAPIC_SVR_ENABLE 0x100
-#define LAPIC_SPURIOUS_VECTOR 0xff
-#define LVT_DELIVERY_EXTINT 0x700
-
 struct net_avail {
 	uint16_t flags;
 	uint16_t idx;
@@ -122,18 +110,8 @@ static void init_interrupts(void)
 	set_gate(IRQ_BASE_VECTOR + VIRTIO_NET_IRQ, irq_entry);
 	set_gate(IRQ_BASE_VECTOR + 7, spurious_irq_entry);
 	load_idt();
-	*(volatile uint32_t *)(LAPIC_BASE + LAPIC_SVR) = LAPIC_SVR_ENABLE | LAPIC_SPURIOUS_VECTOR;
-	*(volatile uint32_t *)(LAPIC_BASE + LAPIC_LVT_LINT0) = LVT_DELIVERY_EXTINT;
-	outb(PIC1_COMMAND, 0x11);
-	outb(PIC2_COMMAND, 0x11);
-	outb(PIC1_DATA, IRQ_BASE_VECTOR);
-	outb(PIC2_DATA, IRQ_BASE_VECTOR + 8);
-	outb(PIC1_DATA, 0x04);
-	outb(PIC2_DATA, 0x02);
-	outb(PIC1_DATA, 0x03);	/* ICW4: 8086 mode, auto-EOI */
-	outb(PIC2_DATA, 0x01);
-	outb(PIC1_DATA, (uint8_t)~((1 << COM1_IRQ) | (1 << VIRTIO_NET_IRQ)));
-	outb(PIC2_DATA, 0xff);
+	lapic_virtual_wire();
+	init_pics(0x03, (uint8_t)~((1 << COM1_IRQ) | (1 << VIRTIO_NET_IRQ)));	/* ICW4: auto-EOI on the master */
 	outb(COM1 + 3, 0x03);	/* LCR: 8N1 */
 	outb(COM1 + 2, 0x01);	/* FCR: FIFOs on */
 	outb(COM1 + 4, 0x0b);	/* MCR: DTR, RTS, OUT2 */

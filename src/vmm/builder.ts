@@ -24,6 +24,7 @@ import { cpuTemplateOf } from "../config/machine-config.js";
 import { DEFAULT_MMDS_IPV4_ADDRESS } from "../config/mmds.js";
 import type { MmdsSpec } from "./device-thread/protocol.js";
 import { VcpuHandle } from "./vcpu/handle.js";
+import type { Vcpu } from "../kvm/vcpu.js";
 import { configureVcpu, hostCpuFacts, setBootRegisters } from "./vcpu-setup.js";
 import { newLegacyStates } from "./register-states.js";
 import { dirtyPageRecords } from "../memory/guest-memory.js";
@@ -186,17 +187,13 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
 
   const vcpus = await step("creating vCPUs", () => {
     const host = hostCpuFacts(kvm);
-    const exitEventFd = newEventFd();
-    undo.push(() => close(exitEventFd));
-    const handles: VcpuHandle[] = [];
-    for (let id = 0; id < machine.vcpu_count; id++) {
-      const vcpu = vm.createVcpu(id);
-      undo.push(() => vcpu.close());
-      configureVcpu(vcpu, host, machine.vcpu_count, cpuTemplateOf(machine));
-      if (id === 0) setBootRegisters(vcpu, entry);
-      handles.push(new VcpuHandle(vcpu, exitEventFd, { cpus: vcpuCpus, seccomp: opts.seccomp?.vcpu }));
-    }
-    return { handles, exitEventFd };
+    return createVcpuHandles(vm, machine.vcpu_count, undo, {
+      placement: { cpus: vcpuCpus, seccomp: opts.seccomp?.vcpu },
+      setUp: (vcpu, id) => {
+        configureVcpu(vcpu, host, machine.vcpu_count, cpuTemplateOf(machine));
+        if (id === 0) setBootRegisters(vcpu, entry);
+      },
+    });
   });
 
   const controlEventFd = await step("creating the device thread's control eventfd", newEventFd);
@@ -205,6 +202,26 @@ export async function buildVm(config: VmConfig, opts: BuildOptions): Promise<Vmm
   return assembleVmm({ kvm, vm, config, regions, vcpus, virtio: devices.specs, controlEventFd, release: releaseAll }, {
     serialOutputFd: opts.serialOutputFd, log: opts.log, seccomp: opts.seccomp, mmdsData: opts.mmdsData, userDevices: opts.userDevices ?? [],
   });
+}
+
+/**
+ * The VM's vCPUs, each set up by `setUp` as it is made (each registered in `undo`), and the eventfd they hand exits to
+ * the device thread on: what buildVm and restoreVm both make.
+ */
+export function createVcpuHandles(
+  vm: Vm, count: number, undo: (() => void)[],
+  { placement, setUp }: { placement: { cpus?: readonly number[]; seccomp?: Uint8Array }; setUp?: (vcpu: Vcpu, id: number) => void },
+): { handles: VcpuHandle[]; exitEventFd: number } {
+  const exitEventFd = newEventFd();
+  undo.push(() => close(exitEventFd));
+  const handles: VcpuHandle[] = [];
+  for (let id = 0; id < count; id++) {
+    const vcpu = vm.createVcpu(id);
+    undo.push(() => vcpu.close());
+    setUp?.(vcpu, id);
+    handles.push(new VcpuHandle(vcpu, exitEventFd, placement));
+  }
+  return { handles, exitEventFd };
 }
 
 /** What buildVm and restoreVm made, for assembleVmm. */

@@ -22,9 +22,8 @@ import { guestRamRegions } from "../arch/x86/memory-layout.js";
 import { KVM_TSS_ADDR, PAGE_SIZE } from "../arch/x86/layout.js";
 import type { VmConfig } from "../config/vm-config.js";
 import { placeVirtioDevices } from "./device-manager.js";
-import { VcpuHandle } from "./vcpu/handle.js";
 import { Vmm } from "./vmm.js";
-import { assembleVmm, buildSteps, type ThreadFilters } from "./builder.js";
+import { assembleVmm, buildSteps, createVcpuHandles, type ThreadFilters } from "./builder.js";
 import type { LogSettings } from "./logger.js";
 import type { UserDeviceSpec } from "./device-thread/user-devices.js";
 import type { VirtioBackendSpec } from "./device-thread/protocol.js";
@@ -192,18 +191,11 @@ export async function restoreVm(opts: RestoreOptions): Promise<Vmm> {
   const devices = await step("placing virtio devices", () => placeVirtioDevices(vm, config, (fn) => undo.push(fn), opts.userVirtioDevices));
 
   const vcpus = await step("restoring vCPUs", () => {
-    const exitEventFd = newEventFd();
-    undo.push(() => close(exitEventFd));
-    const handles: VcpuHandle[] = [];
-    for (let id = 0; id < machine.vcpu_count; id++) {
-      const vcpu = vm.createVcpu(id);
-      undo.push(() => vcpu.close());
-      handles.push(new VcpuHandle(vcpu, exitEventFd, { seccomp: opts.seccomp?.vcpu }));
-    }
+    const made = createVcpuHandles(vm, machine.vcpu_count, undo, { placement: { seccomp: opts.seccomp?.vcpu } });
     // VM-wide state first (the IOAPIC and PICs the LAPICs deliver through), then each vCPU.
     restoreVmState(vm, snap.decodedVm);
-    handles.forEach((h, id) => restoreVcpuState(h.vcpu, snap.decodedVcpus[id]));
-    return { handles, exitEventFd };
+    made.handles.forEach((h, id) => restoreVcpuState(h.vcpu, snap.decodedVcpus[id]));
+    return made;
   });
 
   const controlEventFd = await step("creating the device thread's control eventfd", newEventFd);

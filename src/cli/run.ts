@@ -1,5 +1,5 @@
 /** `petasan run`: build a VM from flags, attach the console, and exit with the VM's exit code. */
-import { closeSync, openSync } from "node:fs";
+import { openSync } from "node:fs";
 import { createVm, type VirtualMachine } from "../lib/index.js";
 import { readMmdsData } from "./mmds-data.js";
 import { detectHostVirtualization } from "../arch/x86/host.js";
@@ -7,7 +7,7 @@ import { ensureDefaultGuest } from "../guest/default-guest.js";
 import type { VmConfig } from "../config/vm-config.js";
 import { parseRunArgs, RUN_USAGE, UsageError, type RunArgs } from "./run-args.js";
 import { defaultGuestBootSource } from "./default-guest-boot.js";
-import { attendVm, stopOnSignals } from "./snapshot-cli.js";
+import { attendVm, startFailed, stopOnSignals } from "./snapshot-cli.js";
 import { seccompFilters } from "./seccomp-choice.js";
 import { lockDownMainThread, lockDownProcessThreads } from "../lib/seccomp.js";
 
@@ -72,11 +72,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     await vm.start();
     lockDownMainThread(seccomp);
   } catch (e) {
-    say((e as Error).message);
-    releaseSignals?.();
-    // The --serial file is ours to close (the VM only borrowed it), on a failed start too.
-    if (serialFd !== null && serialFd !== 1) closeSync(serialFd);
-    return 1;
+    return startFailed(e, { serialFd, releaseSignals });
   }
 
   return attendVm(vm, { stdioConsole: args.serial.kind === "stdio", serialFd, snapshotDir: args.snapshotDir, releaseSignals });

@@ -70,6 +70,22 @@ export function stopOnSignals(vm: VirtualMachine): () => void {
   };
 }
 
+/** The --serial file is ours to close (the VM only borrowed it); stdout is not. */
+function closeSerialFile(fd: number | null): void {
+  if (fd !== null && fd !== 1) closeSync(fd);
+}
+
+/**
+ * `petasan run` and `petasan restore` when their VM did not start (or restore): the error in one line, the signal
+ * handlers and the --serial file released. Returns the exit code.
+ */
+export function startFailed(e: unknown, opts: { serialFd: number | null; releaseSignals?: () => void }): number {
+  say((e as Error).message);
+  opts.releaseSignals?.();
+  closeSerialFile(opts.serialFd);
+  return 1;
+}
+
 /**
  * What `petasan run` and `petasan restore` do once their VM runs: the console on stdin when the serial port is on
  * stdio (Ctrl-A s snapshots to `snapshotDir` when given); at its end the signal handlers (`releaseSignals`, from
@@ -87,7 +103,7 @@ export async function attendVm(vm: VirtualMachine, opts: { stdioConsole: boolean
   const exit = await vm.exited;
   console?.detach();
   opts.releaseSignals();
-  if (opts.serialFd !== null && opts.serialFd !== 1) closeSync(opts.serialFd);
+  closeSerialFile(opts.serialFd);
   if (exit.exitCode !== 0) say(`VM failed: ${exit.message}`);
   else if (exit.reason !== "guest-reset") say(exit.message);
   return exit.exitCode;
@@ -210,11 +226,7 @@ export async function runRestoreCommand(argv: string[]): Promise<number> {
     await vm.start();
     lockDownMainThread(seccomp);
   } catch (e) {
-    say((e as Error).message);
-    releaseSignals?.();
-    // The --serial file is ours to close (the VM only borrowed it), on a failed restore too.
-    if (serialFd !== null && serialFd !== 1) closeSync(serialFd);
-    return 1;
+    return startFailed(e, { serialFd, releaseSignals });
   }
   return attendVm(vm, { stdioConsole: serial === "stdio", serialFd, snapshotDir: values["snapshot-dir"], releaseSignals });
 }

@@ -24,18 +24,22 @@ export interface ArpRequest {
   targetIp: number;
 }
 
-export interface TcpSegment {
+/** A TCP segment's own fields (RFC 9293 §3.1), received or to send. */
+export interface TcpFields {
+  seq: number;
+  ack: number;
+  flags: number;
+  window: number;
+  /** The MSS option: a SYN's, if it had one; added to a SYN-ACK we send. */
+  mss?: number;
+}
+
+export interface TcpSegment extends TcpFields {
   srcMac: Uint8Array;
   srcIp: number;
   dstIp: number;
   srcPort: number;
   dstPort: number;
-  seq: number;
-  ack: number;
-  flags: number;
-  window: number;
-  /** The MSS option of a SYN, if any. */
-  mss?: number;
   payload: Uint8Array;
 }
 
@@ -134,19 +138,13 @@ function parseMssOption(options: Uint8Array): number | undefined {
   return undefined;
 }
 
-export interface TcpOut {
+export interface TcpOut extends TcpFields {
   srcMac: Uint8Array;
   dstMac: Uint8Array;
   srcIp: number;
   dstIp: number;
   srcPort: number;
   dstPort: number;
-  seq: number;
-  ack: number;
-  flags: number;
-  window: number;
-  /** Adds the MSS option (SYN-ACK). */
-  mss?: number;
   payload?: Uint8Array;
 }
 

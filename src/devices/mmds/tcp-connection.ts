@@ -5,7 +5,7 @@
  * ACKs, and FIN once the guest has closed or the response asked to. Out-of-order data is not kept: a
  * duplicate ACK makes the guest send it again. Sequence numbers are u32 and compared modulo 2^32.
  */
-import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpSegment } from "./frames.js";
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpFields, type TcpSegment } from "./frames.js";
 
 /** Firecracker's RCV_BUF_MAX_SIZE: the largest request head accepted, plus one. */
 export const RECEIVE_BUFFER_BYTES = 2500;
@@ -17,12 +17,7 @@ export const OUR_MSS = 1460;
 export type HttpServe = (head: string) => { bytes: Uint8Array; close: boolean };
 
 /** What the connection wants to put on the wire next (the stack adds addresses and ports). */
-export interface SegmentOut {
-  seq: number;
-  ack: number;
-  flags: number;
-  window: number;
-  mss?: number;
+export interface SegmentOut extends TcpFields {
   payload?: Uint8Array;
 }
 

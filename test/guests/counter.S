@@ -4,8 +4,8 @@
  * snapshot goes on from the value it had, not from 0. Each line also writes one byte to the next of
  * TOUCH_PAGES pages, so k lines dirty k more pages (the Diff snapshot test counts them).
  *
- * Ring 3 setup as in pio-loop.S: own page tables (user pages), GDT with user segments, a TSS whose I/O
- * bitmap allows every port, iretq to ring 3 with IOPL 3 and interrupts off. Ring 3 never returns.
+ * Ring 3 as pio-loop.S enters it (ring3.inc): own page tables (user pages), GDT with user segments, a TSS whose
+ * I/O bitmap allows every port, iretq to ring 3 with IOPL 3 and interrupts off. Ring 3 never returns.
  *
  * With FILL_MIB defined non-zero (counter-fill.S), ring 3 first writes every page of FILL_MIB MiB from 16 MiB up
  * (each page its own address, so no two are alike), then reads a word of each of them again before every line:
@@ -13,13 +13,7 @@
 #ifndef FILL_MIB
 #define FILL_MIB 0
 #endif
-	.set	USER_CODE_SELECTOR, 0x18 | 3
-	.set	USER_DATA_SELECTOR, 0x20 | 3
-	.set	RFLAGS_IOPL3, 0x3002
-	.set	TSS_SELECTOR, 0x28
-	.set	TSS_IO_BITMAP_OFFSET, 104
-	.set	IO_BITMAP_BYTES, 65536 / 8
-	.set	TSS_LIMIT, TSS_IO_BITMAP_OFFSET + IO_BITMAP_BYTES
+#include "ring3.inc"
 	.set	PAUSE_LOOPS, 30000000	/* ~10-30 ms natively between lines */
 	.set	TOUCH_PAGES, 256
 	.set	FILL_BASE, 0x1000000
@@ -29,26 +23,7 @@
 _start:
 	cli
 	lea	user_stack_top(%rip), %rsp
-	lea	pml4(%rip), %rax
-	mov	%rax, %cr3
-	lea	tss(%rip), %rax
-	mov	%ax, tss_descriptor+2(%rip)
-	shr	$16, %rax
-	mov	%al, tss_descriptor+4(%rip)
-	mov	%ah, tss_descriptor+7(%rip)
-	shr	$16, %rax
-	mov	%eax, tss_descriptor+8(%rip)
-	lgdt	gdt_pointer(%rip)
-	mov	$TSS_SELECTOR, %ax
-	ltr	%ax
-	pushq	$USER_DATA_SELECTOR
-	lea	user_stack_top(%rip), %rax
-	push	%rax
-	pushq	$RFLAGS_IOPL3
-	pushq	$USER_CODE_SELECTOR
-	lea	user_entry(%rip), %rax
-	push	%rax
-	iretq
+	ENTER_RING3 user_entry, user_stack_top
 
 user_entry:
 #if FILL_MIB
@@ -124,49 +99,7 @@ hex_digits:
 	.balign 8
 counter:
 	.quad	0
-gdt:
-	.quad	0
-	.quad	0x00af9b000000ffff
-	.quad	0x00cf93000000ffff
-	.quad	0x00affb000000ffff
-	.quad	0x00cff3000000ffff
-tss_descriptor:
-	.word	TSS_LIMIT & 0xffff
-	.word	0
-	.byte	0
-	.byte	0x89
-	.byte	(TSS_LIMIT >> 16) & 0x0f
-	.byte	0
-	.long	0
-	.long	0
-gdt_end:
-gdt_pointer:
-	.word	gdt_end - gdt - 1
-	.quad	gdt
-
-	.balign 16
-tss:
-	.fill	102, 1, 0
-	.word	TSS_IO_BITMAP_OFFSET
-	.fill	IO_BITMAP_BYTES, 1, 0
-	.byte	0xff
-
-	.balign 4096
-pml4:
-	.quad	pdpt + 0x07
-	.fill	511, 8, 0
-pdpt:
-	.quad	page_directories + 0x0000 + 0x07
-	.quad	page_directories + 0x1000 + 0x07
-	.quad	page_directories + 0x2000 + 0x07
-	.quad	page_directories + 0x3000 + 0x07
-	.fill	508, 8, 0
-page_directories:
-	.set	page, 0
-	.rept	2048
-	.quad	page + 0x87
-	.set	page, page + 0x200000
-	.endr
+	RING3_TABLES
 
 	.section .bss
 	.balign 16

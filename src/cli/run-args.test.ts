@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseRunArgs, UsageError } from "./run-args.js";
+import { parseRunArgs, RUN_USAGE, UsageError } from "./run-args.js";
 import { parseSizeMiB, SizeError } from "./size.js";
 
 test("sizes as users type them", () => {
@@ -77,4 +77,8 @@ test("seccomp as in the Firecracker mode: on by default, --no-seccomp, --seccomp
   assert.deepEqual(parseRunArgs(["--no-seccomp"]).seccomp, { kind: "off" });
   assert.deepEqual(parseRunArgs(["--seccomp-filter", "f.json"]).seccomp, { kind: "file", path: "f.json" });
   assert.throws(() => parseRunArgs(["--no-seccomp", "--seccomp-filter", "f.json"]), /'no-seccomp' cannot be used together with argument 'seccomp-filter'/);
+});
+
+test("the usage text shows the vsock handshake's \\n as characters, not as a line break inside the flag's help", () => {
+  assert.match(RUN_USAGE, /\("CONNECT <port>\\n"\), guest connections/);
 });

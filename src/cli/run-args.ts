@@ -56,7 +56,7 @@ export const RUN_USAGE = `usage: petasan run [--kernel FILE] [--initrd FILE] [--
   --rng                a virtio-rng entropy device fed by the host's getrandom
   --vsock cid=N,uds=PATH
                        a virtio-vsock device for guest CID N (3 or more); host programs connect to the unix
-                       socket PATH ("CONNECT <port>\n"), guest connections to port P reach PATH_P
+                       socket PATH ("CONNECT <port>\\n"), guest connections to port P reach PATH_P
   --mmds-config version=V1|V2[,imds][,ipv4=ADDR][,iface=NAME]...
                        the metadata service (Firecracker's MMDS) on the NICs named (default: all --net)
   --mmds-data FILE     JSON for the MMDS data store (needs --mmds-config)

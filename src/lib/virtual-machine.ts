@@ -194,7 +194,7 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
       await vmm.start({ paused: from !== undefined && from.resume === false });
     } catch (error) {
       await vmm?.stop("the VM failed to start");
-      await this.ended({ reason: "internal-error", exitCode: 1, message: `the VM failed to start: ${(error as Error).message}` });
+      await this.ended({ reason: "internal-error", exitCode: 1, message: `the VM failed to start: ${(error as Error).message}` }, { rejected: true });
       throw error;
     }
     this.vmm = vmm;
@@ -350,12 +350,16 @@ export class VirtualMachine extends EventEmitter<VmEvents> {
     return this.logTarget;
   }
 
-  /** Once, when the VM has ended: last metrics line, then close what start() opened, then tell the caller. */
-  private async ended(exit: VmExit): Promise<void> {
+  /**
+   * Once, when the VM has ended: last metrics line, then close what start() opened, then tell the caller. `rejected`:
+   * the caller is told by start()'s rejection, so the end is logged at Info, not said a second time as an error
+   * (`petasan run` printed a failed start twice: the log line and its own).
+   */
+  private async ended(exit: VmExit, { rejected = false } = {}): Promise<void> {
     if (this.ending) return this.exited.then(() => {});
     this.ending = true;
     this.console.detachInput();
-    this.logger(exit.exitCode === 0 ? "Info" : "Error", `VM ended (${exit.reason}, exit code ${exit.exitCode}): ${exit.message}`);
+    this.logger(exit.exitCode === 0 || rejected ? "Info" : "Error", `VM ended (${exit.reason}, exit code ${exit.exitCode}): ${exit.message}`);
     this.metricsRecorder.stopPeriodic();
     if (exit.reason === "vcpu-fault") this.metricsRecorder.count("vcpu", "failures");
     // The last line, as Firecracker writes when its Vmm is dropped (a VM that never ran has none).

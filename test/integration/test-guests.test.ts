@@ -89,6 +89,8 @@ test("a file that is not a kernel, and a missing file, are refused with a clear 
   const missing = await runGuest(path.join(dir, "absent"));
   assert.equal(missing.code, 1, explain(missing));
   assert.match(missing.stderr, /absent.*ENOENT|ENOENT.*absent/, explain(missing));
+  // Said once, in one line (the library's own "VM ended" log line for a failed start is Info, below the default level).
+  for (const run of [bad, missing]) assert.equal(run.stderr.trim().split("\n").length, 1, explain(run));
 });
 
 test("SIGTERM stops a running VM cleanly: vCPUs kicked out of KVM_RUN, exit code 0", { skip }, async () => {
